@@ -1,0 +1,20 @@
+"""PNG / JPEG / BMP through OpenCV, channels returned as RGB."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+
+def read(path: Path) -> np.ndarray:
+    """H x W (grey) or H x W x 3 (RGB; an alpha channel is dropped), in the file's bit depth."""
+    data = np.fromfile(path, dtype=np.uint8)
+    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    if image is None:
+        raise ValueError("OpenCV could not decode it (not an image, or truncated)")
+    if image.ndim == 3:
+        code = cv2.COLOR_BGRA2RGB if image.shape[2] == 4 else cv2.COLOR_BGR2RGB
+        image = cv2.cvtColor(image, code)
+    return image

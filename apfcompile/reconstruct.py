@@ -1,0 +1,102 @@
+"""Patch sequences -> full-size canvases, and the reconstruction ceiling.
+
+:func:`reconstruct` paints every p x p patch into its leaf's box by nearest upsampling (each
+cell of the patch fills its f x f block of the box, ``f = size / p``), which is exactly what a
+per-leaf ``cv2.resize(patch, (size, size), interpolation=cv2.INTER_NEAREST)`` gives. Parts of
+boxes past the canvas are cut off; canvas pixels no leaf covers (dropped leaves) get ``fill``.
+
+The reconstruction ceiling of a sample is the per-class Dice of its mask rebuilt from its own
+serialised mask patches against the original mask: the best score any model can reach through
+this sequence.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import ParameterError
+from .forest import Leaves
+
+__all__ = ["ceiling_dice", "dice_per_class", "reconstruct"]
+
+
+def reconstruct(
+    patches: np.ndarray, leaves: Leaves, shape: tuple[int, int], fill=0
+) -> np.ndarray:
+    """Canvas of ``shape`` (H, W) from ``patches`` (N, p, p, ...) and their ``leaves``.
+
+    Returns ``(H, W) + patches.shape[3:]`` in the patches' dtype.
+    """
+    n, p = patches.shape[0], patches.shape[1]
+    if n != len(leaves):
+        raise ParameterError("patches", f"one patch per leaf ({len(leaves)})", n)
+    h, w = int(shape[0]), int(shape[1])
+    extra = patches.shape[3:]
+    if not n:
+        return np.full((h, w) + extra, fill, patches.dtype)
+    big = int(leaves.size.max())
+    hp = max(-(-h // big) * big, int(leaves.y2.max()))
+    wp = max(-(-w // big) * big, int(leaves.x2.max()))
+    canvas = np.full((hp, wp) + extra, fill, patches.dtype)
+    factors = leaves.size // p
+    for f in np.unique(factors):
+        f = int(f)
+        s = f * p
+        sel = np.flatnonzero(factors == f)
+        view = canvas.reshape((hp // s, s, wp // s, s) + extra)
+        blocks = patches[sel]
+        if f > 1:
+            blocks = np.repeat(np.repeat(blocks, f, axis=1), f, axis=2)
+        view[leaves.y1[sel] // s, :, leaves.x1[sel] // s, :] = blocks
+    return canvas[:h, :w]
+
+
+def dice_per_class(
+    pred: np.ndarray,
+    target: np.ndarray,
+    classes: np.ndarray | None = None,
+    ignore_index: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-class Dice of two label maps of the same shape.
+
+    ``classes``: which labels to score; default every label present in either map (less
+    ``ignore_index``). Pixels where the target is ``ignore_index`` are left out. A class absent
+    from both maps scores 1. Returns ``(classes, dice)``, dice as float64.
+    """
+    if pred.shape != target.shape:
+        raise ParameterError("pred", f"the target's shape {target.shape}", pred.shape)
+    p, t = pred.ravel(), target.ravel()
+    if ignore_index is not None:
+        keep = t != ignore_index
+        p, t = p[keep], t[keep]
+    if classes is None:
+        classes = np.union1d(np.unique(p), np.unique(t))
+        if ignore_index is not None:
+            classes = classes[classes != ignore_index]
+    classes = np.asarray(classes)
+    both = np.union1d(classes, np.union1d(np.unique(p), np.unique(t)))
+    pi, ti = np.searchsorted(both, p), np.searchsorted(both, t)
+    k = both.size
+    confusion = np.bincount(pi.astype(np.int64) * k + ti, minlength=k * k).reshape(k, k)
+    idx = np.searchsorted(both, classes)
+    inter = confusion[idx, idx].astype(np.float64)
+    total = confusion.sum(axis=1)[idx] + confusion.sum(axis=0)[idx]
+    dice = np.where(total > 0, 2 * inter / np.maximum(total, 1), 1.0)
+    return classes, dice
+
+
+def ceiling_dice(
+    mask: np.ndarray,
+    mask_patches: np.ndarray,
+    leaves: Leaves,
+    ignore_index: int | None = None,
+    classes: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-class Dice of ``mask`` against itself rebuilt from its patches ``mask_patches``.
+
+    ``mask_patches`` (N, p, p) as :func:`apfcompile.serialise.serialise_mask` made them for
+    ``leaves``. Returns ``(classes, dice)`` as :func:`dice_per_class`.
+    """
+    fill = 0 if ignore_index is None else ignore_index
+    rebuilt = reconstruct(mask_patches, leaves, mask.shape, fill=fill)
+    return dice_per_class(rebuilt, mask, classes, ignore_index)
