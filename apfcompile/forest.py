@@ -230,6 +230,9 @@ def _greedy(levels: list[_Level], length: int, depth_max: int, n_tx: int) -> lis
             "length", f">= the number of root tiles covering the image ({n_roots})", length,
             "use a larger length or a larger tile size",
         )  # fmt: skip
+    split = [np.zeros(lv.inside.shape, bool) for lv in levels]
+    if depth_max == 0:  # roots at the minimum size: nothing can split
+        return split
     # The greedy prefix is within the `limit` highest-priority splittable nodes (see
     # _priority_prefix), and those all hold at least the limit-th largest edge count: only
     # nodes at or above that count are candidates.
@@ -251,7 +254,6 @@ def _greedy(levels: list[_Level], length: int, depth_max: int, n_tx: int) -> lis
     count = n_roots + np.cumsum(added[order])
     over = np.flatnonzero(count > length)
     order = order[: over[0]] if over.size else order
-    split = [np.zeros(lv.inside.shape, bool) for lv in levels]
     for d in range(depth_max):
         sel = order[depth[order] == d]
         split[d][iy[sel], ix[sel]] = True

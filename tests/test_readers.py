@@ -1,0 +1,86 @@
+"""Readers: real files in, one clear error per bad file."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tifffile
+
+from apfcompile import InputNotFoundError, UnreadableInputError
+from apfcompile.readers import read_array, suffix_of
+
+from .conftest import shared
+
+
+def test_real_svs_slide():
+    image = read_array(shared("wsi/cmu_small_region.svs"))
+    assert image.shape == (2967, 2220, 3) and image.dtype == np.uint8
+
+
+def test_real_nifti_and_tiff():
+    assert read_array(shared("ct/example_ct_sm.nii.gz")).shape == (122, 101, 30)
+    assert read_array(shared("nuclei/mask2d.tif")).dtype == np.uint16
+
+
+def test_png_is_rgb(tmp_path):
+    import cv2
+
+    rgb = np.zeros((4, 5, 3), np.uint8)
+    rgb[..., 0] = 255  # red
+    cv2.imwrite(str(tmp_path / "a.png"), rgb[..., ::-1])
+    np.testing.assert_array_equal(read_array(tmp_path / "a.png"), rgb)
+
+
+def test_npy_and_npz(tmp_path):
+    a = np.arange(12, dtype=np.uint16).reshape(3, 4)
+    np.save(tmp_path / "a.npy", a)
+    np.savez(tmp_path / "b.npz", image=a, other=a)
+    np.testing.assert_array_equal(read_array(tmp_path / "a.npy"), a)
+    np.testing.assert_array_equal(read_array(tmp_path / "b.npz"), a)
+
+
+def test_suffixes():
+    assert suffix_of("x/IMG0001.NII.GZ") == ".nii.gz"
+    assert suffix_of("slide.svs") == ".svs"
+
+
+def truncated(path, data: bytes, keep: float = 0.5):
+    path.write_bytes(data[: int(len(data) * keep)])
+    return path
+
+
+@pytest.mark.parametrize("case", ["missing", "empty", "not-an-image", "truncated-png", "truncated-tiff",
+                                  "truncated-nifti", "unknown-suffix", "pickled-npy"])  # fmt: skip
+def test_bad_files_get_one_clear_error(tmp_path, case, tissue):
+    import cv2
+
+    if case == "missing":
+        with pytest.raises(InputNotFoundError, match="no such file"):
+            read_array(tmp_path / "nope.png")
+        return
+    if case == "empty":
+        path = tmp_path / "empty.png"
+        path.write_bytes(b"")
+    elif case == "not-an-image":
+        path = tmp_path / "notes.png"
+        path.write_text("these are my notes, not a picture\n")
+    elif case == "truncated-png":
+        ok, data = cv2.imencode(".png", tissue[:256, :256])
+        path = truncated(tmp_path / "cut.png", data.tobytes())
+    elif case == "truncated-tiff":
+        tifffile.imwrite(tmp_path / "whole.tif", tissue[:256, :256], tile=(64, 64), compression="zlib")
+        path = truncated(tmp_path / "cut.tif", (tmp_path / "whole.tif").read_bytes(), 0.3)
+    elif case == "truncated-nifti":
+        from apfcompile.demo import sample_path
+
+        path = truncated(tmp_path / "cut.nii.gz", sample_path("ct_abdomen.nii.gz").read_bytes())
+    elif case == "unknown-suffix":
+        path = tmp_path / "image.xyz"
+        path.write_bytes(b"1234")
+    else:
+        path = tmp_path / "obj.npy"
+        np.save(path, np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    with pytest.raises(UnreadableInputError) as info:
+        read_array(path)
+    message = str(info.value)
+    assert str(path) in message and "\n" not in message

@@ -1,0 +1,64 @@
+"""Back to full size: the vectorised painter equals the per-leaf loop; Dice and the ceiling."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from apfcompile import PatchParams, ceiling_dice, dice_per_class, patchify, reconstruct, serialise_mask
+from apfcompile import ForestParams, build_forest, edge_count_grid, select_leaves
+
+from . import oracle
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(h=st.integers(1, 80), w=st.integers(1, 80), p_log=st.integers(0, 3), extra=st.sampled_from([(), (3,)]),
+       seed=st.integers(0, 2**31), drop=st.booleans())  # fmt: skip
+def test_reconstruct_equals_the_per_leaf_loop(h, w, p_log, extra, seed, drop):
+    p = 1 << p_log
+    rng = np.random.default_rng(seed)
+    edges = np.where(rng.random((h, w)) < 0.1, 255, 0).astype(np.uint8)
+    m = max(p, 1)
+    leaves = build_forest(edge_count_grid(edges, m), (h, w), ForestParams(length=60, min_size=m))
+    if drop and len(leaves) > 2:  # gaps where leaves were dropped keep the fill value
+        leaves = leaves.take(select_leaves(leaves, len(leaves) // 2, "random", seed))
+    patches = rng.integers(0, 250, (len(leaves), p, p) + extra).astype(np.uint8)
+    got = reconstruct(patches, leaves, (h, w), fill=255)
+    boxes = list(zip(leaves.x1.tolist(), leaves.y1.tolist(), leaves.size.tolist()))
+    np.testing.assert_array_equal(got, oracle.reconstruct_loop(patches, boxes, (h, w), fill=255))
+
+
+def test_dice_per_class():
+    target = np.array([[0, 1, 1], [2, 2, 0]])
+    pred = np.array([[0, 1, 0], [2, 2, 2]])
+    classes, dice = dice_per_class(pred, target)
+    assert classes.tolist() == [0, 1, 2]
+    np.testing.assert_allclose(dice, [2 * 1 / 4, 2 * 1 / 3, 2 * 2 / 5])
+    classes, dice = dice_per_class(pred, target, classes=[1, 7])
+    np.testing.assert_allclose(dice, [2 / 3, 1.0])  # absent from both -> 1
+    classes, dice = dice_per_class(np.array([1, 1, 3]), np.array([1, 255, 255]), ignore_index=255)
+    assert classes.tolist() == [1] and dice.tolist() == [1.0]
+
+
+def test_ceiling_on_real_ct_slice_beats_published_resampling(ct_slice):
+    """Majority-down / nearest-up keeps organ labels; it never invents a label in between."""
+    image, seg = ct_slice
+    sample = patchify(image, seg, PatchParams.make(8, min_size=8, length=64, window=(-175, 250)))
+    classes, dice = sample.ceiling
+    assert set(np.unique(reconstruct(sample.mask, sample.leaves, seg.shape)).tolist()) <= set(np.unique(seg).tolist())
+    classes2, dice2 = ceiling_dice(seg, sample.mask, sample.leaves)
+    np.testing.assert_array_equal(dice, dice2)
+    nearest = serialise_mask(seg, sample.leaves, 8, "nearest")
+    _, dice_nearest = ceiling_dice(seg, nearest, sample.leaves, classes=classes)
+    assert dice[classes > 0].mean() >= dice_nearest[classes > 0].mean()
+
+
+@pytest.mark.parametrize("method", ["mode", "nearest"])
+def test_ceiling_is_one_when_leaves_are_patch_sized(nuclei, method):
+    image, mask = nuclei
+    edges = np.full(mask.shape, 255, np.uint8)
+    leaves = build_forest(edge_count_grid(edges, 8), mask.shape, ForestParams(length=4096))
+    classes, dice = ceiling_dice(mask, serialise_mask(mask, leaves, 8, method), leaves)
+    assert np.all(dice == 1.0)
