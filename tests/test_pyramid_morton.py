@@ -53,3 +53,12 @@ def test_morton_is_z_order():
     y, x = np.divmod(np.arange(16), 4)
     codes = morton_encode(y, x).reshape(4, 4)
     np.testing.assert_array_equal(codes, [[0, 1, 4, 5], [2, 3, 6, 7], [8, 9, 12, 13], [10, 11, 14, 15]])
+
+
+def test_large_uint8_level_uses_bands_and_threads_exactly():
+    """Above 4 M pixels the uint8 fast path works in threaded bands; odd sides included."""
+    a = np.random.default_rng(5).integers(0, 256, (2049, 2051, 3), dtype=np.uint8)
+    pad = np.zeros((2050, 2052, 3), np.int64)
+    pad[:2049, :2051] = a
+    want = pad[0::2, 0::2] + pad[1::2, 0::2] + pad[0::2, 1::2] + pad[1::2, 1::2]
+    np.testing.assert_array_equal(sum_pyramid(a, 1)[1], want)

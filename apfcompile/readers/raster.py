@@ -15,6 +15,8 @@ def read(path: Path) -> np.ndarray:
     if image is None:
         raise ValueError("OpenCV could not decode it (not an image, or truncated)")
     if image.ndim == 3:
-        code = cv2.COLOR_BGRA2RGB if image.shape[2] == 4 else cv2.COLOR_BGR2RGB
-        image = cv2.cvtColor(image, code)
+        if image.shape[2] == 4:
+            image = cv2.cvtColor(image, cv2.COLOR_BGRA2RGB)
+        else:
+            cv2.cvtColor(image, cv2.COLOR_BGR2RGB, dst=image)  # in place: no second full copy
     return image

@@ -1,0 +1,81 @@
+"""Shared helpers for the benchmark scripts: real test images and honest timing."""
+
+from __future__ import annotations
+
+import gc
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from apfcompile.demo import sample_path
+from apfcompile.readers import read_array
+
+ROOT = Path(__file__).resolve().parent
+CACHE = ROOT / ".cache"
+SHARED_SVS = ROOT.parents[1] / "shared" / "data" / "wsi" / "cmu_small_region.svs"
+
+
+def real_tissue() -> tuple[np.ndarray, str]:
+    """The real H&E region: ../shared's SVS (2967 x 2220) if present, else the bundled crop."""
+    if SHARED_SVS.exists():
+        return read_array(SHARED_SVS), "shared/data/wsi/cmu_small_region.svs"
+    return read_array(sample_path("he_tissue.tif")), "apfcompile/samples/he_tissue.tif"
+
+
+def mirror_tile(image: np.ndarray, side: int) -> np.ndarray:
+    """A side x side real-texture image: the image and its mirror images tiled (no seams)."""
+    row = np.concatenate([image, image[:, ::-1]], axis=1)
+    block = np.concatenate([row, row[::-1]], axis=0)
+    reps = (-(-side // block.shape[0]), -(-side // block.shape[1]), 1)
+    return np.ascontiguousarray(np.tile(block, reps)[:side, :side])
+
+
+def texture_png(side: int = 8192) -> tuple[Path, str]:
+    """A cached PNG of the mirror-tiled real tissue at side x side (made once, ~75 MB at 8 K)."""
+    tissue, origin = real_tissue()
+    CACHE.mkdir(exist_ok=True)
+    path = CACHE / f"tissue_{side}.png"
+    if not path.exists():
+        tmp = path.with_suffix(".tmp.png")
+        cv2.imwrite(str(tmp), mirror_tile(tissue, side)[:, :, ::-1])
+        tmp.rename(path)
+    return path, origin
+
+
+def timeit(fn: Callable[[], object], repeat: int) -> tuple[float, object]:
+    """Median wall time over ``repeat`` runs (after one untimed warm-up) and the last result."""
+    result = fn()
+    times = []
+    for _ in range(repeat):
+        gc.collect()
+        t0 = time.perf_counter()
+        result = fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times), result
+
+
+def timeit_pair(
+    a: Callable[[], object], b: Callable[[], object], repeat: int
+) -> tuple[float, float, float, object]:
+    """Run ``a`` and ``b`` alternately ``repeat`` times (so drift hits both alike).
+
+    Returns the median time of each, the median of the per-pair ratios b/a, and b's last result.
+    """
+    a()
+    result = b()
+    ta, tb = [], []
+    for _ in range(repeat):
+        gc.collect()
+        t0 = time.perf_counter()
+        a()
+        t1 = time.perf_counter()
+        result = b()
+        t2 = time.perf_counter()
+        ta.append(t1 - t0)
+        tb.append(t2 - t1)
+    ratio = statistics.median(y / x for x, y in zip(ta, tb))
+    return statistics.median(ta), statistics.median(tb), ratio, result
