@@ -172,3 +172,17 @@ def test_bad_parameters_name_the_field(kw, name):
 def test_too_many_tiles_for_length():
     with pytest.raises(ParameterError, match="root tiles"):
         forest_of(np.zeros((64, 64), np.uint8), length=3, min_size=8, tile_size=16)
+
+
+@pytest.mark.shared
+def test_greedy_on_shared_slide_matches_oracle():
+    """The real SVS region from ../shared (2967 x 2220: non-square, padded to a 4096 tile)."""
+    from apfcompile.readers import read_array
+
+    from .conftest import shared
+
+    image = read_array(shared("wsi/cmu_small_region.svs"))[:1500, :1100]
+    edges = edge_map(image)
+    leaves = forest_of(edges, length=900, min_size=8)
+    assert as_tuples(leaves) == oracle.greedy_leaves(edges, 900, 8)
+    assert_tiles_canvas(leaves, edges.shape)
