@@ -1,0 +1,136 @@
+"""Reading datasets: the manifest, per-shard tables, one sample's rows, and verification."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import zarr
+
+from .errors import CorruptShardError, DatasetNotFoundError, FormatError
+from .spec import MANIFEST_NAME, NODES_NAME, PATCHES_NAME, SAMPLES_NAME, Manifest, ShardInfo, parse_manifest
+
+__all__ = ["Dataset", "SampleData", "open_dataset"]
+
+
+@dataclass(frozen=True)
+class SampleData:
+    """One sample read back: its samples.parquet row, node columns and patch arrays."""
+
+    meta: dict
+    nodes: dict[str, np.ndarray]
+    image: np.ndarray
+    mask: np.ndarray | None
+
+
+def _local(path: str | os.PathLike) -> Path:
+    text = os.fspath(path)
+    if "://" in text and not text.startswith("file://"):
+        raise FormatError(f"{text}: URLs other than file:// are not supported yet; use a local path")
+    return Path(text.removeprefix("file://"))
+
+
+class Dataset:
+    """An apfcompile dataset opened for reading (see ``formats/FORMAT.md``)."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = _local(path)
+        manifest_path = self.path / MANIFEST_NAME
+        if not manifest_path.is_file():
+            raise DatasetNotFoundError(self.path)
+        self.manifest: Manifest = parse_manifest(manifest_path.read_bytes(), manifest_path)
+
+    def shard_dir(self, shard: int | ShardInfo) -> Path:
+        info = self.manifest.shards[shard] if isinstance(shard, int) else shard
+        return self.path / info.path
+
+    @cached_property
+    def samples(self) -> pa.Table:
+        """All samples.parquet rows, in shard order, with a ``shard`` column (the shard's index)."""
+        tables = []
+        for i, info in enumerate(self.manifest.shards):
+            t = self._read_table(info, SAMPLES_NAME)
+            tables.append(t.append_column("shard", pa.array(np.full(t.num_rows, i, np.int32))))
+        if not tables:
+            return pa.table({"sample": pa.array([], pa.int64()), "shard": pa.array([], pa.int32())})
+        return pa.concat_tables(tables)
+
+    def nodes(self, shard: int) -> pa.Table:
+        """The nodes.parquet table of shard ``shard``."""
+        return self._read_table(self.manifest.shards[shard], NODES_NAME)
+
+    def _read_table(self, info: ShardInfo, name: str) -> pa.Table:
+        path = self.shard_dir(info) / name
+        try:
+            return pq.read_table(path)
+        except (OSError, pa.ArrowException) as exc:
+            raise CorruptShardError(path, f"cannot read {name} ({exc})") from exc
+
+    def find(self, sample: int | str) -> int:
+        """Row index in :attr:`samples` of a sample id (int) or key (str; its first view)."""
+        table = self.samples
+        if isinstance(sample, str) and not sample.lstrip("-").isdigit():
+            hits = np.flatnonzero(pc.equal(table["key"], sample).to_numpy(zero_copy_only=False))
+        else:
+            hits = np.flatnonzero(table["sample"].to_numpy() == int(sample))
+        if hits.size == 0:
+            raise KeyError(f"{self.path}: no sample {sample!r}; `apfcompile dump` lists the keys and ids")
+        return int(hits[0])
+
+    def read_sample(self, sample: int | str) -> SampleData:
+        """One sample's metadata, nodes and patches, by id or key."""
+        row = self.find(sample)
+        meta = {k: v[0] for k, v in self.samples.slice(row, 1).to_pydict().items()}
+        info = self.manifest.shards[meta["shard"]]
+        start, count = int(meta["offset"]), int(meta["count"])
+        nodes = self.nodes(meta["shard"]).slice(start, count)
+        group = zarr.open_group(str(self.shard_dir(info) / PATCHES_NAME), mode="r")
+        image = group["image"][start : start + count]
+        mask = group["mask"][start : start + count] if "mask" in group else None
+        cols = {name: nodes[name].to_numpy() for name in nodes.column_names if name != "sample"}
+        return SampleData(meta, cols, image, mask)
+
+    def verify(self) -> list[str]:
+        """Every problem found (missing, extra-size or altered files; inconsistent counts): [] if whole."""
+        problems = []
+        for info in self.manifest.shards:
+            folder = self.shard_dir(info)
+            for rel, record in sorted(info.files.items()):
+                path = folder / rel
+                if not path.is_file():
+                    problems.append(f"{info.path}/{rel}: missing")
+                    continue
+                size = path.stat().st_size
+                if size != record.bytes:
+                    problems.append(f"{info.path}/{rel}: {size} bytes, expected {record.bytes}")
+                    continue
+                digest = hashlib.sha256(path.read_bytes()).hexdigest()
+                if digest != record.sha256:
+                    problems.append(f"{info.path}/{rel}: checksum mismatch (stored {record.sha256[:12]}..., "
+                                    f"computed {digest[:12]}...)")  # fmt: skip
+            if any(p.startswith(info.path + "/") for p in problems):
+                continue
+            try:
+                samples = self._read_table(info, SAMPLES_NAME)
+                nodes = self._read_table(info, NODES_NAME)
+                group = zarr.open_group(str(folder / PATCHES_NAME), mode="r")
+                n_image = group["image"].shape[0]
+            except (FormatError, OSError, ValueError, KeyError) as exc:
+                problems.append(f"{info.path}: unreadable ({exc})")
+                continue
+            if samples.num_rows != info.samples or nodes.num_rows != info.nodes or n_image != info.nodes:
+                problems.append(f"{info.path}: counts disagree (manifest {info.samples} samples / {info.nodes} "
+                                f"nodes; files {samples.num_rows} / {nodes.num_rows} / {n_image})")  # fmt: skip
+        return problems
+
+
+def open_dataset(path: str | os.PathLike) -> Dataset:
+    """Open a dataset folder; raises :class:`DatasetNotFoundError` or :class:`ManifestError`."""
+    return Dataset(path)

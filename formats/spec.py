@@ -1,0 +1,304 @@
+"""The apfcompile dataset format, version 1, as typed code.
+
+The prose spec is ``formats/FORMAT.md``; this module says the same thing in code: names, the
+manifest's fields (frozen dataclasses with ``from_dict`` / ``to_dict``; unknown keys rejected),
+the Parquet schemas, and the rule that every path in a manifest is relative and stays inside the
+dataset.
+"""
+
+from __future__ import annotations
+
+import json
+import posixpath
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+
+from .errors import ManifestError, UnsafePathError, UnsupportedVersionError
+
+__all__ = [
+    "FORMAT_NAME", "FORMAT_VERSION", "MANIFEST_NAME", "NODE_SCHEMA", "SAMPLE_SCHEMA", "SHARD_RECORD_NAME",
+    "ClassInfo", "Failure", "FileRecord", "Manifest", "ShardInfo", "View", "check_relative_path",
+    "manifest_bytes", "parse_manifest",
+]  # fmt: skip
+
+FORMAT_NAME = "apfcompile"
+FORMAT_VERSION = 1
+MANIFEST_NAME = "apf.json"
+SHARD_RECORD_NAME = "shard.json"
+SHARDS_DIR = "shards"
+PATCHES_NAME = "patches.zarr"
+NODES_NAME = "nodes.parquet"
+SAMPLES_NAME = "samples.parquet"
+
+NODE_SCHEMA = pa.schema(
+    [
+        ("sample", pa.int64()), ("x1", pa.int32()), ("x2", pa.int32()), ("y1", pa.int32()),
+        ("y2", pa.int32()), ("size", pa.int32()), ("cx", pa.float32()), ("cy", pa.float32()),
+        ("depth", pa.int16()), ("edges", pa.int64()),
+    ]
+)  # fmt: skip
+"""One row per node (leaf); row i of a shard's nodes.parquet <-> row i of its Zarr arrays."""
+
+SAMPLE_SCHEMA = pa.schema(
+    [
+        ("sample", pa.int64()), ("key", pa.string()), ("source", pa.string()),
+        ("mask_source", pa.string()), ("view", pa.int16()),
+        ("canvas_h", pa.int32()), ("canvas_w", pa.int32()), ("orig_h", pa.int32()), ("orig_w", pa.int32()),
+        ("scale_y", pa.float64()), ("scale_x", pa.float64()), ("offset_y", pa.float64()), ("offset_x", pa.float64()),
+        ("slice_axis", pa.int8()), ("slice_index", pa.int32()),
+        ("offset", pa.int64()), ("count", pa.int32()), ("gamma", pa.float64()),
+        ("ceiling_dice", pa.float64()), ("ceiling_classes", pa.list_(pa.int64())),
+        ("ceiling_per_class", pa.list_(pa.float64())),
+        ("blur", pa.int16()), ("canny_lo", pa.float32()), ("canny_hi", pa.float32()),
+    ]
+)  # fmt: skip
+"""One row per sample: the (input, slice, view) triple compiled into one sequence."""
+
+
+def _fail(path: object, problem: str) -> ManifestError:
+    return ManifestError(path, problem)
+
+
+def _expect(d: dict, key: str, kind: type | tuple[type, ...], path: object, where: str = "") -> Any:
+    if key not in d:
+        raise _fail(path, f"missing field {where}{key!r}")
+    value = d[key]
+    if isinstance(value, bool) and kind in (int, float, (int, float)):
+        raise _fail(path, f"field {where}{key!r}: expected {kind}, found a boolean")
+    if not isinstance(value, kind):
+        raise _fail(path, f"field {where}{key!r}: expected {getattr(kind, '__name__', kind)}, found {type(value).__name__}")
+    return value
+
+
+def _only(d: dict, allowed: set[str], path: object, where: str) -> None:
+    extra = sorted(set(d) - allowed)
+    if extra:
+        raise _fail(path, f"unknown field(s) {extra} in {where or 'manifest'}")
+
+
+def check_relative_path(value: str, path: object) -> str:
+    """``value`` if it is a relative POSIX path that stays inside the dataset, else raise."""
+    if not isinstance(value, str) or not value:
+        raise UnsafePathError(path, str(value))
+    norm = posixpath.normpath(value)
+    if (
+        value.startswith(("/", "\\")) or "\\" in value or ":" in value
+        or norm == ".." or norm.startswith("../") or norm == "."
+    ):  # fmt: skip
+        raise UnsafePathError(path, value)
+    return norm
+
+
+@dataclass(frozen=True)
+class FileRecord:
+    """Size in bytes and SHA-256 (hex) of one file."""
+
+    bytes: int
+    sha256: str
+
+    def to_dict(self) -> dict:
+        return {"bytes": self.bytes, "sha256": self.sha256}
+
+    @classmethod
+    def from_dict(cls, d: Any, path: object, where: str) -> FileRecord:
+        if not isinstance(d, dict):
+            raise _fail(path, f"{where}: expected an object")
+        _only(d, {"bytes", "sha256"}, path, where)
+        return cls(_expect(d, "bytes", int, path, where + "."), _expect(d, "sha256", str, path, where + "."))
+
+
+@dataclass(frozen=True)
+class ShardInfo:
+    """One shard: its folder (relative to the dataset), counts, byte total and every file."""
+
+    path: str
+    samples: int
+    nodes: int
+    bytes: int
+    files: dict[str, FileRecord] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {
+            "path": self.path, "samples": self.samples, "nodes": self.nodes, "bytes": self.bytes,
+            "files": {k: v.to_dict() for k, v in sorted(self.files.items())},
+        }  # fmt: skip
+
+    @classmethod
+    def from_dict(cls, d: Any, path: object, where: str = "shard") -> ShardInfo:
+        if not isinstance(d, dict):
+            raise _fail(path, f"{where}: expected an object")
+        _only(d, {"path", "samples", "nodes", "bytes", "files"}, path, where)
+        files = _expect(d, "files", dict, path, where + ".")
+        return cls(
+            path=check_relative_path(_expect(d, "path", str, path, where + "."), path),
+            samples=_expect(d, "samples", int, path, where + "."),
+            nodes=_expect(d, "nodes", int, path, where + "."),
+            bytes=_expect(d, "bytes", int, path, where + "."),
+            files={check_relative_path(k, path): FileRecord.from_dict(v, path, f"{where}.files[{k!r}]")
+                   for k, v in files.items()},  # fmt: skip
+        )
+
+
+@dataclass(frozen=True)
+class Failure:
+    """An input that could not be compiled, and why (one line)."""
+
+    source: str
+    error: str
+
+    def to_dict(self) -> dict:
+        return {"source": self.source, "error": self.error}
+
+    @classmethod
+    def from_dict(cls, d: Any, path: object) -> Failure:
+        if not isinstance(d, dict):
+            raise _fail(path, "failures: expected objects")
+        _only(d, {"source", "error"}, path, "failure")
+        return cls(_expect(d, "source", str, path), _expect(d, "error", str, path))
+
+
+@dataclass(frozen=True)
+class ClassInfo:
+    """A label id and its name."""
+
+    id: int
+    name: str
+
+    def to_dict(self) -> dict:
+        return {"id": self.id, "name": self.name}
+
+    @classmethod
+    def from_dict(cls, d: Any, path: object) -> ClassInfo:
+        if not isinstance(d, dict):
+            raise _fail(path, "classes: expected objects")
+        _only(d, {"id", "name"}, path, "class")
+        return cls(_expect(d, "id", int, path), _expect(d, "name", str, path))
+
+
+@dataclass(frozen=True)
+class View:
+    """Edge settings a sample was compiled under: Gaussian kernel and Canny thresholds."""
+
+    blur: int
+    canny_lo: float
+    canny_hi: float
+
+    def to_dict(self) -> dict:
+        return {"blur": self.blur, "canny_lo": self.canny_lo, "canny_hi": self.canny_hi}
+
+    @classmethod
+    def from_dict(cls, d: Any, path: object) -> View:
+        if not isinstance(d, dict):
+            raise _fail(path, "views: expected objects")
+        _only(d, {"blur", "canny_lo", "canny_hi"}, path, "view")
+        return cls(
+            _expect(d, "blur", int, path),
+            float(_expect(d, "canny_lo", (int, float), path)),
+            float(_expect(d, "canny_hi", (int, float), path)),
+        )
+
+
+_MANIFEST_KEYS = {
+    "format", "version", "patch_size", "channels", "image_dtype", "mask_dtype", "classes",
+    "ignore_index", "views", "parameters", "totals", "shards", "failures",
+}  # fmt: skip
+_DTYPES = {"uint8", "uint16", "int16", "float32"}
+_MASK_DTYPES = {"uint8", "uint16", "int16", "int32", "int64", "uint32"}
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """The dataset's ``apf.json``: what was compiled, how, and where every shard is.
+
+    ``totals`` is derived (samples, nodes, bytes, shards, failures) and checked on reading.
+    """
+
+    patch_size: int
+    channels: int
+    image_dtype: str
+    mask_dtype: str | None
+    classes: tuple[ClassInfo, ...] | None
+    ignore_index: int | None
+    views: tuple[View, ...]
+    parameters: dict[str, Any]
+    shards: tuple[ShardInfo, ...]
+    failures: tuple[Failure, ...] = ()
+    version: int = FORMAT_VERSION
+
+    @property
+    def totals(self) -> dict[str, int]:
+        return {
+            "samples": sum(s.samples for s in self.shards),
+            "nodes": sum(s.nodes for s in self.shards),
+            "bytes": sum(s.bytes for s in self.shards),
+            "shards": len(self.shards),
+            "failures": len(self.failures),
+        }
+
+    def to_dict(self) -> dict:
+        return {
+            "format": FORMAT_NAME, "version": self.version, "patch_size": self.patch_size,
+            "channels": self.channels, "image_dtype": self.image_dtype, "mask_dtype": self.mask_dtype,
+            "classes": None if self.classes is None else [c.to_dict() for c in self.classes],
+            "ignore_index": self.ignore_index, "views": [v.to_dict() for v in self.views],
+            "parameters": self.parameters, "totals": self.totals,
+            "shards": [s.to_dict() for s in self.shards], "failures": [f.to_dict() for f in self.failures],
+        }  # fmt: skip
+
+
+def parse_manifest(raw: bytes | str, path: object) -> Manifest:
+    """Parse and validate ``apf.json`` content; raise :class:`ManifestError` naming ``path``."""
+    try:
+        d = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise _fail(path, f"not valid JSON ({exc})") from exc
+    if not isinstance(d, dict):
+        raise _fail(path, "expected a JSON object at the top")
+    if d.get("format") != FORMAT_NAME:
+        raise _fail(path, f"field 'format': expected {FORMAT_NAME!r}, found {d.get('format')!r}")
+    version = _expect(d, "version", int, path)
+    if version > FORMAT_VERSION:
+        raise UnsupportedVersionError(path, version, FORMAT_VERSION)
+    if version < 1:
+        raise _fail(path, f"field 'version': expected >= 1, found {version}")
+    _only(d, _MANIFEST_KEYS, path, "")
+    image_dtype = _expect(d, "image_dtype", str, path)
+    if image_dtype not in _DTYPES:
+        raise _fail(path, f"field 'image_dtype': expected one of {sorted(_DTYPES)}, found {image_dtype!r}")
+    mask_dtype = d.get("mask_dtype")
+    if mask_dtype is not None and mask_dtype not in _MASK_DTYPES:
+        raise _fail(path, f"field 'mask_dtype': expected one of {sorted(_MASK_DTYPES)} or null, found {mask_dtype!r}")
+    classes = d.get("classes")
+    ignore = d.get("ignore_index")
+    if ignore is not None and (isinstance(ignore, bool) or not isinstance(ignore, int)):
+        raise _fail(path, f"field 'ignore_index': expected an integer or null, found {ignore!r}")
+    manifest = Manifest(
+        version=version,
+        patch_size=_expect(d, "patch_size", int, path),
+        channels=_expect(d, "channels", int, path),
+        image_dtype=image_dtype,
+        mask_dtype=mask_dtype,
+        classes=None if classes is None else tuple(ClassInfo.from_dict(c, path) for c in _list(classes, "classes", path)),
+        ignore_index=ignore,
+        views=tuple(View.from_dict(v, path) for v in _list(_expect(d, "views", list, path), "views", path)),
+        parameters=_expect(d, "parameters", dict, path),
+        shards=tuple(ShardInfo.from_dict(s, path, f"shards[{i}]") for i, s in enumerate(_expect(d, "shards", list, path))),
+        failures=tuple(Failure.from_dict(f, path) for f in _expect(d, "failures", list, path)),
+    )  # fmt: skip
+    totals = d.get("totals")
+    if totals != manifest.totals:
+        raise _fail(path, f"field 'totals': {totals} does not match the shard list ({manifest.totals})")
+    return manifest
+
+
+def _list(value: Any, name: str, path: object) -> list:
+    if not isinstance(value, list):
+        raise _fail(path, f"field {name!r}: expected a list")
+    return value
+
+
+def manifest_bytes(manifest: Manifest) -> bytes:
+    """The canonical serialisation: sorted keys, one-space indent, trailing newline, UTF-8."""
+    return (json.dumps(manifest.to_dict(), indent=1, sort_keys=True) + "\n").encode("utf-8")
