@@ -6,25 +6,32 @@ one line, ``apfcompile: error: ...``, with exit status 1; click's own usage erro
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from functools import wraps
+from pathlib import Path
 
 import click
 
 from . import __version__
+from formats import FormatError
+
 from .errors import APFError
 
 
 def _friendly(fn: Callable) -> Callable:
-    """Turn APFError into one line on stderr and exit status 1 (no traceback)."""
+    """Turn APFError / FormatError into one line on stderr and exit status 1 (no traceback)."""
 
     @wraps(fn)
     def run(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except APFError as exc:
+        except (APFError, FormatError) as exc:
             click.echo(f"apfcompile: error: {exc}", err=True)
+            sys.exit(1)
+        except KeyError as exc:  # a sample that is not in the dataset
+            click.echo(f"apfcompile: error: {exc.args[0] if exc.args else exc}", err=True)
             sys.exit(1)
 
     return run
@@ -41,27 +48,155 @@ def main() -> None:
     """
 
 
-@main.command()
-@click.argument("output", required=False, default="apf-demo", type=click.Path(file_okay=False))
-@_friendly
-def demo(output: str) -> None:
-    """Run the core on the bundled real samples and write previews to OUTPUT (./apf-demo).
+def _view(ctx, param, values: tuple[str, ...]) -> tuple[tuple[int, float, float], ...]:
+    out = []
+    for v in values:
+        try:
+            k, lo, hi = v.split(":")
+            out.append((int(k), float(lo), float(hi)))
+        except ValueError:
+            raise click.BadParameter(f"{v!r}: expected K:LO:HI, e.g. 5:50:150") from None
+    return tuple(out)
 
-    Patchifies an H&E tissue crop, a fluorescence nuclei image with its labels and one abdominal
-    CT slice with organ labels; prints leaves, leaf sizes, compression ratio (gamma: uniform
-    p x p patches / leaves) and the reconstruction ceiling (mean foreground Dice of the mask rebuilt
-    from its own patches), and writes one picture per sample: leaf borders, mask, rebuilt mask.
+
+@main.command(context_settings={"max_content_width": 100})
+@click.argument("input", type=click.Path(path_type=Path))
+@click.argument("output", type=click.Path(path_type=Path))
+@click.option("--layout", type=click.Choice(["auto", "folder", "paip", "btcv", "list"]), default="auto",
+              show_default=True, help="How INPUT is organised (see below).")
+@click.option("--masks", type=click.Path(path_type=Path), help="folder layout: masks here, paired by relative path and stem.")
+@click.option("--paip-label", type=click.Choice(["both", "whole", "viable"]), default="both", show_default=True,
+              help="PAIP labels: both = 0 bg / 1 whole-not-viable / 2 viable; whole or viable = 0/1.")
+@click.option("--resolution", type=click.IntRange(min=1), help="Canvas side R; default: each image's own size.")
+@click.option("--fit", type=click.Choice(["square", "pad"]), default="square", show_default=True,
+              help="square: resize to R x R (the paper); pad: keep aspect, pad to R x R.")
+@click.option("--patch-size", "-p", type=click.IntRange(min=1), default=8, show_default=True,
+              help="Side of every output patch (a power of two).")
+@click.option("--length", "-L", type=click.IntRange(min=1), default=1024, show_default=True,
+              help="greedy: the most leaves per sample.")
+@click.option("--policy", type=click.Choice(["greedy", "threshold"]), default="greedy", show_default=True,
+              help="greedy: split the most-edged leaf until L; threshold: split while edges > v.")
+@click.option("--split-value", type=click.IntRange(min=0), default=0, show_default=True,
+              help="threshold: split nodes with more edge pixels than this.")
+@click.option("--max-depth", type=click.IntRange(min=0), help="threshold: deepest level (root = 0).")
+@click.option("--min-size", type=click.IntRange(min=1), help="Smallest leaf side (power of two >= p); default p.")
+@click.option("--tile-size", type=click.IntRange(min=1), help="Root tile side (power of two); default one tile.")
+@click.option("--blur", type=click.IntRange(min=1), default=3, show_default=True, help="Gaussian kernel K (odd; 1 = none).")
+@click.option("--canny", type=(float, float), default=(100.0, 200.0), show_default=True, help="Canny thresholds LO HI.")
+@click.option("--view", "views", multiple=True, callback=_view, metavar="K:LO:HI",
+              help="Compile each sample again under these edge settings (repeatable; replaces --blur/--canny).")
+@click.option("--window", type=(float, float), help="Fixed intensity window LO HI for edges of non-uint8 images.")
+@click.option("--image-resample", type=click.Choice(["area", "nearest"]), default="area", show_default=True,
+              help="Leaf -> patch for images: exact box mean, or nearest (published code parity).")
+@click.option("--mask-resample", type=click.Choice(["mode", "nearest"]), default="mode", show_default=True,
+              help="Leaf -> patch for masks: majority label, or nearest.")
+@click.option("--ignore-index", type=int, help="Mask label that marks unlabelled pixels (e.g. 255).")
+@click.option("--mask-dtype", type=click.Choice(["auto", "uint8", "uint16", "int16", "int32"]), default="auto",
+              show_default=True, help="Stored mask dtype; auto = uint8 for paip/btcv, uint16 otherwise.")
+@click.option("--workers", "-j", type=click.IntRange(min=1), default=os.cpu_count() or 1, show_default="all cores",
+              help="Worker processes.")
+@click.option("--shard-samples", type=click.IntRange(min=1), default=256, show_default=True, help="Samples per shard.")
+@click.option("--resume", is_flag=True, help="Finish an interrupted compile into OUTPUT, keeping finished shards.")
+@click.option("--overwrite", is_flag=True, help="Replace the dataset already in OUTPUT.")
+@click.option("--on-error", type=click.Choice(["fail", "skip"]), default="fail", show_default=True,
+              help="fail: stop at the first bad input; skip: record it in the manifest and go on.")
+@_friendly
+def compile(input: Path, output: Path, **options) -> None:  # noqa: A001 - the command's name
+    """Compile the images under INPUT into a dataset of shards in OUTPUT.
+
+    \b
+    Layouts:
+      folder  images (any depth; png/jpg/tif/svs/nii/npy...), masks via --masks or NAME_mask.*
+      paip    CASE.svs + CASE_whole.tif + CASE_viable.tif (PAIP 2019)
+      btcv    RawData/Training/img + label (or imagesTr + labelsTr); one sample per axial slice
+      list    a .csv (image,mask[,key]) or .jsonl file
+    """
+    from .compile import CompileConfig, compile_dataset
+
+    opts = dict(options)
+    cfg = CompileConfig(input=input, output=output, progress=sys.stderr.isatty(), **opts)
+    manifest = compile_dataset(cfg)
+    t = manifest.totals
+    click.echo(f"{output}: {t['samples']} samples, {t['nodes']} nodes in {t['shards']} shard(s), "
+               f"{t['bytes'] / 1e6:.1f} MB; {t['failures']} input(s) failed")  # fmt: skip
+    for f in manifest.failures:
+        click.echo(f"  failed: {f.source}: {f.error}", err=True)
+
+
+@main.command()
+@click.argument("dataset", type=click.Path(path_type=Path))
+@_friendly
+def inspect(dataset: Path) -> None:
+    """Summarise DATASET: parameters, counts, lengths, leaf sizes, gamma, ceiling Dice, bytes, errors."""
+    from formats import open_dataset
+
+    from .report import summary
+
+    click.echo(summary(open_dataset(dataset)))
+
+
+@main.command()
+@click.argument("dataset", type=click.Path(path_type=Path))
+@click.option("--sample", help="One sample, by id or key.")
+@click.option("--shard", type=int, help="One shard, by index.")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "jsonl"]), default="table", show_default=True)
+@_friendly
+def dump(dataset: Path, sample: str | None, shard: int | None, fmt: str) -> None:
+    """Print node metadata rows: sample, key, x1, x2, y1, y2, size, cx, cy, depth, edges."""
+    from formats import open_dataset
+
+    from .report import dump_rows, format_rows
+
+    ds = open_dataset(dataset)
+    if shard is not None and not 0 <= shard < len(ds.manifest.shards):
+        raise click.BadParameter(f"{shard}: the dataset has shards 0..{len(ds.manifest.shards) - 1}", param_hint="--shard")
+    click.echo(format_rows(dump_rows(ds, sample, shard), fmt))
+
+
+@main.command()
+@click.argument("dataset", type=click.Path(path_type=Path))
+@_friendly
+def verify(dataset: Path) -> None:
+    """Check every shard's files against the manifest's sizes and checksums, and their structure."""
+    from formats import open_dataset
+
+    ds = open_dataset(dataset)
+    problems = ds.verify()
+    if problems:
+        for p in problems:
+            click.echo(f"apfcompile: broken: {ds.path / p}", err=True)
+        sys.exit(1)
+    t = ds.manifest.totals
+    click.echo(f"{ds.path}: OK ({t['shards']} shards, {t['samples']} samples, {t['nodes']} nodes verified)")
+
+
+@main.command()
+@click.argument("dataset", type=click.Path(path_type=Path))
+@click.option("--sample", required=True, help="The sample, by id or key.")
+@click.option("-o", "--output", "out", type=click.Path(path_type=Path), default="preview.png", show_default=True)
+@_friendly
+def preview(dataset: Path, sample: str, out: Path) -> None:
+    """Write a PNG of one sample: its image rebuilt from patches with leaf borders, and its mask."""
+    from formats import open_dataset
+
+    from .report import write_preview
+
+    click.echo(write_preview(open_dataset(dataset), sample, out))
+
+
+@main.command()
+@click.argument("output", required=False, default="apf-demo", type=click.Path(file_okay=False, path_type=Path))
+@_friendly
+def demo(output: Path) -> None:
+    """Compile the bundled real samples into OUTPUT (./apf-demo), read them back, preview them.
+
+    Three small datasets from real data: abdominal CT with organ labels (BTCV layout, one sample
+    per slice), fluorescence nuclei with instance labels and H&E tissue (folder layout). Prints
+    each dataset's summary, streams one batch of fixed-length sequences back, writes previews.
     """
     from .demo import run_demo
 
-    rows = run_demo(output)
-    click.echo(f"{'sample':<18} {'image':<18} {'leaves':>6} {'gamma':>7} {'ceiling':>8}  leaf sizes (px: count)")
-    for r in rows:
-        shape = "x".join(map(str, r.shape)) + f" {r.dtype}"
-        ceiling = "-" if r.ceiling is None else f"{100 * r.ceiling:.2f}%"
-        sizes = " ".join(f"{s}:{n}" for s, n in r.sizes.items())
-        click.echo(f"{r.key:<18} {shape:<18} {r.leaves:>6} {r.gamma:>7.2f} {ceiling:>8}  {sizes}")
-    click.echo(f"previews: {', '.join(str(r.preview) for r in rows)}")
+    run_demo(output, echo=click.echo)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,28 +1,45 @@
-"""The demo: the core on the bundled real samples, summarised, with pictures.
+"""The demo: compile the bundled real samples, read them back, preview them.
 
-:func:`run_demo` patchifies a tissue crop (H&E, RGB uint8), a fluorescence nuclei image with its
-instance labels (uint16) and one abdominal CT slice with organ labels (int16 HU, HU window for
-edges), prints one row per sample and writes a preview PNG per sample: leaf borders over the
-image, the mask, and the mask rebuilt from its own patches.
+:func:`run_demo` lays the bundled files out as three small input folders under
+``OUTPUT/inputs`` and compiles each into a dataset under ``OUTPUT``:
+
+- ``ct``: an abdominal CT volume (int16 HU) and its organ label volume, one sample per axial
+  slice, edges on the HU window -175..250, L = 64;
+- ``nuclei``: a fluorescence image (uint16) with its instance labels, L = 512;
+- ``tissue``: an H&E crop (RGB uint8), unlabelled, L = 1,024.
+
+It prints each dataset's summary, reads a batch of samples back padded to a fixed length, and
+writes one preview per dataset.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+import shutil
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 
-import cv2
 import numpy as np
 
-from .pipeline import PatchParams, patchify
-from .preview import colorize_labels, draw_leaves, side_by_side
-from .readers import read_array
-from .reconstruct import reconstruct
+from formats import open_dataset
 
-__all__ = ["DemoRow", "bundled_samples", "run_demo", "sample_path"]
+from .compile import CompileConfig, compile_dataset
+from .forest import Leaves
+from .report import summary, write_preview
+from .sequence import fit_length
+
+__all__ = ["DEMO_DATASETS", "run_demo", "sample_path"]
 
 CT_WINDOW = (-175.0, 250.0)
+
+DEMO_DATASETS = {
+    "ct": ({"ct_abdomen.nii.gz": "ct_abdomen.nii.gz", "ct_abdomen_seg.nii.gz": "ct_abdomen_mask.nii.gz"},
+           {"length": 64, "window": CT_WINDOW}),
+    "nuclei": ({"nuclei_image.tif": "nuclei.tif", "nuclei_mask.tif": "nuclei_mask.tif"}, {"length": 512}),
+    "tissue": ({"he_tissue.tif": "he_tissue.tif"}, {"length": 1024}),
+}  # fmt: skip
+"""dataset name -> (bundled file -> name in the input folder, compile options)."""
 
 
 def sample_path(name: str) -> Path:
@@ -30,53 +47,33 @@ def sample_path(name: str) -> Path:
     return Path(str(resources.files("apfcompile") / "samples" / name))
 
 
-def bundled_samples() -> list[tuple[str, np.ndarray, np.ndarray | None, PatchParams]]:
-    """(key, image, mask or None, parameters) for each bundled sample."""
-    tissue = read_array(sample_path("he_tissue.tif"))
-    nuclei = read_array(sample_path("nuclei_image.tif"))
-    nuclei_mask = read_array(sample_path("nuclei_mask.tif"))
-    ct = read_array(sample_path("ct_abdomen.nii.gz"))
-    seg = read_array(sample_path("ct_abdomen_seg.nii.gz"))
-    z = int(np.argmax((seg > 0).sum(axis=(0, 1))))  # the slice with the most labelled voxels
-    ct_slice = np.ascontiguousarray(np.rot90(ct[:, :, z]))  # RAS voxel axes -> radiological view
-    seg_slice = np.ascontiguousarray(np.rot90(seg[:, :, z]))
-    return [
-        ("he_tissue", tissue, None, PatchParams.make(8, length=1024)),
-        ("nuclei", nuclei, nuclei_mask, PatchParams.make(8, length=512)),
-        (f"ct_abdomen/z{z:03d}", ct_slice, seg_slice, PatchParams.make(8, length=64, window=CT_WINDOW)),
-    ]
-
-
-@dataclass(frozen=True)
-class DemoRow:
-    key: str
-    shape: tuple[int, ...]
-    dtype: str
-    leaves: int
-    sizes: dict[int, int]
-    gamma: float
-    ceiling: float | None
-    preview: Path
-
-
-def run_demo(output: str | Path = "apf-demo") -> list[DemoRow]:
-    """Patchify the bundled samples, write ``OUTPUT/<key>.png`` previews, return a row each."""
-    out_dir = Path(output)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    rows = []
-    for key, image, mask, params in bundled_samples():
-        sample = patchify(image, mask, params)
-        pictures = [draw_leaves(image, sample.leaves)]
-        ceiling = None
-        if mask is not None and sample.mask is not None and sample.ceiling is not None:
-            rebuilt = reconstruct(sample.mask, sample.leaves, mask.shape)
-            pictures += [colorize_labels(mask), colorize_labels(rebuilt)]
-            classes, dice = sample.ceiling
-            foreground = dice[classes != 0]
-            ceiling = float(foreground.mean()) if foreground.size else float(dice.mean())
-        path = out_dir / (key.replace("/", "_") + ".png")
-        cv2.imwrite(str(path), side_by_side(*pictures)[:, :, ::-1])
-        sizes, counts = np.unique(sample.leaves.size, return_counts=True)
-        rows.append(DemoRow(key, image.shape, str(image.dtype), len(sample.leaves),
-                            dict(zip(sizes.tolist(), counts.tolist())), sample.gamma, ceiling, path))  # fmt: skip
-    return rows
+def run_demo(output: str | Path = "apf-demo", echo: Callable[[str], None] = print) -> dict[str, Path]:
+    """Compile, read back and preview the bundled samples; returns dataset name -> dataset path."""
+    out = Path(output)
+    out.mkdir(parents=True, exist_ok=True)
+    made = {}
+    for name, (files, options) in DEMO_DATASETS.items():
+        inputs = out / "inputs" / name
+        inputs.mkdir(parents=True, exist_ok=True)
+        for src, dst in files.items():
+            shutil.copyfile(sample_path(src), inputs / dst)
+        target = out / name
+        cfg = CompileConfig(input=inputs, output=target, layout="folder", overwrite=True,
+                            workers=os.cpu_count() or 1, **options)  # fmt: skip
+        compile_dataset(cfg)
+        ds = open_dataset(target)
+        echo(summary(ds))
+        # Stream a batch back: the first samples, padded or dropped to the compiled length.
+        batch = [ds.read_sample(int(s)) for s in ds.samples["sample"].to_pylist()[:4]]
+        length = options["length"]
+        seqs = [fit_length(b.image, Leaves.from_columns(b.nodes, (b.meta["canvas_h"], b.meta["canvas_w"])), length,
+                           mask=b.mask) for b in batch]  # fmt: skip
+        images = np.stack([s.patches for s in seqs])
+        valid = np.stack([s.valid for s in seqs])
+        echo(f"batch     {images.shape[0]} x {images.shape[1]} patches of {images.shape[2:]} {images.dtype}, "
+             f"{int(valid.sum())} valid rows")  # fmt: skip
+        key = batch[len(batch) // 2].meta["key"]
+        picture = write_preview(ds, key, out / f"{name}_preview.png")
+        echo(f"preview   {picture} ({key})\n")
+        made[name] = target
+    return made

@@ -120,6 +120,14 @@ class Leaves:
         """Box centre y (float64): ``(y1 + y2) / 2``."""
         return (self.y1 + self.y2) / 2.0
 
+    @classmethod
+    def from_columns(cls, cols: dict[str, np.ndarray], canvas: tuple[int, int]) -> Leaves:
+        """Leaves from stored node columns (x1, x2, y1, y2, size, depth, edges; tile optional)."""
+        n = len(cols["x1"])
+        as32 = {k: np.asarray(cols[k]).astype(np.int32, copy=False) for k in ("x1", "x2", "y1", "y2", "size", "depth")}
+        tile = np.asarray(cols.get("tile", np.zeros(n, np.int32)), np.int32)
+        return cls(**as32, tile=tile, edges=np.asarray(cols["edges"], np.int64), canvas=(int(canvas[0]), int(canvas[1])))
+
     def take(self, index: np.ndarray) -> Leaves:
         """The leaves at ``index`` (an integer or boolean array), in that order."""
         cols = {k: getattr(self, k)[index] for k in _COLUMNS}

@@ -14,7 +14,9 @@ def test_demo_runs_on_bundled_samples(tmp_path):
     result = CliRunner().invoke(main, ["demo", str(tmp_path / "out")])
     assert result.exit_code == 0, result.output
     assert "he_tissue" in result.output and "nuclei" in result.output and "ct_abdomen" in result.output
-    assert len(list((tmp_path / "out").glob("*.png"))) == 3
+    assert len(list((tmp_path / "out").glob("*_preview.png"))) == 3
+    for name in ("ct", "nuclei", "tissue"):
+        assert (tmp_path / "out" / name / "apf.json").is_file()
 
 
 def test_console_script_and_module(tmp_path):
