@@ -17,7 +17,7 @@ import click
 from . import __version__
 from formats import FormatError
 
-from .errors import APFError
+from .errors import APFError, ParameterError
 
 
 def _friendly(fn: Callable) -> Callable:
@@ -28,7 +28,10 @@ def _friendly(fn: Callable) -> Callable:
         try:
             return fn(*args, **kwargs)
         except (APFError, FormatError) as exc:
-            click.echo(f"apfcompile: error: {exc}", err=True)
+            message = str(exc)
+            if isinstance(exc, ParameterError) and not exc.name.startswith("-"):
+                message = f"--{exc.name.replace('_', '-')}" + message[len(exc.name):]  # the option's own name
+            click.echo(f"apfcompile: error: {message}", err=True)
             sys.exit(1)
         except KeyError as exc:  # a sample that is not in the dataset
             click.echo(f"apfcompile: error: {exc.args[0] if exc.args else exc}", err=True)

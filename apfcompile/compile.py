@@ -89,6 +89,9 @@ class CompileConfig:
     progress: bool = False
 
     def __post_init__(self) -> None:
+        p = self.patch_size
+        if not (isinstance(p, int) and p >= 1 and not p & (p - 1)):
+            raise ParameterError("patch_size", "a power of two", p)
         if self.workers < 1:
             raise ParameterError("--workers", "an integer >= 1", self.workers)
         if self.shard_samples < 1:
@@ -102,7 +105,8 @@ class CompileConfig:
         self.patch_params(self.view_list()[0], None)  # validates every patch parameter now
 
     def view_list(self) -> list[tuple[int, float, float]]:
-        return list(self.views) or [(self.blur, float(self.canny[0]), float(self.canny[1]))]
+        views = list(self.views) or [(self.blur, self.canny[0], self.canny[1])]
+        return [(int(b), float(lo), float(hi)) for b, lo, hi in views]
 
     def patch_params(self, view: tuple[int, float, float], window: tuple[float, float] | None) -> PatchParams:
         blur, lo, hi = view
@@ -329,6 +333,7 @@ def compile_dataset(cfg: CompileConfig) -> Manifest:
                     image_dtype=(dtype_info or {}).get("image_dtype", "uint8"),
                     mask_dtype=mask_dtype if labelled else None, fingerprint=fingerprint,
                     failures=failures.get(k, []), dataset_info=dtype_info,
+                    mask_fill=0 if cfg.ignore_index is None else cfg.ignore_index,
                 )  # fmt: skip
                 shard_failures[k] = failures.pop(k, [])
     finally:

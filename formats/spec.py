@@ -186,7 +186,7 @@ class View:
     canny_hi: float
 
     def to_dict(self) -> dict:
-        return {"blur": self.blur, "canny_lo": self.canny_lo, "canny_hi": self.canny_hi}
+        return {"blur": int(self.blur), "canny_lo": float(self.canny_lo), "canny_hi": float(self.canny_hi)}
 
     @classmethod
     def from_dict(cls, d: Any, path: object) -> View:

@@ -161,12 +161,14 @@ def write_shard(
     fingerprint: str,
     failures: list[Failure] = (),
     dataset_info: dict | None = None,
+    mask_fill: int = 0,
 ) -> ShardInfo:
     """Write shard ``index`` of ``dataset`` from ``records`` (in order) and commit it by rename.
 
     ``fingerprint`` identifies the compile parameters; it is stored in ``shard.json`` (with the
     shard's failures and ``dataset_info``, free-form facts such as the image dtype) so that a
-    resumed compile keeps only shards made with the same parameters. Returns the shard's info.
+    resumed compile keeps only shards made with the same parameters. Unlabelled samples in a
+    labelled dataset get mask rows of ``mask_fill``. Returns the shard's info.
     """
     root = Path(dataset)
     shards = root / SHARDS_DIR
@@ -187,7 +189,10 @@ def write_shard(
     _write_array(group, "image", image, _image_compressors(image))
     if mask_dtype is not None:
         empty_mask = np.zeros((0, patch_size, patch_size), mask_dtype)
-        mask = np.concatenate([r.mask for r in records]) if records else empty_mask
+        # An unlabelled sample in a labelled dataset gets mask rows of `mask_fill` (its
+        # samples.parquet row has no mask_source).
+        masks = [r.mask if r.mask is not None else np.full(r.image.shape[:3], mask_fill, mask_dtype) for r in records]
+        mask = np.concatenate(masks) if records else empty_mask
         _write_array(group, "mask", mask.astype(mask_dtype, copy=False), ZstdCodec(level=3))
     files = _file_records(tmp)
     info = ShardInfo(
