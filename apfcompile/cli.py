@@ -167,7 +167,7 @@ def verify(dataset: Path) -> None:
     problems = ds.verify()
     if problems:
         for p in problems:
-            click.echo(f"apfcompile: broken: {ds.path / p}", err=True)
+            click.echo(f"apfcompile: broken: {ds.location.display(p)}", err=True)
         sys.exit(1)
     t = ds.manifest.totals
     click.echo(f"{ds.path}: OK ({t['shards']} shards, {t['samples']} samples, {t['nodes']} nodes verified)")
@@ -177,14 +177,16 @@ def verify(dataset: Path) -> None:
 @click.argument("dataset", type=click.Path(path_type=Path))
 @click.option("--sample", required=True, help="The sample, by id or key.")
 @click.option("-o", "--output", "out", type=click.Path(path_type=Path), default="preview.png", show_default=True)
+@click.option("--input", "input_root", type=click.Path(exists=True, path_type=Path),
+              help="The compile's INPUT, to show the source image and mask (else: rebuilt from patches).")
 @_friendly
-def preview(dataset: Path, sample: str, out: Path) -> None:
-    """Write a PNG of one sample: its image rebuilt from patches with leaf borders, and its mask."""
+def preview(dataset: Path, sample: str, out: Path, input_root: Path | None) -> None:
+    """Write a PNG of one sample: image with leaf borders, mask, mask rebuilt from its patches."""
     from formats import open_dataset
 
     from .report import write_preview
 
-    click.echo(write_preview(open_dataset(dataset), sample, out))
+    click.echo(write_preview(open_dataset(dataset), sample, out, input_root))
 
 
 @main.command()

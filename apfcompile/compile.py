@@ -286,7 +286,7 @@ def compile_dataset(cfg: CompileConfig) -> Manifest:
     done: dict[int, dict] = {}
     if cfg.resume:
         for k in range(n_shards):
-            rec = read_shard_record(cfg.output / SHARDS_DIR / shard_name(k))
+            rec = read_shard_record(cfg.output, k)
             if rec is not None and rec.get("fingerprint") == fingerprint:
                 done[k] = rec
     todo = [i for i, (_, n) in enumerate(plan) if n and any(

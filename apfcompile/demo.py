@@ -73,7 +73,7 @@ def run_demo(output: str | Path = "apf-demo", echo: Callable[[str], None] = prin
         echo(f"batch     {images.shape[0]} x {images.shape[1]} patches of {images.shape[2:]} {images.dtype}, "
              f"{int(valid.sum())} valid rows")  # fmt: skip
         key = batch[len(batch) // 2].meta["key"]
-        picture = write_preview(ds, key, out / f"{name}_preview.png")
+        picture = write_preview(ds, key, out / f"{name}_preview.png", input_root=inputs)
         echo(f"preview   {picture} ({key})\n")
         made[name] = target
     return made

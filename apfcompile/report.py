@@ -12,7 +12,10 @@ import numpy as np
 
 from formats import Dataset
 
+from .canvas import fit_canvas
 from .forest import Leaves
+from .frames import load_frames
+from .layouts import InputItem
 from .preview import colorize_labels, draw_leaves, side_by_side
 from .reconstruct import reconstruct
 
@@ -105,18 +108,40 @@ def format_rows(rows: list[dict], fmt: str) -> str:
     return "\n".join(lines)
 
 
-def write_preview(ds: Dataset, sample: int | str, out: str | Path) -> Path:
-    """PNG: the canvas rebuilt from the patches with leaf borders, the mask, and the mask rebuilt.
+def _original(ds: Dataset, meta: dict, input_root: Path) -> tuple[np.ndarray, np.ndarray | None]:
+    """The sample's source image (and mask) on its canvas, re-read from ``input_root``."""
+    params = ds.manifest.parameters
+    masks = tuple(input_root / Path(meta["source"]).parent / n for n in (meta["mask_source"] or "").split("+") if n)
+    if params.get("layout") == "list" and meta["mask_source"]:
+        masks = (input_root / meta["mask_source"],)
+    kind = "paip" if params.get("layout") == "paip" else ("volume" if meta["slice_index"] is not None else "image")
+    item = InputItem(meta["key"].split("/z")[0] if kind == "volume" else meta["key"], meta["source"],
+                     input_root / meta["source"], masks, kind)  # fmt: skip
+    frames = load_frames(item, params.get("resolution"), params.get("paip_label", "both"))
+    frame = next(f for f in frames if f.key == meta["key"])
+    canvas = fit_canvas(frame.image, frame.mask, params.get("resolution"), params.get("fit", "square"))
+    return canvas.image, canvas.mask
 
-    The image panel is rebuilt from the stored patches (the dataset holds no full-size image);
-    with a mask, the second panel is the rebuilt mask at full resolution.
+
+def write_preview(ds: Dataset, sample: int | str, out: str | Path, input_root: str | Path | None = None) -> Path:
+    """PNG of one sample, panels side by side.
+
+    With ``input_root`` (the compile's INPUT): the source image on its canvas with the leaf borders,
+    the mask, and the mask rebuilt from its patches. Without: the image rebuilt from its patches
+    with the leaf borders, and the rebuilt mask (the dataset holds no full-size pixels).
     """
     data = ds.read_sample(sample)
     canvas = (int(data.meta["canvas_h"]), int(data.meta["canvas_w"]))
     leaves = Leaves.from_columns(data.nodes, canvas)
-    image = reconstruct(data.image, leaves, canvas)
-    panels = [draw_leaves(image, leaves)]
-    if data.mask is not None and data.meta.get("mask_source"):
+    labelled = data.mask is not None and data.meta.get("mask_source")
+    if input_root is not None:
+        image, mask = _original(ds, data.meta, Path(input_root))
+        panels = [draw_leaves(image, leaves)]
+        if mask is not None:
+            panels.append(colorize_labels(mask))
+    else:
+        panels = [draw_leaves(reconstruct(data.image, leaves, canvas), leaves)]
+    if labelled:
         panels.append(colorize_labels(reconstruct(data.mask, leaves, canvas)))
     picture = side_by_side(*panels)
     zoom = max(1, 384 // max(canvas))  # small canvases (a CT slice) are enlarged to be seen

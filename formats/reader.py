@@ -6,14 +6,13 @@ import hashlib
 import os
 from dataclasses import dataclass
 from functools import cached_property
-from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-import zarr
 
+from ._storage import Location, locate
 from .errors import CorruptShardError, DatasetNotFoundError, FormatError
 from .spec import MANIFEST_NAME, NODES_NAME, PATCHES_NAME, SAMPLES_NAME, Manifest, ShardInfo, parse_manifest
 
@@ -30,26 +29,17 @@ class SampleData:
     mask: np.ndarray | None
 
 
-def _local(path: str | os.PathLike) -> Path:
-    text = os.fspath(path)
-    if "://" in text and not text.startswith("file://"):
-        raise FormatError(f"{text}: URLs other than file:// are not supported yet; use a local path")
-    return Path(text.removeprefix("file://"))
-
-
 class Dataset:
     """An apfcompile dataset opened for reading (see ``formats/FORMAT.md``)."""
 
     def __init__(self, path: str | os.PathLike) -> None:
-        self.path = _local(path)
-        manifest_path = self.path / MANIFEST_NAME
-        if not manifest_path.is_file():
-            raise DatasetNotFoundError(self.path)
-        self.manifest: Manifest = parse_manifest(manifest_path.read_bytes(), manifest_path)
-
-    def shard_dir(self, shard: int | ShardInfo) -> Path:
-        info = self.manifest.shards[shard] if isinstance(shard, int) else shard
-        return self.path / info.path
+        self.location: Location = locate(path)
+        self.path = self.location.local if self.location.local is not None else self.location.url
+        try:
+            raw = self.location.read_bytes(MANIFEST_NAME)
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            raise DatasetNotFoundError(self.location.display()) from None
+        self.manifest: Manifest = parse_manifest(raw, self.location.display(MANIFEST_NAME))
 
     @cached_property
     def samples(self) -> pa.Table:
@@ -67,11 +57,11 @@ class Dataset:
         return self._read_table(self.manifest.shards[shard], NODES_NAME)
 
     def _read_table(self, info: ShardInfo, name: str) -> pa.Table:
-        path = self.shard_dir(info) / name
+        path, fs = self.location.parquet_args(f"{info.path}/{name}")
         try:
-            return pq.read_table(path)
+            return pq.read_table(path, filesystem=fs)
         except (OSError, pa.ArrowException) as exc:
-            raise CorruptShardError(path, f"cannot read {name} ({exc})") from exc
+            raise CorruptShardError(self.location.display(f"{info.path}/{name}"), f"cannot read {name} ({exc})") from exc
 
     def find(self, sample: int | str) -> int:
         """Row index in :attr:`samples` of a sample id (int) or key (str; its first view)."""
@@ -91,7 +81,7 @@ class Dataset:
         info = self.manifest.shards[meta["shard"]]
         start, count = int(meta["offset"]), int(meta["count"])
         nodes = self.nodes(meta["shard"]).slice(start, count)
-        group = zarr.open_group(str(self.shard_dir(info) / PATCHES_NAME), mode="r")
+        group = self.location.zarr_group(f"{info.path}/{PATCHES_NAME}")
         image = group["image"][start : start + count]
         mask = group["mask"][start : start + count] if "mask" in group else None
         cols = {name: nodes[name].to_numpy() for name in nodes.column_names if name != "sample"}
@@ -100,18 +90,18 @@ class Dataset:
     def verify(self) -> list[str]:
         """Every problem found (missing, extra-size or altered files; inconsistent counts): [] if whole."""
         problems = []
+        loc = self.location
         for info in self.manifest.shards:
-            folder = self.shard_dir(info)
             for rel, record in sorted(info.files.items()):
-                path = folder / rel
-                if not path.is_file():
-                    problems.append(f"{info.path}/{rel}: missing")
+                name = f"{info.path}/{rel}"
+                if not loc.isfile(name):
+                    problems.append(f"{name}: missing")
                     continue
-                size = path.stat().st_size
+                size = loc.size(name)
                 if size != record.bytes:
-                    problems.append(f"{info.path}/{rel}: {size} bytes, expected {record.bytes}")
+                    problems.append(f"{name}: {size} bytes, expected {record.bytes}")
                     continue
-                digest = hashlib.sha256(path.read_bytes()).hexdigest()
+                digest = _sha256(loc, name)
                 if digest != record.sha256:
                     problems.append(f"{info.path}/{rel}: checksum mismatch (stored {record.sha256[:12]}..., "
                                     f"computed {digest[:12]}...)")  # fmt: skip
@@ -120,8 +110,7 @@ class Dataset:
             try:
                 samples = self._read_table(info, SAMPLES_NAME)
                 nodes = self._read_table(info, NODES_NAME)
-                group = zarr.open_group(str(folder / PATCHES_NAME), mode="r")
-                n_image = group["image"].shape[0]
+                n_image = loc.zarr_group(f"{info.path}/{PATCHES_NAME}")["image"].shape[0]
             except (FormatError, OSError, ValueError, KeyError) as exc:
                 problems.append(f"{info.path}: unreadable ({exc})")
                 continue
@@ -129,6 +118,14 @@ class Dataset:
                 problems.append(f"{info.path}: counts disagree (manifest {info.samples} samples / {info.nodes} "
                                 f"nodes; files {samples.num_rows} / {nodes.num_rows} / {n_image})")  # fmt: skip
         return problems
+
+
+def _sha256(loc: Location, rel: str) -> str:
+    digest = hashlib.sha256()
+    with loc.open(rel) as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def open_dataset(path: str | os.PathLike) -> Dataset:

@@ -15,7 +15,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import posixpath
 import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,8 +28,9 @@ import pyarrow.parquet as pq
 import zarr
 from zarr.codecs import ZstdCodec
 
+from ._storage import Location, locate
 from .spec import (
-    NODE_SCHEMA, NODES_NAME, PATCHES_NAME, SAMPLE_SCHEMA, SAMPLES_NAME, SHARD_RECORD_NAME, SHARDS_DIR,
+    MANIFEST_NAME, NODE_SCHEMA, NODES_NAME, PATCHES_NAME, SAMPLE_SCHEMA, SAMPLES_NAME, SHARD_RECORD_NAME, SHARDS_DIR,
     Failure, FileRecord, Manifest, ShardInfo, manifest_bytes,
 )  # fmt: skip
 
@@ -170,10 +173,17 @@ def write_shard(
     resumed compile keeps only shards made with the same parameters. Unlabelled samples in a
     labelled dataset get mask rows of ``mask_fill``. Returns the shard's info.
     """
-    root = Path(dataset)
-    shards = root / SHARDS_DIR
-    shards.mkdir(parents=True, exist_ok=True)
+    loc = locate(dataset)
     name = shard_name(index)
+    if loc.local is None:  # object storage: build locally, then upload (shard.json last)
+        with tempfile.TemporaryDirectory(prefix="apf-shard-") as staging:
+            info = write_shard(staging, index, records, patch_size=patch_size, channels=channels,
+                               image_dtype=image_dtype, mask_dtype=mask_dtype, fingerprint=fingerprint,
+                               failures=failures, dataset_info=dataset_info, mask_fill=mask_fill)  # fmt: skip
+            _upload(Path(staging) / SHARDS_DIR / name, loc, f"{SHARDS_DIR}/{name}")
+        return info
+    shards = loc.local / SHARDS_DIR
+    shards.mkdir(parents=True, exist_ok=True)
     tmp = shards / f".tmp-{name}"
     final = shards / name
     if tmp.exists():
@@ -208,20 +218,32 @@ def write_shard(
     return info
 
 
-def read_shard_record(folder: str | os.PathLike) -> dict | None:
-    """A committed shard's ``shard.json`` (fingerprint, info, failures), or None if unreadable."""
-    path = Path(folder) / SHARD_RECORD_NAME
+def _upload(folder: Path, loc: Location, rel: str) -> None:
+    """Copy a finished local shard folder to ``loc``/``rel``; its shard.json goes last."""
+    files = sorted((p for p in folder.rglob("*") if p.is_file()), key=lambda p: p.name == SHARD_RECORD_NAME)
+    for path in files:
+        target = loc.sub(f"{rel}/{path.relative_to(folder).as_posix()}")
+        loc.fs.makedirs(posixpath.dirname(target), exist_ok=True)
+        loc.fs.put_file(str(path), target)
+
+
+def read_shard_record(dataset: str | os.PathLike, index: int) -> dict | None:
+    """Shard ``index``'s ``shard.json`` (fingerprint, info, failures), or None if absent/unreadable."""
+    loc = locate(dataset)
     try:
-        return json.loads(path.read_text())
+        return json.loads(loc.read_bytes(f"{SHARDS_DIR}/{shard_name(index)}/{SHARD_RECORD_NAME}"))
     except (OSError, ValueError):
         return None
 
 
-def write_manifest(dataset: str | os.PathLike, manifest: Manifest) -> Path:
-    """Write ``apf.json`` atomically (temporary name, then rename); returns its path."""
-    root = Path(dataset)
-    path = root / "apf.json"
-    tmp = root / ".apf.json.tmp"
-    tmp.write_bytes(manifest_bytes(manifest))
-    os.replace(tmp, path)
-    return path
+def write_manifest(dataset: str | os.PathLike, manifest: Manifest) -> str:
+    """Write ``apf.json`` atomically (temporary name then rename; one PUT on object storage)."""
+    loc = locate(dataset)
+    data = manifest_bytes(manifest)
+    if loc.local is None:
+        loc.fs.pipe_file(loc.sub(MANIFEST_NAME), data)
+        return loc.display(MANIFEST_NAME)
+    tmp = loc.local / ".apf.json.tmp"
+    tmp.write_bytes(data)
+    os.replace(tmp, loc.local / MANIFEST_NAME)
+    return str(loc.local / MANIFEST_NAME)

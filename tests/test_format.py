@@ -95,3 +95,33 @@ def test_interop_reads_with_zarr_and_pyarrow_directly():
         assert group["image"].dtype == np.dtype(manifest["image_dtype"])
         sizes = nodes["size"].to_numpy()
         assert np.array_equal(nodes["x2"].to_numpy() - nodes["x1"].to_numpy(), sizes)
+
+
+def test_writer_and_reader_take_fsspec_urls(nuclei):
+    """The same shard written to memory:// and to a local folder: same files, same reads."""
+    import fsspec
+
+    from apfcompile import PatchParams, patchify
+    from formats import SampleRecord, write_manifest, write_shard
+
+    image, mask = nuclei
+    sample = patchify(image[:128, :128], mask[:128, :128], PatchParams.make(8, length=64))
+    record = SampleRecord(
+        sample=0, key="n", source="n.tif", mask_source="n_mask.tif", view=0, canvas=(128, 128),
+        original=(128, 128), scale=(1.0, 1.0), offset=(0.0, 0.0), slice_axis=None, slice_index=None,
+        gamma=sample.gamma, ceiling=sample.ceiling, blur=3, canny=(100.0, 200.0),
+        nodes=sample.leaves.columns(), image=sample.patches, mask=sample.mask,
+    )  # fmt: skip
+    kw = dict(patch_size=8, channels=1, image_dtype="uint16", mask_dtype="uint16", fingerprint="f")
+    url = "memory://apf-test/ds"
+    info = write_shard(url, 0, [record], **kw)
+    manifest = Manifest(8, 1, "uint16", "uint16", None, None, (View(3, 100.0, 200.0),), {}, (info,))
+    write_manifest(url, manifest)
+    ds = open_dataset(url)
+    assert ds.verify() == []
+    got = ds.read_sample("n")
+    np.testing.assert_array_equal(got.image, sample.patches)
+    np.testing.assert_array_equal(got.nodes["x1"], sample.leaves.x1)
+    fs = fsspec.filesystem("memory")
+    assert fs.exists("/apf-test/ds/shards/00000/shard.json")
+    fs.rm("/apf-test/ds", recursive=True)

@@ -1,0 +1,69 @@
+"""Where a dataset lives: a local folder or any fsspec URL (``s3://``, ``gs://``, ``memory://``...).
+
+Local folders use plain files (and Zarr's ``LocalStore``, the fastest path); URLs go through
+fsspec. Only what reading and writing datasets needs is here.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+from dataclasses import dataclass
+from pathlib import Path
+
+import fsspec
+import zarr
+from fsspec.implementations.local import LocalFileSystem
+
+__all__ = ["Location", "locate"]
+
+
+@dataclass(frozen=True)
+class Location:
+    """A dataset root: ``fs`` + ``path`` inside it; ``local`` is the Path when on local disk."""
+
+    url: str
+    fs: fsspec.AbstractFileSystem
+    path: str
+    local: Path | None
+
+    def sub(self, rel: str) -> str:
+        """The fs path of ``rel`` (a relative POSIX path) under the root."""
+        return posixpath.join(self.path, rel) if rel else self.path
+
+    def display(self, rel: str = "") -> str:
+        return str(self.local / rel) if self.local is not None else posixpath.join(self.url.rstrip("/"), rel)
+
+    def read_bytes(self, rel: str) -> bytes:
+        return self.fs.cat_file(self.sub(rel))
+
+    def isfile(self, rel: str) -> bool:
+        return self.fs.isfile(self.sub(rel))
+
+    def size(self, rel: str) -> int:
+        return int(self.fs.size(self.sub(rel)))
+
+    def open(self, rel: str, mode: str = "rb"):
+        return self.fs.open(self.sub(rel), mode)
+
+    def zarr_group(self, rel: str) -> zarr.Group:
+        if self.local is not None:
+            return zarr.open_group(zarr.storage.LocalStore(self.local / rel, read_only=True), mode="r")
+        store = zarr.storage.FsspecStore.from_url(self.display(rel), read_only=True)
+        return zarr.open_group(store, mode="r")
+
+    def parquet_args(self, rel: str) -> tuple[str, object | None]:
+        """(path, filesystem) for ``pyarrow.parquet.read_table``."""
+        if self.local is not None:
+            return str(self.local / rel), None
+        return self.sub(rel), self.fs
+
+
+def locate(path_or_url: str | os.PathLike) -> Location:
+    """Resolve a local path or an fsspec URL."""
+    text = os.fspath(path_or_url)
+    if "://" not in text or text.startswith("file://"):
+        local = Path(text.removeprefix("file://"))
+        return Location(text, LocalFileSystem(), str(local.absolute()), local)
+    fs, path = fsspec.core.url_to_fs(text)
+    return Location(text, fs, path.rstrip("/"), None)
