@@ -1,0 +1,76 @@
+"""Codec measurements behind the shard format's per-array choices (issue #3).
+
+For real data — the H&E region (2967 x 2220 from ../shared, else the bundled crop; L = 4,096), the bundled CT volume (30 slices,
+L = 64, with organ labels) and the nuclei image (L = 512, with instance labels) — prints the
+zstd-compressed size of each array as a share of its raw bytes, and zstd's decode speed, which is
+what the writer's rule (compress images only where it saves >= 15 %; always compress masks and
+metadata) rests on.
+
+Usage: python benchmarks/bench_codecs.py
+"""
+
+from __future__ import annotations
+
+import io
+import time
+
+import numcodecs
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from apfcompile import PatchParams, patchify
+from apfcompile.demo import sample_path
+from apfcompile.readers import read_array
+from common import real_tissue
+
+
+def ratio(data: np.ndarray, level: int) -> tuple[float, float]:
+    raw = np.ascontiguousarray(data).tobytes()
+    codec = numcodecs.Zstd(level=level)
+    packed = codec.encode(raw)
+    t0 = time.perf_counter()
+    for _ in range(5):
+        codec.decode(packed)
+    speed = 5 * len(raw) / (time.perf_counter() - t0) / 1e9
+    return len(packed) / len(raw), speed
+
+
+def parquet_ratio(columns: dict[str, np.ndarray]) -> float:
+    table = pa.table(columns)
+    raw = sum(c.nbytes for c in columns.values())
+    buf = io.BytesIO()
+    pq.write_table(table, buf, compression="zstd")
+    return len(buf.getvalue()) / raw
+
+
+def main() -> None:
+    cases = []
+    # Not the mirror-tiled 8 K image: its repeats would flatter zstd. The real region as it is.
+    tissue, origin = real_tissue()
+    s = patchify(tissue, None, PatchParams.make(8, length=4096))
+    cases.append(("H&E region, L=4096", s.patches, None, s.leaves.columns()))
+    print(f"H&E region: {origin}, {tissue.shape[0]} x {tissue.shape[1]}")
+    ct, seg = read_array(sample_path("ct_abdomen.nii.gz")), read_array(sample_path("ct_abdomen_seg.nii.gz"))
+    parts = [patchify(np.ascontiguousarray(ct[:, :, z]), np.ascontiguousarray(seg[:, :, z]),
+                      PatchParams.make(8, length=64, window=(-175, 250))) for z in range(ct.shape[2])]  # fmt: skip
+    cases.append(("CT 30 slices, L=64", np.concatenate([p.patches for p in parts]),
+                  np.concatenate([p.mask for p in parts]),
+                  {k: np.concatenate([p.leaves.columns()[k] for p in parts]) for k in parts[0].leaves.columns()}))  # fmt: skip
+    nuc, nuc_mask = read_array(sample_path("nuclei_image.tif")), read_array(sample_path("nuclei_mask.tif"))
+    s = patchify(nuc, nuc_mask, PatchParams.make(8, length=512))
+    cases.append(("nuclei, L=512", s.patches, s.mask, s.leaves.columns()))
+    print(f"{'data':<22} {'array':<8} {'raw MB':>8} {'zstd-1':>7} {'zstd-3':>7} {'decode GB/s':>12}")
+    for name, image, mask, nodes in cases:
+        for label, arr in (("image", image), ("mask", mask)):
+            if arr is None:
+                continue
+            r1, _ = ratio(arr, 1)
+            r3, speed = ratio(arr, 3)
+            print(f"{name:<22} {label:<8} {arr.nbytes / 1e6:>8.2f} {r1:>7.3f} {r3:>7.3f} {speed:>12.2f}")
+        print(f"{name:<22} {'nodes':<8} {sum(v.nbytes for v in nodes.values()) / 1e6:>8.2f} "
+              f"{'':>7} {parquet_ratio(nodes):>7.3f}   (parquet, zstd)")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
