@@ -36,6 +36,8 @@ from typing import Literal
 
 import numpy as np
 
+from formats.sequence import priority_order
+
 from .errors import ParameterError
 from .morton import morton_encode
 from .pyramid import halve
@@ -142,7 +144,7 @@ class Leaves:
 
     def priority_order(self) -> np.ndarray:
         """Indices from highest to lowest priority: (edges, size) descending, ties in Z-order."""
-        return np.lexsort((np.arange(len(self)), -self.size, -self.edges))
+        return priority_order(self.edges, self.size)
 
 
 _COLUMNS = ("x1", "x2", "y1", "y2", "size", "depth", "tile", "edges")

@@ -18,6 +18,8 @@ from typing import Literal
 
 import numpy as np
 
+from formats.sequence import DROP_RULES, select_rows
+
 from .errors import ParameterError
 from .forest import Leaves
 
@@ -28,18 +30,11 @@ Drop = Literal["priority", "random"]
 
 def select_leaves(leaves: Leaves, length: int, drop: Drop = "priority", seed: int = 0) -> np.ndarray:
     """Indices (ascending, so Z-order) of the at most ``length`` leaves to keep."""
-    n = len(leaves)
     if length < 1:
         raise ParameterError("length", "an integer >= 1", length)
-    if n <= length:
-        return np.arange(n)
-    if drop == "priority":
-        keep = leaves.priority_order()[:length]
-    elif drop == "random":
-        keep = np.random.default_rng(seed).choice(n, size=length, replace=False)
-    else:
+    if drop not in DROP_RULES:
         raise ParameterError("drop", "'priority' or 'random'", drop)
-    return np.sort(keep)
+    return select_rows(leaves.edges, leaves.size, length, drop, seed)
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,17 @@
-"""The PyTorch side of apfcompile: datasets, collate and GPU mask reconstruction.
+"""The PyTorch side of apfcompile: datasets, collate, mask reconstruction and Dice.
 
 Depends on torch, numpy and :mod:`formats`; never on cv2 or the compiler.
+
+- :class:`APFDataset`: map-style, random access by index;
+- :class:`APFStream`: an IterableDataset that splits shards over DDP ranks and DataLoader workers,
+  shuffles by (seed, epoch) and resumes mid-epoch;
+- :func:`collate`: batches of possibly different lengths;
+- :func:`reconstruct`: predicted patch sequences -> full-size maps on the prediction's device;
+- :func:`dice`: per-class Dice at full resolution.
 """
 
-__all__: list[str] = []
+from .collate import collate
+from .datasets import APFDataset, APFStream
+from .reconstruct import dice, reconstruct
+
+__all__ = ["APFDataset", "APFStream", "collate", "dice", "reconstruct"]

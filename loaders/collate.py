@@ -1,0 +1,35 @@
+"""Batching items of possibly different lengths."""
+
+from __future__ import annotations
+
+import torch
+
+__all__ = ["collate"]
+
+_PAD = {"center": -1.0}
+
+
+def collate(items: list[dict]) -> dict:
+    """Stack items into a batch, padding sequences to the longest with invalid rows.
+
+    Tensors with a sequence axis (``image``, ``mask``, ``size``, ``center``, ``box``, ``valid``)
+    are padded along it (zeros; centre -1; ``valid`` False); ``canvas`` is stacked to (B, 2);
+    ``id`` becomes an int64 tensor (B,); ``key`` a list of str. Works with ``pin_memory=True``.
+    """
+    if not items:
+        raise ValueError("collate: expected at least one item")
+    out: dict = {}
+    longest = max(int(it["valid"].shape[0]) for it in items)
+    for name in ("image", "mask", "size", "center", "box", "valid"):
+        if name not in items[0]:
+            continue
+        first = items[0][name]
+        batch = torch.full((len(items), longest) + tuple(first.shape[1:]), _PAD.get(name, 0), dtype=first.dtype)
+        for i, it in enumerate(items):
+            t = it[name]
+            batch[i, : t.shape[0]] = t
+        out[name] = batch
+    out["canvas"] = torch.stack([it["canvas"] for it in items])
+    out["id"] = torch.tensor([it["id"] for it in items], dtype=torch.int64)
+    out["key"] = [it["key"] for it in items]
+    return out

@@ -1,0 +1,295 @@
+"""PyTorch datasets over apfcompile shards: random access and a resumable DDP-aware stream.
+
+A dataset folder (or fsspec URL) written by ``apfcompile compile``::
+
+    DATASET/apf.json
+    DATASET/shards/00000/{nodes.parquet, samples.parquet, patches.zarr/{image,mask}}
+    ...
+
+holds *frames* (an image, a slice) compiled under one or more *views* (edge settings). Both
+classes index frames; each epoch a frame is read under one of its views (``view="random"``: drawn
+from ``(seed, epoch, frame)``; an int: that view).
+
+An item is a dict: ``image`` (L, C, p, p) in the stored dtype, ``mask`` (L, p, p) int64 (labelled
+datasets), ``size`` (L,) int64, ``center`` (L, 2) float32 as (cx, cy), ``box`` (L, 4) int64 as
+(x1, x2, y1, y2), ``valid`` (L,) bool, ``canvas`` (2,) int64 as (H, W), ``id`` (int, the
+sample id), ``key`` (str). With ``length`` set, sequences are padded with invalid rows (zero
+patches, size 0, centre (-1, -1), box 0) or dropped to L (``drop="priority"``: lowest (edges,
+size) first; ``"random"``: seeded by (seed, epoch, sample)); with ``length=None`` each keeps its
+own length and :func:`loaders.collate` pads the batch.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import OrderedDict
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset as TorchDataset
+from torch.utils.data import IterableDataset, get_worker_info
+
+from formats import Dataset, open_dataset
+from formats.sequence import DROP_RULES, select_rows
+
+from ._shards import ShardReader
+from .collate import collate
+
+__all__ = ["APFDataset", "APFStream"]
+
+
+class _Frames:
+    """The frame -> (view -> sample row) index of a dataset, plus per-row read coordinates."""
+
+    def __init__(self, ds: Dataset) -> None:
+        t = ds.samples
+        self.sample = t["sample"].to_numpy().astype(np.int64)
+        self.shard = t["shard"].to_numpy().astype(np.int64)
+        self.offset = t["offset"].to_numpy().astype(np.int64)
+        self.count = t["count"].to_numpy().astype(np.int64)
+        self.canvas = np.stack([t["canvas_h"].to_numpy(), t["canvas_w"].to_numpy()], 1).astype(np.int64)
+        self.keys = t["key"].to_pylist()
+        views = t["view"].to_numpy().astype(np.int64)
+        self.n_views = len(ds.manifest.views)
+        first: dict[str, int] = {}
+        for i, k in enumerate(self.keys):
+            first.setdefault(k, len(first))
+        self.rows = np.full((len(first), self.n_views), -1, np.int64)  # frame x view -> row
+        frame = np.array([first[k] for k in self.keys], np.int64)
+        self.rows[frame, views] = np.arange(len(self.keys))
+        self.frame_shard = self.shard[self.rows.max(axis=1)]
+
+    def __len__(self) -> int:
+        return self.rows.shape[0]
+
+
+class _Reader:
+    """Shared machinery: the index, lazily opened shards (per process, bounded), item building."""
+
+    def __init__(self, path, length, view, drop, seed, cache_shards) -> None:
+        if length is not None and (not isinstance(length, int) or length < 1):
+            raise ValueError(f"length: expected None or an integer >= 1, found {length!r}")
+        if drop not in DROP_RULES:
+            raise ValueError(f"drop: expected one of {DROP_RULES}, found {drop!r}")
+        self.dataset = open_dataset(path)
+        self.frames = _Frames(self.dataset)
+        if view != "random" and not (isinstance(view, int) and 0 <= view < self.frames.n_views):
+            raise ValueError(f"view: expected 'random' or an int in 0..{self.frames.n_views - 1}, found {view!r}")
+        self.length, self.view, self.drop, self.seed = length, view, drop, int(seed)
+        self.cache_shards = cache_shards
+        self.labelled = self.dataset.manifest.mask_dtype is not None
+        self.epoch = 0
+        self._readers: OrderedDict[int, ShardReader] = OrderedDict()
+        self._pid = os.getpid()
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state["_readers"] = OrderedDict()  # open files stay in the process that opened them
+        return state
+
+    def _reader(self, shard: int) -> ShardReader:
+        if self._pid != os.getpid():  # forked into a worker: reopen everything here
+            self._readers, self._pid = OrderedDict(), os.getpid()
+        reader = self._readers.get(shard)
+        if reader is None:
+            reader = ShardReader(self.dataset, shard)
+            self._readers[shard] = reader
+            while len(self._readers) > self.cache_shards:
+                self._readers.popitem(last=False)
+        else:
+            self._readers.move_to_end(shard)
+        return reader
+
+    def _row(self, frame: int) -> int:
+        views = self.frames.rows[frame]
+        if self.view == "random":
+            choices = views[views >= 0]
+            return int(np.random.default_rng((self.seed, self.epoch, frame)).choice(choices))
+        row = int(views[self.view])
+        if row < 0:
+            raise KeyError(f"frame {self.frames.keys[views.max()]!r} has no view {self.view}")
+        return row
+
+    def item(self, frame: int) -> dict:
+        f = self.frames
+        row = self._row(frame)
+        shard, start, n = int(f.shard[row]), int(f.offset[row]), int(f.count[row])
+        reader = self._reader(shard)
+        nodes = {k: v[start : start + n] for k, v in reader.nodes.items()}
+        sample_id = int(f.sample[row])
+        keep = slice(None)
+        if self.length is not None and n > self.length:
+            keep = select_rows(nodes["edges"], nodes["size"], self.length, self.drop, (self.seed, self.epoch, sample_id))
+        image = reader.rows("image", start, start + n)[keep]
+        kept = len(image)
+        total = self.length if self.length is not None else kept
+        p, c = image.shape[1], image.shape[3]
+        out_image = np.zeros((total, c, p, p), image.dtype)
+        out_image[:kept] = image.transpose(0, 3, 1, 2)
+        size = np.zeros(total, np.int64)
+        size[:kept] = nodes["size"][keep]
+        center = np.full((total, 2), -1.0, np.float32)
+        center[:kept, 0], center[:kept, 1] = nodes["cx"][keep], nodes["cy"][keep]
+        box = np.zeros((total, 4), np.int64)
+        for j, name in enumerate(("x1", "x2", "y1", "y2")):
+            box[:kept, j] = nodes[name][keep]
+        valid = np.zeros(total, bool)
+        valid[:kept] = True
+        item = {
+            "image": torch.from_numpy(out_image), "size": torch.from_numpy(size),
+            "center": torch.from_numpy(center), "box": torch.from_numpy(box), "valid": torch.from_numpy(valid),
+            "canvas": torch.from_numpy(f.canvas[row].copy()), "id": sample_id, "key": f.keys[row],
+        }  # fmt: skip
+        if self.labelled:
+            mask = np.zeros((total, p, p), np.int64)
+            mask[:kept] = reader.rows("mask", start, start + n)[keep]
+            item["mask"] = torch.from_numpy(mask)
+        return item
+
+
+class APFDataset(TorchDataset):
+    """Map-style dataset: random access to frames by index, ``len()`` = number of frames.
+
+    Args:
+        path_or_url: a dataset folder or fsspec URL (see ``formats/FORMAT.md``).
+        length: fixed sequence length L (pad or drop), or None to keep each sample's own.
+        view: ``"random"`` (a view per frame per epoch, seeded) or the index of one view.
+        drop: ``"priority"`` or ``"random"`` (see the module docstring).
+        seed: seeds view draws and random drops together with :meth:`set_epoch`.
+        cache_shards: how many shards each process keeps open.
+    """
+
+    def __init__(self, path_or_url, length: int | None = None, view: str | int = "random",
+                 drop: str = "priority", seed: int = 0, cache_shards: int = 8) -> None:  # fmt: skip
+        self._r = _Reader(path_or_url, length, view, drop, seed, cache_shards)
+
+    def __len__(self) -> int:
+        return len(self._r.frames)
+
+    def __getitem__(self, index: int) -> dict:
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"index {index} out of range for {len(self)} frames")
+        return self._r.item(int(index) % len(self))
+
+    def set_epoch(self, epoch: int) -> None:
+        """Choose the epoch that seeds view draws and random drops."""
+        self._r.epoch = int(epoch)
+
+    @property
+    def manifest(self):
+        return self._r.dataset.manifest
+
+
+class APFStream(IterableDataset):
+    """A streaming dataset for DDP training: every rank the same number of samples, resumable.
+
+    Each epoch, frames are ordered by a pure function of ``(seed, epoch)``: shards shuffled, then
+    frames within each shard (``shuffle=False``: stored order). The order is cut into ``world_size``
+    contiguous blocks of equal size (the last block wraps round to the start of the order, so a
+    few frames repeat, unless ``drop_last``), one per rank. A rank's block is cut into units (one
+    frame, or ``batch_size`` frames collated into a batch) and unit ``j`` goes to DataLoader worker
+    ``j % num_workers``, which is the order a DataLoader yields them in: the stream is the same for
+    any worker count, and every sample is seen once per epoch.
+
+    Use ``DataLoader(stream, batch_size=None, num_workers=W)`` when ``batch_size`` is set here.
+    Every unit carries ``position`` (units of this rank's epoch consumed up to and including it);
+    ``state_dict(last)`` after consuming ``last`` and ``load_state_dict`` resume mid-epoch exactly.
+
+    Args:
+        path_or_url, length, view, drop, seed, cache_shards: as :class:`APFDataset`.
+        batch_size: frames per yielded batch (collated), or None for single items.
+        shuffle: shuffle shards and frames each epoch.
+        drop_last: drop the order's tail instead of wrapping so ranks get equal counts.
+        rank, world_size: override ``torch.distributed`` (e.g. for tests); default from it, or 0/1.
+    """
+
+    def __init__(self, path_or_url, length: int | None = None, shuffle: bool = True, seed: int = 0,
+                 batch_size: int | None = None, view: str | int = "random", drop: str = "priority",
+                 drop_last: bool = False, rank: int | None = None, world_size: int | None = None,
+                 cache_shards: int = 8) -> None:  # fmt: skip
+        super().__init__()
+        if batch_size is not None and batch_size < 1:
+            raise ValueError(f"batch_size: expected None or an integer >= 1, found {batch_size!r}")
+        self._r = _Reader(path_or_url, length, view, drop, seed, cache_shards)
+        self.shuffle, self.batch_size, self.drop_last = shuffle, batch_size, drop_last
+        self._rank, self._world = rank, world_size
+        self._resume: tuple[int, int] | None = None  # (epoch, units already consumed)
+        self._position = 0
+
+    @property
+    def epoch(self) -> int:
+        return self._r.epoch
+
+    def set_epoch(self, epoch: int) -> None:
+        """Set the epoch (reshuffles); call before iterating, as with DistributedSampler."""
+        self._r.epoch = int(epoch)
+        self._position = 0
+
+    def _dist(self) -> tuple[int, int]:
+        if self._rank is not None or self._world is not None:
+            return int(self._rank or 0), int(self._world or 1)
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            return torch.distributed.get_rank(), torch.distributed.get_world_size()
+        return 0, 1
+
+    def epoch_order(self) -> np.ndarray:
+        """All frames in this epoch's order (before the split over ranks)."""
+        f = self._r.frames
+        n = len(f)
+        if not self.shuffle:
+            return np.arange(n)
+        rng = np.random.default_rng((self._r.seed, self._r.epoch))
+        shards = rng.permutation(np.unique(f.frame_shard))
+        parts = [rng.permutation(np.flatnonzero(f.frame_shard == s)) for s in shards]
+        return np.concatenate(parts) if parts else np.arange(0)
+
+    def rank_frames(self, rank: int | None = None, world_size: int | None = None) -> np.ndarray:
+        """The frames rank ``rank`` reads this epoch, in order."""
+        r, w = self._dist()
+        r = r if rank is None else rank
+        w = w if world_size is None else world_size
+        order = self.epoch_order()
+        n = len(order)
+        per = n // w if self.drop_last else -(-n // w)
+        if per * w > n:
+            order = np.resize(order, per * w)  # wrap round: the first frames again
+        return order[r * per : (r + 1) * per]
+
+    def __len__(self) -> int:
+        """Units (items or batches) this rank yields per epoch."""
+        n = len(self.rank_frames())
+        return n if self.batch_size is None else -(-n // self.batch_size)
+
+    def __iter__(self):
+        frames = self.rank_frames()
+        b = self.batch_size or 1
+        units = [frames[i : i + b] for i in range(0, len(frames), b)]
+        info = get_worker_info()
+        wid, workers = (0, 1) if info is None else (info.id, info.num_workers)
+        start = self._resume[1] if self._resume is not None and self._resume[0] == self._r.epoch else 0
+        for j in range(start, len(units)):
+            if j % workers != wid:
+                continue
+            items = [self._r.item(int(k)) for k in units[j]]
+            unit = items[0] if self.batch_size is None else collate(items)
+            unit["position"] = j + 1
+            if info is None:
+                self._position = j + 1
+            yield unit
+
+    def state_dict(self, last: dict | None = None) -> dict:
+        """Where this rank is: ``{"epoch", "seed", "position"}``; O(1) to save and restore.
+
+        ``last``: the last unit the training loop consumed (needed with DataLoader workers; with
+        ``num_workers=0`` the stream tracks it itself).
+        """
+        position = int(last["position"]) if last is not None else self._position
+        return {"epoch": self._r.epoch, "seed": self._r.seed, "position": position}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Resume: the next iteration of ``state["epoch"]`` starts after ``state["position"]`` units."""
+        if int(state["seed"]) != self._r.seed:
+            raise ValueError(f"state was saved with seed {state['seed']}, this stream has seed {self._r.seed}")
+        self._r.epoch = int(state["epoch"])
+        self._resume = (int(state["epoch"]), int(state["position"]))
+        self._position = int(state["position"])
