@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 __all__ = ["dice", "reconstruct"]
@@ -12,40 +13,66 @@ def reconstruct(pred: torch.Tensor, box: torch.Tensor, valid: torch.Tensor, canv
 
     Args:
         pred: (B, L, p, p) labels, or (B, L, K, p, p) per-class scores.
-        box: (B, L, 4) as (x1, x2, y1, y2), canvas pixels, half-open, square, side a multiple of p.
+        box: (B, L, 4) as (x1, x2, y1, y2), canvas pixels, half-open, square, side p * 2^k,
+            corners on multiples of the side (quadtree leaves).
         valid: (B, L) bool; invalid rows are ignored.
         canvas: (H, W) of the output (a batch's canvases padded to the largest).
         fill: value where no valid box covers a pixel.
     Returns:
-        (B, H, W) or (B, K, H, W) in ``pred``'s dtype and on its device. Equals, bit for bit, a
-        loop that resizes each patch with nearest neighbour into its box. Work is vectorised per
-        distinct box size (a handful), never per leaf.
+        (B, H, W) or (B, K, H, W) in ``pred``'s dtype and on its device; equal, bit for bit, to a
+        loop that resizes each patch with nearest neighbour into its box.
+
+    How: a leaf of side ``s = p * f`` is exactly its p x p patch on the canvas coarsened by ``f``.
+    So the map is built coarse to fine: paint the largest leaves' patches at their level, upsample
+    by 2 (nearest), paint the next size, and so on. Work is the patches themselves plus about 4/3
+    of the output written once, vectorised per leaf size, never a loop per leaf.
     """
     scores = pred.dim() == 5
-    b, n, p = pred.shape[0], pred.shape[1], pred.shape[-1]
+    b, p = pred.shape[0], pred.shape[-1]
     h, w = int(canvas[0]), int(canvas[1])
     extra = (pred.shape[2],) if scores else ()
     box = box.to(pred.device)
     valid = valid.to(pred.device).bool()
     size = box[..., 1] - box[..., 0]
-    sizes = torch.unique(size[valid]).tolist() if bool(valid.any()) else []
-    big = max(sizes) if sizes else 1
-    hp = -(-max(h, int(box[..., 3][valid].max()) if sizes else h) // big) * big
-    wp = -(-max(w, int(box[..., 1][valid].max()) if sizes else w) // big) * big
-    out = torch.full((b,) + extra + (hp, wp), fill, dtype=pred.dtype, device=pred.device)
+    sizes = sorted(torch.unique(size[valid]).tolist(), reverse=True) if bool(valid.any()) else []
+    if not sizes:
+        return torch.full((b,) + extra + (h, w), fill, dtype=pred.dtype, device=pred.device)
+    if any(s % p or (s // p) & (s // p - 1) for s in sizes):
+        raise ValueError(f"box sides must be p * 2^k (p = {p}); found sides {sizes}")
+    big = sizes[0]
+    hp = -(-max(h, int(box[..., 3][valid].max())) // big) * big
+    wp = -(-max(w, int(box[..., 1][valid].max())) // big) * big
+    f = big // p
+    level = torch.full((b,) + extra + (hp // f, wp // f), fill, dtype=pred.dtype, device=pred.device)
     for s in sizes:
-        f = s // p
+        step = f // (s // p)  # upsample from the current level to this size's level
+        if step > 1:
+            level = _upsample(level, step)
+            f //= step
         bi, li = torch.nonzero(valid & (size == s), as_tuple=True)
-        patches = pred[bi, li]  # (m, [K,] p, p)
-        blocks = patches.repeat_interleave(f, dim=-2).repeat_interleave(f, dim=-1) if f > 1 else patches
-        ty = box[bi, li, 2] // s
-        tx = box[bi, li, 0] // s
+        ty, tx = box[bi, li, 2] // s, box[bi, li, 0] // s
+        rows, cols = level.shape[-2] // p, level.shape[-1] // p
         if scores:
-            view = out.view(b, extra[0], hp // s, s, wp // s, s).permute(0, 2, 4, 1, 3, 5)  # b, ty, tx, K, s, s
+            view = level.view(b, extra[0], rows, p, cols, p).permute(0, 2, 4, 1, 3, 5)  # b, ty, tx, K, p, p
         else:
-            view = out.view(b, hp // s, s, wp // s, s).permute(0, 1, 3, 2, 4)  # b, ty, tx, s, s
-        view[bi, ty, tx] = blocks
-    return out[..., :h, :w]
+            view = level.view(b, rows, p, cols, p).permute(0, 1, 3, 2, 4)  # b, ty, tx, p, p
+        view[bi, ty, tx] = pred[bi, li]
+    if f > 1:
+        level = _upsample(level, f)
+    return level[..., :h, :w]
+
+
+def _upsample(x: torch.Tensor, k: int) -> torch.Tensor:
+    """Nearest upsampling of the last two axes by an integer ``k``.
+
+    On the CPU numpy's ``repeat`` runs at memory speed (torch's strided copy of an expanded view
+    is several times slower there); elsewhere the expand-and-copy stays on the device.
+    """
+    if x.device.type == "cpu" and x.dtype != torch.bfloat16 and not x.requires_grad:
+        a = x.numpy()
+        return torch.from_numpy(np.repeat(np.repeat(a, k, axis=-1), k, axis=-2))
+    *lead, h, w = x.shape
+    return x[..., :, None, :, None].expand(*lead, h, k, w, k).reshape(*lead, h * k, w * k)
 
 
 def dice(pred_full: torch.Tensor, target_full: torch.Tensor, classes=None, ignore_index: int | None = None):
