@@ -49,21 +49,28 @@ class _DirectArray:
         self.index = index.reshape(n_inner, 2)
         self.codec = numcodecs.Zstd() if self.zstd else None
 
-    def rows(self, start: int, stop: int) -> np.ndarray:
-        out = np.zeros((stop - start,) + self.row_shape, self.dtype)
+    def read_into(self, start: int, stop: int, out: np.ndarray, channels_first: bool = False) -> None:
+        """Rows [start, stop) into ``out`` (one copy; (n, p, p, C) -> (n, C, p, p) if asked)."""
         if self.empty or stop <= start:
-            return out
+            out[...] = 0
+            return
         c = self.chunk_rows
         for k in range(start // c, (stop - 1) // c + 1):
             offset, nbytes = self.index[k]
             lo, hi = max(start, k * c), min(stop, (k + 1) * c)
+            dst = out[lo - start : hi - start]
             if offset == _MISSING:
+                dst[...] = 0
                 continue
             raw = memoryview(self.map)[int(offset) : int(offset + nbytes)]
             if self.codec is not None:
                 raw = self.codec.decode(raw)
-            chunk = np.frombuffer(raw, self.dtype).reshape((c,) + self.row_shape)
-            out[lo - start : hi - start] = chunk[lo - k * c : hi - k * c]
+            chunk = np.frombuffer(raw, self.dtype).reshape((c,) + self.row_shape)[lo - k * c : hi - k * c]
+            dst[...] = chunk.transpose(0, 3, 1, 2) if channels_first else chunk
+
+    def rows(self, start: int, stop: int) -> np.ndarray:
+        out = np.empty((stop - start,) + self.row_shape, self.dtype)
+        self.read_into(start, stop, out)
         return out
 
 
@@ -108,7 +115,17 @@ class ShardReader:
         self.pid = os.getpid()
 
     def rows(self, name: str, start: int, stop: int) -> np.ndarray:
+        """Rows [start, stop) of array ``name`` as stored."""
         array = self.arrays[name]
         if isinstance(array, _DirectArray):
             return array.rows(start, stop)
         return np.asarray(array[start:stop])
+
+    def read_into(self, name: str, start: int, stop: int, out: np.ndarray, channels_first: bool = False) -> None:
+        """Rows [start, stop) of ``name`` written into ``out``, channels moved first if asked."""
+        array = self.arrays[name]
+        if isinstance(array, _DirectArray):
+            array.read_into(start, stop, out, channels_first)
+        else:
+            rows = np.asarray(array[start:stop])
+            out[...] = rows.transpose(0, 3, 1, 2) if channels_first else rows

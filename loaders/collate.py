@@ -9,13 +9,18 @@ __all__ = ["collate"]
 _PAD = {"center": -1.0}
 
 
-def collate(items: list[dict]) -> dict:
+def collate(items: list[dict] | dict) -> dict:
     """Stack items into a batch, padding sequences to the longest with invalid rows.
+
+    A batch that is already assembled (a dict, as ``APFDataset.__getitems__`` returns) passes
+    through unchanged.
 
     Tensors with a sequence axis (``image``, ``mask``, ``size``, ``center``, ``box``, ``valid``)
     are padded along it (zeros; centre -1; ``valid`` False); ``canvas`` is stacked to (B, 2);
     ``id`` becomes an int64 tensor (B,); ``key`` a list of str. Works with ``pin_memory=True``.
     """
+    if isinstance(items, dict):
+        return items
     if not items:
         raise ValueError("collate: expected at least one item")
     out: dict = {}

@@ -33,7 +33,6 @@ from formats import Dataset, open_dataset
 from formats.sequence import DROP_RULES, select_rows
 
 from ._shards import ShardReader
-from .collate import collate
 
 __all__ = ["APFDataset", "APFStream"]
 
@@ -110,40 +109,61 @@ class _Reader:
             raise KeyError(f"frame {self.frames.keys[views.max()]!r} has no view {self.view}")
         return row
 
-    def item(self, frame: int) -> dict:
+    def batch(self, frames: list[int]) -> dict:
+        """Items for ``frames`` assembled in place into batch arrays (one copy of every row)."""
         f = self.frames
-        row = self._row(frame)
-        shard, start, n = int(f.shard[row]), int(f.offset[row]), int(f.count[row])
-        reader = self._reader(shard)
-        nodes = {k: v[start : start + n] for k, v in reader.nodes.items()}
-        sample_id = int(f.sample[row])
-        keep = slice(None)
-        if self.length is not None and n > self.length:
-            keep = select_rows(nodes["edges"], nodes["size"], self.length, self.drop, (self.seed, self.epoch, sample_id))
-        image = reader.rows("image", start, start + n)[keep]
-        kept = len(image)
-        total = self.length if self.length is not None else kept
-        p, c = image.shape[1], image.shape[3]
-        out_image = np.zeros((total, c, p, p), image.dtype)
-        out_image[:kept] = image.transpose(0, 3, 1, 2)
-        size = np.zeros(total, np.int64)
-        size[:kept] = nodes["size"][keep]
-        center = np.full((total, 2), -1.0, np.float32)
-        center[:kept, 0], center[:kept, 1] = nodes["cx"][keep], nodes["cy"][keep]
-        box = np.zeros((total, 4), np.int64)
-        for j, name in enumerate(("x1", "x2", "y1", "y2")):
-            box[:kept, j] = nodes[name][keep]
-        valid = np.zeros(total, bool)
-        valid[:kept] = True
-        item = {
-            "image": torch.from_numpy(out_image), "size": torch.from_numpy(size),
-            "center": torch.from_numpy(center), "box": torch.from_numpy(box), "valid": torch.from_numpy(valid),
-            "canvas": torch.from_numpy(f.canvas[row].copy()), "id": sample_id, "key": f.keys[row],
+        rows = [self._row(int(fr)) for fr in frames]
+        counts = [int(f.count[r]) for r in rows]
+        total = self.length if self.length is not None else max(counts)
+        first = self._reader(int(f.shard[rows[0]]))
+        p, c = first.arrays["image"].shape[1], first.arrays["image"].shape[3]
+        b = len(rows)
+        image = np.empty((b, total, c, p, p), first.arrays["image"].dtype)
+        mask = np.empty((b, total, p, p), np.int64) if self.labelled else None
+        size = np.zeros((b, total), np.int64)
+        center = np.full((b, total, 2), -1.0, np.float32)
+        box = np.zeros((b, total, 4), np.int64)
+        valid = np.zeros((b, total), bool)
+        ids = np.empty(b, np.int64)
+        for i, (row, n) in enumerate(zip(rows, counts)):
+            shard, start = int(f.shard[row]), int(f.offset[row])
+            reader = self._reader(shard)
+            nodes = {k: v[start : start + n] for k, v in reader.nodes.items()}
+            ids[i] = f.sample[row]
+            if n > total:  # drop rows: read them all, keep the chosen ones
+                keep = select_rows(nodes["edges"], nodes["size"], total, self.drop, (self.seed, self.epoch, int(ids[i])))
+                nodes = {k: v[keep] for k, v in nodes.items()}
+                image[i] = reader.rows("image", start, start + n)[keep].transpose(0, 3, 1, 2)
+                if mask is not None:
+                    mask[i] = reader.rows("mask", start, start + n)[keep]
+                kept = total
+            else:
+                kept = n
+                reader.read_into("image", start, start + n, image[i, :n], channels_first=True)
+                image[i, n:] = 0
+                if mask is not None:
+                    reader.read_into("mask", start, start + n, mask[i, :n])
+                    mask[i, n:] = 0
+            size[i, :kept] = nodes["size"]
+            center[i, :kept, 0], center[i, :kept, 1] = nodes["cx"], nodes["cy"]
+            for j, name in enumerate(("x1", "x2", "y1", "y2")):
+                box[i, :kept, j] = nodes[name]
+            valid[i, :kept] = True
+        out = {
+            "image": torch.from_numpy(image), "size": torch.from_numpy(size), "center": torch.from_numpy(center),
+            "box": torch.from_numpy(box), "valid": torch.from_numpy(valid),
+            "canvas": torch.from_numpy(f.canvas[rows].copy()), "id": torch.from_numpy(ids),
+            "key": [f.keys[r] for r in rows],
         }  # fmt: skip
-        if self.labelled:
-            mask = np.zeros((total, p, p), np.int64)
-            mask[:kept] = reader.rows("mask", start, start + n)[keep]
-            item["mask"] = torch.from_numpy(mask)
+        if mask is not None:
+            out["mask"] = torch.from_numpy(mask)
+        return out
+
+    def item(self, frame: int) -> dict:
+        """One item (the batch of one, unbatched)."""
+        batch = self.batch([frame])
+        item = {k: v[0] for k, v in batch.items()}
+        item["id"] = int(item["id"])
         return item
 
 
@@ -170,6 +190,13 @@ class APFDataset(TorchDataset):
         if not -len(self) <= index < len(self):
             raise IndexError(f"index {index} out of range for {len(self)} frames")
         return self._r.item(int(index) % len(self))
+
+    def __getitems__(self, indices: list[int]) -> dict:
+        """A whole batch assembled in place (DataLoader calls this; :func:`collate` passes it on)."""
+        for i in indices:
+            if not -len(self) <= i < len(self):
+                raise IndexError(f"index {i} out of range for {len(self)} frames")
+        return self._r.batch([int(i) % len(self) for i in indices])
 
     def set_epoch(self, epoch: int) -> None:
         """Choose the epoch that seeds view draws and random drops."""
@@ -270,8 +297,7 @@ class APFStream(IterableDataset):
         for j in range(start, len(units)):
             if j % workers != wid:
                 continue
-            items = [self._r.item(int(k)) for k in units[j]]
-            unit = items[0] if self.batch_size is None else collate(items)
+            unit = self._r.item(int(units[j][0])) if self.batch_size is None else self._r.batch(list(units[j]))
             unit["position"] = j + 1
             if info is None:
                 self._position = j + 1
