@@ -136,3 +136,30 @@ def test_threshold_policy_lengths_vary(tmp_path):
     compile_(src, tmp_path / "ds", policy="threshold", split_value=40, views=((3, 100, 200), (3, 20, 40)))
     counts = open_dataset(tmp_path / "ds").samples["count"].to_pylist()
     assert len(set(counts)) == 2 and min(counts) > 1  # more edges (lower thresholds), more leaves
+
+
+@pytest.mark.shared
+def test_paip_layout_on_the_real_aperio_slide(tmp_path):
+    """The real SVS from ../shared as a PAIP case, with 0/1 masks drawn from its stain."""
+    import shutil
+
+    import tifffile
+
+    from apfcompile.readers import read_array
+
+    from .conftest import shared
+
+    svs = shared("wsi/cmu_small_region.svs")
+    case = tmp_path / "paip" / "Training_phase_2" / "01_01_0101"
+    case.parent.mkdir(parents=True)
+    shutil.copyfile(svs, case.with_suffix(".svs"))
+    grey = read_array(svs).mean(axis=2)
+    tifffile.imwrite(f"{case}_whole.tif", (grey < 200).astype(np.uint8), compression="zlib")
+    tifffile.imwrite(f"{case}_viable.tif", (grey < 140).astype(np.uint8), compression="zlib")
+    manifest = compile_(tmp_path / "paip", tmp_path / "ds", resolution=1024, fit="pad", length=1024)
+    assert manifest.parameters["layout"] == "paip" and manifest.totals["samples"] == 1
+    ds = open_dataset(tmp_path / "ds")
+    row = ds.samples.to_pylist()[0]
+    assert (row["orig_h"], row["orig_w"]) == (2967, 2220) and row["canvas_h"] == row["canvas_w"] == 1024
+    assert row["scale_y"] == pytest.approx(2967 / 1024) and 0.5 < row["ceiling_dice"] <= 1.0
+    assert set(np.unique(ds.read_sample("01_01_0101").mask).tolist()) == {0, 1, 2}
