@@ -79,7 +79,7 @@ def _only(d: dict, allowed: set[str], path: object, where: str) -> None:
 
 
 def check_relative_path(value: str, path: object) -> str:
-    """``value`` if it is a relative POSIX path that stays inside the dataset, else raise."""
+    """``value`` if it is a normalised relative POSIX path inside the dataset, else raise."""
     if not isinstance(value, str) or not value:
         raise UnsafePathError(path, str(value))
     norm = posixpath.normpath(value)
@@ -88,7 +88,9 @@ def check_relative_path(value: str, path: object) -> str:
         or norm == ".." or norm.startswith("../") or norm == "."
     ):  # fmt: skip
         raise UnsafePathError(path, value)
-    return norm
+    if norm != value:
+        raise _fail(path, f"path {value!r} is not in normal form (expected {norm!r})")
+    return value
 
 
 @dataclass(frozen=True)
