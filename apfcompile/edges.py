@@ -120,8 +120,9 @@ def edge_map(image: np.ndarray, params: EdgeParams = EdgeParams()) -> np.ndarray
 def edge_count_grid(edges: np.ndarray, cell: int) -> np.ndarray:
     """Number of non-zero pixels in every ``cell x cell`` block of a 0/255 edge map.
 
-    ``cell`` is a power of two. Returns int64 of shape ``(ceil(H / cell), ceil(W / cell))``;
-    pixels past the map's edge count as zero.
+    ``cell`` is a power of two. Returns shape ``(ceil(H / cell), ceil(W / cell))`` in the narrowest
+    unsigned dtype that holds ``cell**2`` (uint8 for cells up to 8 x 8 pixels... a gigapixel canvas
+    has ~10^8 cells); pixels past the map's edge count as zero.
     """
     if cell < 1 or cell & (cell - 1):
         raise ParameterError("cell", "a power of two", cell)
@@ -135,12 +136,12 @@ def edge_count_grid(edges: np.ndarray, cell: int) -> np.ndarray:
     if (hp, wp) != (h, w):
         e = cv2.copyMakeBorder(e, 0, hp - h, 0, wp - w, cv2.BORDER_CONSTANT, value=0)
     if first == 1:
-        grid = (e != 0).astype(np.int64)
+        grid = (e != 0).astype(np.uint8)
     else:
         mean = cv2.resize(e, (wp // first, hp // first), interpolation=cv2.INTER_AREA)
-        grid = np.rint(mean * (first * first / 255.0)).astype(np.int64)
+        grid = np.rint(mean * (first * first / 255.0)).astype(np.uint8)
     size = first
     while size < cell:
-        grid = halve(grid)
         size *= 2
+        grid = halve(grid, np.min_scalar_type(size * size))
     return grid

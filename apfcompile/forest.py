@@ -40,7 +40,7 @@ from formats.sequence import priority_order
 
 from .errors import ParameterError
 from .morton import morton_encode
-from .pyramid import halve
+from .pyramid import accumulator_dtype, halve
 
 __all__ = ["ForestParams", "Leaves", "build_forest", "default_tile_size"]
 
@@ -171,9 +171,15 @@ def _levels(counts: np.ndarray, cell: int, shape: tuple[int, int], tile: int) ->
     h, w = shape
     n_ty, n_tx = -(-h // tile), -(-w // tile)
     per_tile = tile // cell
-    grid = np.zeros((n_ty * per_tile, n_tx * per_tile), np.int64)
-    rows, cols = min(counts.shape[0], grid.shape[0]), min(counts.shape[1], grid.shape[1])
-    grid[:rows, :cols] = counts[:rows, :cols]
+    full = (n_ty * per_tile, n_tx * per_tile)
+    # Counts stay in the narrowest exact dtype (a gigapixel canvas has ~10^8 finest cells).
+    dtype = counts.dtype if counts.dtype.kind in "iu" else np.dtype(np.int64)
+    if counts.shape == full and counts.dtype == dtype:
+        grid = counts
+    else:
+        grid = np.zeros(full, dtype)
+        rows, cols = min(counts.shape[0], full[0]), min(counts.shape[1], full[1])
+        grid[:rows, :cols] = counts[:rows, :cols]
     depth_max = per_tile.bit_length() - 1
     out = []
     side = cell
@@ -182,7 +188,7 @@ def _levels(counts: np.ndarray, cell: int, shape: tuple[int, int], tile: int) ->
         c = np.arange(grid.shape[1]) * side < w
         out.append(_Level(depth, side, grid, r[:, None] & c[None, :]))
         if depth:
-            grid = halve(grid)
+            grid = halve(grid, accumulator_dtype(dtype, depth_max - depth + 1))
             side *= 2
     return out[::-1]
 
@@ -247,14 +253,15 @@ def _greedy(levels: list[_Level], length: int, depth_max: int, n_tx: int) -> lis
     # _priority_prefix), and those all hold at least the limit-th largest edge count: only
     # nodes at or above that count are candidates.
     limit = length + depth_max + 1
-    floor = _kth_largest(np.concatenate([lv.counts[lv.inside] for lv in levels[:-1]]), limit)
+    tops = [_top(lv.counts if lv.inside.all() else lv.counts[lv.inside], limit) for lv in levels[:-1]]
+    floor = _kth_largest(np.concatenate(tops), limit)
     depth, iy, ix, edges, added, zkey = [], [], [], [], [], []
     for lv in levels[:-1]:
         y, x = np.nonzero(lv.inside & (lv.counts >= floor))
         depth.append(np.full(y.shape, lv.depth, np.int64))
         iy.append(y)
         ix.append(x)
-        edges.append(lv.counts[y, x])
+        edges.append(lv.counts[y, x].astype(np.int64))
         added.append(_children_inside(levels, lv.depth)[y, x].astype(np.int64) - 1)
         zkey.append(_zkeys(lv, y, x, depth_max, n_tx))
     depth, iy, ix = np.concatenate(depth), np.concatenate(iy), np.concatenate(ix)
@@ -268,6 +275,14 @@ def _greedy(levels: list[_Level], length: int, depth_max: int, n_tx: int) -> lis
         sel = order[depth[order] == d]
         split[d][iy[sel], ix[sel]] = True
     return split
+
+
+def _top(values: np.ndarray, k: int) -> np.ndarray:
+    """The ``k`` largest of ``values`` (all of them when there are fewer), as int64, unordered."""
+    flat = values.reshape(-1)
+    if flat.size > k:
+        flat = np.partition(flat, flat.size - k)[flat.size - k :]
+    return flat.astype(np.int64)
 
 
 def _kth_largest(values: np.ndarray, k: int) -> int:
@@ -325,7 +340,7 @@ def _collect_leaves(
         parts["d"].append(np.full(y.shape, d, np.int32))
         parts["y"].append(y)
         parts["x"].append(x)
-        parts["e"].append(lv.counts[y, x])
+        parts["e"].append(lv.counts[y, x].astype(np.int64))
         parts["z"].append(_zkeys(lv, y, x, depth_max, n_tx))
         if d < depth_max:
             reach = np.repeat(np.repeat(split[d], 2, axis=0), 2, axis=1) & levels[d + 1].inside
