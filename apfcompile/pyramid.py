@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 import cv2
 import numpy as np
 
-__all__ = ["accumulator_dtype", "halve", "sum_pyramid"]
+__all__ = ["accumulator_dtype", "halve", "next_level", "sum_pyramid"]
 
 _BAND_ROWS = 64  # even; 64 rows of an 8 K RGB image in uint16 = 3 MiB, cache-sized
 _THREADED_PIXELS = 1 << 22
@@ -56,11 +56,15 @@ def sum_pyramid(a: np.ndarray, levels: int) -> list[np.ndarray]:
     """
     out = [a]
     for k in range(1, levels + 1):
-        if a.dtype == np.uint8 and k <= 4:
-            out.append(_halve_uint8_sums(out[-1]))
-        else:
-            out.append(halve(out[-1], accumulator_dtype(a.dtype, k)))
+        out.append(next_level(out[-1], a.dtype, k))
     return out
+
+
+def next_level(previous: np.ndarray, source_dtype: np.dtype, level: int) -> np.ndarray:
+    """Level ``level`` of a pyramid of ``source_dtype`` values from level ``level - 1``."""
+    if np.dtype(source_dtype) == np.uint8 and level <= 4:
+        return _halve_uint8_sums(previous)
+    return halve(previous, accumulator_dtype(source_dtype, level))
 
 
 def _halve_uint8_sums(a: np.ndarray) -> np.ndarray:

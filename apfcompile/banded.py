@@ -1,0 +1,325 @@
+"""Out-of-core patchify of one large sample: the canvas is read in bands of rows, never whole.
+
+Pass 1 reads the canvas band by band (each band with a halo of extra rows above and below) and:
+
+- runs grey reduction, blur and Canny on the band, keeps only its rows of the edge-count grid
+  (at the minimum leaf size) — the full edge map never exists;
+- streams the band into an exact block-sum pyramid of the image (and a per-class count pyramid
+  of the mask), keeping in memory only the levels from ``keep_level`` up (level ``k`` = blocks of
+  ``2^k`` pixels; level 4 of a 65,536² RGB canvas is 100 MB, level 5 50 MB, the rest less).
+
+The forest is then grown from the count grid. A leaf of side ``s = p f`` needs level ``log2 f``:
+leaves at kept levels are cut from the stored levels at once; smaller leaves (finer than the kept
+levels) are cut in pass 2, which re-reads only the bands that hold them. Patches are identical to
+the in-memory path's for the same leaves (the sums are exact; masks use the same majority rule).
+
+Edges can differ from the whole-image edge map only where Canny's hysteresis would cross a band
+border further than the halo reaches; non-uint8 images are stretched with percentiles taken from
+a subsample (or a fixed window), as in memory.
+
+Sources are anything with ``shape``, ``dtype`` and ``rows(y0, y1)``: :class:`ArraySource` (an
+array or memory map) and :class:`TiffSource` (a pyramidal TIFF/SVS level read tile-wise through
+tifffile's Zarr view, optionally area-reduced by an integer factor to the canvas).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import cv2
+import numpy as np
+
+from .edges import EdgeParams, edge_count_grid, to_grey, to_uint8
+from .errors import ParameterError
+from .forest import Leaves, build_forest
+from .pipeline import PatchedSample, PatchParams
+from .pyramid import accumulator_dtype, next_level
+from .serialise import _mean_from_sums, gather_cells, serialise_image, serialise_mask
+
+__all__ = ["ArraySource", "RegionSource", "TiffSource", "patchify_banded"]
+
+
+class RegionSource(Protocol):
+    """Rows of a canvas, read on demand."""
+
+    shape: tuple[int, ...]
+    dtype: np.dtype
+
+    def rows(self, y0: int, y1: int) -> np.ndarray:
+        """Canvas rows ``[y0, y1)``: (y1 - y0, W) or (y1 - y0, W, C)."""
+
+
+@dataclass
+class ArraySource:
+    """An in-memory array (or a numpy memory map) as a region source."""
+
+    array: np.ndarray
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.array.shape
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.array.dtype
+
+    def rows(self, y0: int, y1: int) -> np.ndarray:
+        return np.ascontiguousarray(self.array[y0:y1])
+
+
+class TiffSource:
+    """One level of a pyramidal TIFF/SVS, read tile-wise, reduced by an integer ``factor``.
+
+    ``nearest=True`` (masks) takes each ``factor x factor`` block's top-left pixel; otherwise the
+    block's area mean (OpenCV). Bands aligned to ``factor`` give the same pixels as reducing the
+    whole level at once.
+    """
+
+    def __init__(self, path: str | Path, level: int = 0, factor: int = 1, nearest: bool = False) -> None:
+        import tifffile
+        import zarr
+
+        self._tif = tifffile.TiffFile(path)
+        self._store = self._tif.series[0].aszarr(level=level)
+        self._z = zarr.open(self._store, mode="r")
+        self.factor, self.nearest = int(factor), nearest
+        h, w = self._z.shape[:2]
+        self.shape = (h // self.factor, w // self.factor) + tuple(self._z.shape[2:])
+        self.dtype = np.dtype(self._z.dtype)
+
+    def rows(self, y0: int, y1: int) -> np.ndarray:
+        f = self.factor
+        block = np.asarray(self._z[y0 * f : y1 * f, : self.shape[1] * f])
+        if f == 1:
+            return block
+        if self.nearest:
+            return np.ascontiguousarray(block[::f, ::f])
+        out = cv2.resize(block, (self.shape[1], y1 - y0), interpolation=cv2.INTER_AREA)
+        return out.reshape((y1 - y0,) + self.shape[1:])
+
+    def close(self) -> None:
+        self._store.close()
+        self._tif.close()
+
+
+class _StreamingPyramid:
+    """Block sums of a canvas fed band by band; levels >= ``keep`` are stored whole.
+
+    Rows reach level k + 1 in pairs; an odd row waits for the next band (or, at the end, is
+    paired with a zero row), so the stored levels equal :func:`apfcompile.pyramid.sum_pyramid`.
+    """
+
+    def __init__(self, dtype: np.dtype, keep: int, top: int) -> None:
+        self.dtype, self.keep, self.top = np.dtype(dtype), keep, top
+        self.carry: list[np.ndarray | None] = [None] * (top + 1)
+        self.parts: dict[int, list[np.ndarray]] = {k: [] for k in range(keep, top + 1)}
+
+    def push(self, rows: np.ndarray, level: int = 0) -> None:
+        if level >= self.keep:
+            self.parts[level].append(rows)
+        if level == self.top:
+            return
+        if self.carry[level] is not None:
+            rows = np.concatenate([self.carry[level], rows])
+            self.carry[level] = None
+        even = rows.shape[0] - rows.shape[0] % 2
+        if even < rows.shape[0]:
+            self.carry[level] = rows[even:]
+        if even:
+            self.push(next_level(rows[:even], self.dtype, level + 1), level + 1)
+
+    def finish(self) -> dict[int, np.ndarray]:
+        for level in range(self.top):
+            pending = self.carry[level]
+            if pending is not None:
+                self.carry[level] = None
+                pair = np.concatenate([pending, np.zeros_like(pending)])
+                self.push(next_level(pair, self.dtype, level + 1), level + 1)
+        return {k: np.concatenate(v) if v else None for k, v in self.parts.items()}
+
+
+def _labels_index(mask_rows: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    idx = np.searchsorted(labels, mask_rows)
+    idx = np.minimum(idx, len(labels) - 1)
+    if not np.array_equal(labels[idx], mask_rows):
+        bad = np.setdiff1d(np.unique(mask_rows), labels)
+        raise ParameterError("labels", f"every mask value among {labels.tolist()}", bad[:5].tolist())
+    return idx
+
+
+def _one_hot(mask_rows: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    idx = _labels_index(mask_rows, labels)
+    out = np.zeros(mask_rows.shape + (len(labels),), np.uint8)
+    np.put_along_axis(out, idx[..., None], 1, axis=-1)
+    return out
+
+
+@dataclass(frozen=True)
+class BandedStats:
+    """What the banded path did: band height, halo, kept level, bands read in each pass."""
+
+    band_rows: int
+    halo: int
+    keep_level: int
+    pass1_bands: int
+    pass2_bands: int
+
+
+def _stretch_window(source: RegionSource, params: EdgeParams) -> tuple[float, float] | None:
+    if params.window is not None or source.dtype == np.uint8:
+        return params.window
+    h = source.shape[0]
+    step = max(1, h // 64)
+    sample = np.concatenate([to_grey(source.rows(y, y + 1), params.channel).reshape(-1) for y in range(0, h, step)])
+    lo, hi = np.percentile(sample, params.percentiles)
+    return float(lo), float(hi) if hi > lo else float(lo) + 1.0
+
+
+def patchify_banded(
+    image: RegionSource,
+    mask: RegionSource | None = None,
+    params: PatchParams = PatchParams(),
+    labels: np.ndarray | None = None,
+    band_rows: int = 512,
+    keep_level: int = 4,
+) -> tuple[PatchedSample, BandedStats]:
+    """Patchify a canvas too large for memory (see the module docstring).
+
+    labels: the mask's possible values (sorted), needed with a mask (e.g. PAIP: 0, 1, 2).
+    band_rows: rows per band, a multiple of the minimum leaf size.
+    keep_level: the finest pyramid level kept in memory after pass 1.
+    """
+    h, w = image.shape[:2]
+    m, p = params.forest.min_size, params.patch_size
+    if band_rows % m or band_rows < m:
+        raise ParameterError("band_rows", f"a positive multiple of the minimum leaf size {m}", band_rows)
+    if mask is not None and labels is None:
+        raise ParameterError("labels", "the mask's label values, sorted", None)
+    labels = None if labels is None else np.asarray(sorted(labels))
+    e = params.edges
+    halo = e.blur // 2 + 8
+    window = _stretch_window(image, e)
+    top = max(keep_level, (max(h, w) // p).bit_length())
+    img_pyr = _StreamingPyramid(image.dtype, keep_level, top)
+    msk_pyr = _StreamingPyramid(np.dtype(np.uint8), keep_level, top) if mask is not None else None
+    grid_rows, n1 = [], 0
+    for y0 in range(0, h, band_rows):
+        y1 = min(h, y0 + band_rows)
+        a0, a1 = max(0, y0 - halo), min(h, y1 + halo)
+        block = image.rows(a0, a1)
+        grey = to_uint8(to_grey(block, e.channel), window, e.percentiles)
+        if e.blur > 1:
+            grey = cv2.GaussianBlur(grey, (e.blur, e.blur), 0)
+        edges = cv2.Canny(np.ascontiguousarray(grey), e.canny[0], e.canny[1])[y0 - a0 : y1 - a0]
+        grid_rows.append(edge_count_grid(edges, m))
+        own = block[y0 - a0 : y1 - a0]
+        img_pyr.push(own if own.ndim == 3 else own[:, :, None])
+        if msk_pyr is not None:
+            msk_pyr.push(_one_hot(mask.rows(y0, y1), labels))
+        n1 += 1
+    counts = np.concatenate(grid_rows)
+    leaves = build_forest(counts, (h, w), params.forest)
+    stored = img_pyr.finish()
+    stored_mask = msk_pyr.finish() if msk_pyr is not None else None
+
+    factors = leaves.size // p
+    level_of = np.log2(factors).astype(int)
+    channels = 1 if len(image.shape) == 2 else image.shape[2]
+    patches = np.zeros((len(leaves), p, p, channels), image.dtype)
+    mask_patches = None if mask is None else np.zeros((len(leaves), p, p), mask.dtype)
+    fill = 0 if params.ignore_index is None else params.ignore_index
+    for k in np.unique(level_of[level_of >= keep_level]):
+        sel = np.flatnonzero(level_of == k)
+        f = 1 << int(k)
+        y, x = leaves.y1[sel] // f, leaves.x1[sel] // f
+        patches[sel] = _mean_from_sums(gather_cells(stored[k], y, x, p), f * f, image.dtype)
+        if mask is not None:
+            counts_k = gather_cells(stored_mask[k], y, x, p).astype(np.int64)  # (n, p, p, K)
+            mask_patches[sel] = _majority(counts_k, labels, params.ignore_index, fill).astype(mask.dtype)
+    fine = np.flatnonzero(level_of < keep_level)
+    n2 = _second_pass(image, mask, leaves, fine, patches, mask_patches, params, band_rows)
+    gamma = (-(-h // p)) * (-(-w // p)) / max(len(leaves), 1)
+    ceiling = None
+    if mask is not None:
+        ceiling = _banded_ceiling(mask, leaves, mask_patches, params, band_rows)
+    sample = PatchedSample(leaves, patches, mask_patches, float(gamma), ceiling)
+    return sample, BandedStats(band_rows, halo, keep_level, n1, n2)
+
+
+def _majority(counts: np.ndarray, labels: np.ndarray, ignore: int | None, fill: int) -> np.ndarray:
+    """Majority label from per-class counts (n, p, p, K); ties to the smallest label."""
+    counts = counts.copy()
+    if ignore is not None and np.any(labels == ignore):
+        j = int(np.flatnonzero(labels == ignore)[0])
+        alone = counts.sum(axis=-1) == counts[..., j]
+        counts[..., j] = np.where(alone, counts[..., j], 0)
+    best = counts.argmax(axis=-1)
+    out = labels[best]
+    return np.where(counts.max(axis=-1) == 0, fill, out)
+
+
+def _second_pass(image, mask, leaves: Leaves, fine: np.ndarray, patches, mask_patches, params, band_rows) -> int:
+    """Cut the leaves finer than the kept levels from re-read bands; returns bands read."""
+    if fine.size == 0:
+        return 0
+    p = params.patch_size
+    h = image.shape[0]
+    big = int(leaves.size[fine].max())
+    band = max(band_rows, big) // big * big  # leaves of these sizes never straddle a band
+    n = 0
+    for y0 in range(0, h, band):
+        sel = fine[(leaves.y1[fine] >= y0) & (leaves.y1[fine] < y0 + band)]
+        if sel.size == 0:
+            continue
+        y1 = min(h, y0 + band)
+        part = leaves.take(sel)
+        shifted = Leaves(part.x1, part.x2, part.y1 - y0, part.y2 - y0, part.size, part.depth, part.tile,
+                         part.edges, (y1 - y0, image.shape[1]))  # fmt: skip
+        patches[sel] = serialise_image(image.rows(y0, y1), shifted, p, params.image_method).reshape(patches[sel].shape)
+        if mask is not None:
+            mask_patches[sel] = serialise_mask(mask.rows(y0, y1), shifted, p, params.mask_method, params.ignore_index)
+        n += 1
+    return n
+
+
+def _banded_ceiling(mask, leaves: Leaves, mask_patches, params, band_rows):
+    """Per-class Dice of the rebuilt mask against the mask, accumulated band by band."""
+    h, w = mask.shape[:2]
+    big = int(leaves.size.max())
+    band = max(band_rows, big) // big * big
+    inter: dict[int, int] = {}
+    total: dict[int, int] = {}
+    for y0 in range(0, h, band):
+        y1 = min(h, y0 + band)
+        sel = np.flatnonzero((leaves.y1 < y1) & (leaves.y2 > y0))
+        part = leaves.take(sel)
+        shifted = Leaves(part.x1, part.x2, part.y1 - y0, part.y2 - y0, part.size, part.depth, part.tile,
+                         part.edges, (y1 - y0, w))  # fmt: skip
+        truth = mask.rows(y0, y1)
+        rebuilt = _paint_band(mask_patches[sel], shifted, (y1 - y0, w), params)
+        for c in np.union1d(np.unique(truth), np.unique(rebuilt)).tolist():
+            if params.ignore_index is not None and c == params.ignore_index:
+                continue
+            keep = truth != params.ignore_index if params.ignore_index is not None else slice(None)
+            a, b = rebuilt[keep] == c, truth[keep] == c
+            inter[c] = inter.get(c, 0) + int(np.count_nonzero(a & b))
+            total[c] = total.get(c, 0) + int(np.count_nonzero(a)) + int(np.count_nonzero(b))
+    classes = np.array(sorted(total), np.int64)
+    dice = np.array([2 * inter[c] / total[c] if total[c] else 1.0 for c in classes.tolist()])
+    return classes, dice
+
+
+def _paint_band(patches: np.ndarray, leaves: Leaves, shape: tuple[int, int], params) -> np.ndarray:
+    """Rebuild a band from leaves that may start above it (negative y1): paint, then crop."""
+    from .reconstruct import reconstruct
+
+    if not len(leaves):
+        return np.full(shape, 0 if params.ignore_index is None else params.ignore_index, patches.dtype)
+    lift = int(max(0, -int(leaves.y1.min())))
+    lift = -(-lift // int(leaves.size.max())) * int(leaves.size.max()) if lift else 0
+    moved = Leaves(leaves.x1, leaves.x2, leaves.y1 + lift, leaves.y2 + lift, leaves.size, leaves.depth,
+                   leaves.tile, leaves.edges, (shape[0] + lift, shape[1]))  # fmt: skip
+    fill = 0 if params.ignore_index is None else params.ignore_index
+    return reconstruct(patches, moved, (shape[0] + lift, shape[1]), fill=fill)[lift:]

@@ -1,0 +1,92 @@
+"""The out-of-core (banded) path against the in-memory path, on small canvases with tiny bands."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tifffile
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from apfcompile import PatchParams, ceiling_dice, edge_map, patchify, serialise_image, serialise_mask
+from apfcompile.banded import ArraySource, TiffSource, patchify_banded
+
+from . import builders
+
+
+def check_exact(image, mask, sample, labels=None, ignore=None):
+    """Patches equal the in-memory serialisation of the same leaves; so does the ceiling."""
+    np.testing.assert_array_equal(sample.patches, serialise_image(image, sample.leaves, 8))
+    if mask is not None:
+        want = serialise_mask(mask, sample.leaves, 8, ignore_index=ignore)
+        np.testing.assert_array_equal(sample.mask, want)
+        classes, dice = ceiling_dice(mask, want, sample.leaves, ignore_index=ignore)
+        np.testing.assert_array_equal(sample.ceiling[0], classes)
+        np.testing.assert_allclose(sample.ceiling[1], dice)
+
+
+@pytest.mark.parametrize("keep", [1, 2, 5])
+@pytest.mark.parametrize("band", [8, 48, 256])
+def test_real_tissue_with_labels(tissue, keep, band):
+    image = tissue[:600, :900]
+    grey = image.mean(axis=2)
+    mask = np.where(grey < 140, 2, np.where(grey < 200, 1, 0)).astype(np.uint8)
+    params = PatchParams.make(8, length=700)
+    sample, stats = patchify_banded(ArraySource(image), ArraySource(mask), params, [0, 1, 2], band, keep)
+    assert stats.pass1_bands == -(-600 // band)
+    check_exact(image, mask, sample)
+    ref = patchify(image, mask, params)
+    assert len(sample.leaves) == len(ref.leaves)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(h=st.integers(8, 130), w=st.integers(8, 130), band_log=st.integers(3, 6), keep=st.integers(0, 4),
+       dtype=st.sampled_from([np.uint8, np.uint16, np.float32]), ignore=st.booleans(), seed=st.integers(0, 2**31))  # fmt: skip
+def test_random_canvases(h, w, band_log, keep, dtype, ignore, seed):
+    rng = np.random.default_rng(seed)
+    image = (rng.random((h, w)) * 250).astype(dtype)
+    image[h // 3 : h // 2] += dtype(5) if np.dtype(dtype).kind != "f" else 5.0
+    mask = rng.integers(0, 3, (h, w)).astype(np.uint8)
+    labels = [0, 1, 2]
+    ignore_index = None
+    if ignore:
+        mask[rng.random((h, w)) < 0.3] = 255
+        labels, ignore_index = [0, 1, 2, 255], 255
+    params = PatchParams.make(8, length=40, window=(0, 255), ignore_index=ignore_index)
+    sample, _ = patchify_banded(ArraySource(image), ArraySource(mask), params, labels, 1 << band_log, keep)
+    check_exact(image, mask, sample, ignore=ignore_index)
+
+
+def test_edges_differ_only_near_band_borders(tissue):
+    """Banded Canny vs whole-image Canny: report-sized difference, and the same forest here."""
+    image = tissue
+    params = PatchParams.make(8, length=1024)
+    sample, _ = patchify_banded(ArraySource(image), None, params, band_rows=128)
+    ref = patchify(image, None, params)
+    same = np.mean(sample.leaves.x1[: len(ref.leaves)] == ref.leaves.x1[: len(sample.leaves)])
+    assert same > 0.95
+    assert abs(int(sample.leaves.edges.sum()) - int(np.count_nonzero(edge_map(image)))) <= 0.01 * sample.leaves.edges.sum()
+
+
+def test_tiff_source_reads_a_pyramid_level(tmp_path, tissue):
+    path = tmp_path / "slide.tif"
+    builders.write_pyramid(path, tissue, levels=3, jpeg=False)
+    level1 = TiffSource(path, level=1)
+    assert level1.shape == (512, 512, 3)
+    np.testing.assert_array_equal(level1.rows(10, 20), tissue[::2, ::2][10:20])
+    reduced = TiffSource(path, level=0, factor=4)
+    whole = np.concatenate([reduced.rows(y, y + 32) for y in range(0, 256, 32)])
+    import cv2
+
+    np.testing.assert_array_equal(whole, cv2.resize(tissue, (256, 256), interpolation=cv2.INTER_AREA))
+    sample, stats = patchify_banded(reduced, None, PatchParams.make(8, length=256), band_rows=64)
+    assert stats.pass1_bands == 4 and len(sample.leaves) <= 256
+    level1.close()
+    reduced.close()
+
+
+def test_mask_values_outside_the_labels_are_refused(tissue):
+    mask = np.zeros(tissue.shape[:2], np.uint8)
+    mask[5, 5] = 9
+    with pytest.raises(ValueError, match="labels"):
+        patchify_banded(ArraySource(tissue), ArraySource(mask), PatchParams.make(8, length=64), [0, 1], 256)
