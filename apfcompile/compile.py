@@ -81,6 +81,8 @@ class CompileConfig:
     mask_resample: str = "mode"
     ignore_index: int | None = None
     mask_dtype: str = "auto"
+    out_of_core: str = "auto"
+    band_rows: int = 512
     workers: int = 1
     shard_samples: int = 256
     resume: bool = False
@@ -100,6 +102,10 @@ class CompileConfig:
             raise ParameterError("--on-error", "fail or skip", self.on_error)
         if self.mask_dtype not in ("auto",) + _MASK_DTYPES:
             raise ParameterError("--mask-dtype", f"auto or one of {', '.join(_MASK_DTYPES)}", self.mask_dtype)
+        if self.out_of_core not in ("auto", "always", "never"):
+            raise ParameterError("--out-of-core", "auto, always or never", self.out_of_core)
+        if self.band_rows < 8 or self.band_rows % 8:
+            raise ParameterError("--band-rows", "a multiple of 8, at least 8", self.band_rows)
         if self.resume and self.overwrite:
             raise ParameterError("--resume/--overwrite", "at most one of them", "both")
         self.patch_params(self.view_list()[0], None)  # validates every patch parameter now
@@ -120,7 +126,8 @@ class CompileConfig:
 
     def parameters(self, info: LayoutInfo) -> dict:
         """The parameters that decide the output, as stored in the manifest (no paths, no workers)."""
-        skip = {"input", "output", "masks", "workers", "resume", "overwrite", "on_error", "progress", "views"}
+        skip = {"input", "output", "masks", "workers", "resume", "overwrite", "on_error", "progress", "views",
+                "out_of_core", "band_rows"}
         d = {k: v for k, v in asdict(self).items() if k not in skip}
         d.update(layout=info.name, canny=list(self.canny), window=list(self.window or info.window or []) or None,
                  min_size=self.min_size or self.patch_size, mask_dtype=self.resolved_mask_dtype(info))  # fmt: skip
@@ -160,7 +167,51 @@ def _compile_input(task: _Task) -> _Result:
         return _Result(task.index, error=f"{task.item.image}: {type(exc).__name__}: {exc}")
 
 
+OUT_OF_CORE_PIXELS = 1 << 28
+"""``--out-of-core auto`` compiles PAIP slides band by band from 16,384^2 canvas pixels up."""
+
+
+def _banded_records(task: _Task) -> list[SampleRecord] | None:
+    """A PAIP slide compiled band by band, or None when the in-memory path should be used."""
+    from .banded import patchify_banded
+    from .frames import paip_sources
+
+    cfg, item = task.config, task.item
+    if item.kind != "paip" or cfg.out_of_core == "never":
+        return None
+    try:
+        image, mask, full = paip_sources(item, cfg.resolution, cfg.paip_label)
+    except InputError:
+        if cfg.out_of_core == "always":
+            raise
+        return None
+    h, w = image.shape[:2]
+    if cfg.out_of_core == "auto" and h * w < OUT_OF_CORE_PIXELS:
+        image.close()
+        return None
+    labels = [0, 1, 2] if cfg.paip_label == "both" else [0, 1]
+    out = []
+    try:
+        for v, view in enumerate(cfg.view_list()):
+            sample, _ = patchify_banded(image, mask, cfg.patch_params(view, task.window), labels, cfg.band_rows)
+            out.append(SampleRecord(
+                sample=task.first + v, key=item.key, source=item.source, mask_source=item.mask_source, view=v,
+                canvas=(h, w), original=full, scale=(full[0] / h, full[1] / w), offset=(0.0, 0.0),
+                slice_axis=None, slice_index=None, gamma=sample.gamma, ceiling=sample.ceiling, blur=view[0],
+                canny=(view[1], view[2]), nodes=dict(sample.leaves.columns()), image=sample.patches,
+                mask=sample.mask.astype(task.mask_dtype),
+            ))  # fmt: skip
+    finally:
+        image.close()
+        for m in (mask.whole, mask.viable):
+            m.close()
+    return out
+
+
 def _records(task: _Task) -> list[SampleRecord]:
+    banded = _banded_records(task)
+    if banded is not None:
+        return banded
     cfg, item = task.config, task.item
     views = cfg.view_list()
     out = []

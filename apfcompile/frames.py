@@ -139,3 +139,63 @@ def load_frames(item: InputItem, resolution: int | None = None, paip_label: str 
     img = _as_image(data, item.image)
     m = None if mask is None else as_labels(mask, item.masks[0], img.shape[:2])
     return [Frame(item.key, img, m)]
+
+
+class _PaipLabels:
+    """Band reader combining a PAIP slide's whole/viable 0/1 masks into labels (see layouts)."""
+
+    def __init__(self, whole, viable, label: str) -> None:
+        self.whole, self.viable, self.label = whole, viable, label
+        self.shape = whole.shape[:2]
+        self.dtype = np.dtype(np.uint8)
+
+    def rows(self, y0: int, y1: int) -> np.ndarray:
+        whole = self.whole.rows(y0, y1) != 0
+        viable = self.viable.rows(y0, y1) != 0
+        whole = whole if whole.ndim == 2 else whole[..., 0]
+        viable = viable if viable.ndim == 2 else viable[..., 0]
+        if self.label == "both":
+            return np.where(viable, 2, np.where(whole, 1, 0)).astype(np.uint8)
+        return (whole if self.label == "whole" else viable).astype(np.uint8)
+
+
+def _level_for(path: Path, resolution: int | None) -> tuple[int, int, tuple[int, int], tuple[int, int]]:
+    """(level, integer factor, level (H, W), full (H, W)) reaching ``resolution`` exactly, or raise."""
+    import tifffile
+
+    with tifffile.TiffFile(path) as tif:
+        levels = [tiff._hw(level) for level in tif.series[0].levels]
+    full = levels[0]
+    if resolution is None:
+        return 0, 1, full, full
+    chosen = 0
+    for k, hw in enumerate(levels):
+        if max(hw) >= resolution:
+            chosen = k
+    hw = levels[chosen]
+    factor = max(hw) // resolution
+    if factor < 1 or max(hw) % resolution or hw[0] % factor or hw[1] % factor:
+        raise InputError(path, f"no pyramid level reduces to {resolution} px by a whole factor (levels {levels})",
+                         "choose --resolution dividing a level's size, or --out-of-core never")  # fmt: skip
+    return chosen, factor, hw, full
+
+
+def paip_sources(item: InputItem, resolution: int | None, label: str):
+    """Band readers for a PAIP slide and its labels at the canvas, and the full-resolution size.
+
+    The canvas is a pyramid level reduced by a whole factor (``--fit pad`` semantics without
+    padding); the masks are read at their own matching level, nearest.
+    """
+    from .banded import TiffSource
+
+    if item.problem:
+        raise InputError(item.image, item.problem)
+    level, factor, hw, full = _level_for(item.image, resolution)
+    image = TiffSource(item.image, level, factor)
+    masks = []
+    for path in item.masks:
+        m_level, m_factor, m_hw, m_full = _level_for(path, max(image.shape[:2]) if resolution else None)
+        if m_full != full:
+            raise InputError(path, f"mask size {m_full} differs from its slide's {full}")
+        masks.append(TiffSource(path, m_level, m_factor, nearest=True))
+    return image, _PaipLabels(masks[0], masks[1], label), full
