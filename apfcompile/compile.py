@@ -186,12 +186,11 @@ def _banded_records(task: _Task) -> list[SampleRecord] | None:
             raise
         return None
     h, w = image.shape[:2]
-    if cfg.out_of_core == "auto" and h * w < OUT_OF_CORE_PIXELS:
-        image.close()
-        return None
     labels = [0, 1, 2] if cfg.paip_label == "both" else [0, 1]
     out = []
     try:
+        if cfg.out_of_core == "auto" and h * w < OUT_OF_CORE_PIXELS:
+            return None
         for v, view in enumerate(cfg.view_list()):
             sample, _ = patchify_banded(image, mask, cfg.patch_params(view, task.window), labels, cfg.band_rows)
             out.append(SampleRecord(

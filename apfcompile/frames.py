@@ -191,11 +191,15 @@ def paip_sources(item: InputItem, resolution: int | None, label: str):
     if item.problem:
         raise InputError(item.image, item.problem)
     level, factor, hw, full = _level_for(item.image, resolution)
-    image = TiffSource(item.image, level, factor)
-    masks = []
-    for path in item.masks:
-        m_level, m_factor, m_hw, m_full = _level_for(path, max(image.shape[:2]) if resolution else None)
-        if m_full != full:
-            raise InputError(path, f"mask size {m_full} differs from its slide's {full}")
-        masks.append(TiffSource(path, m_level, m_factor, nearest=True))
-    return image, _PaipLabels(masks[0], masks[1], label), full
+    opened = [TiffSource(item.image, level, factor)]
+    try:
+        for path in item.masks:
+            m_level, m_factor, m_hw, m_full = _level_for(path, max(opened[0].shape[:2]) if resolution else None)
+            if m_full != full:
+                raise InputError(path, f"mask size {m_full} differs from its slide's {full}")
+            opened.append(TiffSource(path, m_level, m_factor, nearest=True))
+    except BaseException:
+        for source in opened:
+            source.close()
+        raise
+    return opened[0], _PaipLabels(opened[1], opened[2], label), full
