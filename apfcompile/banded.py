@@ -24,6 +24,7 @@ tifffile's Zarr view, optionally area-reduced by an integer factor to the canvas
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -35,8 +36,8 @@ from .edges import EdgeParams, edge_count_grid, to_grey, to_uint8
 from .errors import ParameterError
 from .forest import Leaves, build_forest
 from .pipeline import PatchedSample, PatchParams
-from .pyramid import accumulator_dtype, next_level
-from .serialise import _mean_from_sums, gather_cells, serialise_image, serialise_mask
+from .pyramid import accumulator_dtype, next_level, sum_pyramid
+from .serialise import _mean_from_sums, gather_cells, serialise_image
 
 __all__ = ["ArraySource", "RegionSource", "TiffSource", "patchify_banded"]
 
@@ -150,9 +151,17 @@ def _labels_index(mask_rows: np.ndarray, labels: np.ndarray) -> np.ndarray:
 
 
 def _one_hot(mask_rows: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    idx = _labels_index(mask_rows, labels)
-    out = np.zeros(mask_rows.shape + (len(labels),), np.uint8)
-    np.put_along_axis(out, idx[..., None], 1, axis=-1)
+    out = np.empty(mask_rows.shape + (len(labels),), np.uint8)
+    for j, label in enumerate(labels.tolist()):
+        np.equal(mask_rows, label, out=out[..., j].view(bool))
+    if mask_rows.dtype in (np.uint8, np.uint16) and labels.min() >= 0:
+        known = np.zeros(max(int(labels.max()), int(np.iinfo(mask_rows.dtype).max)) + 1, bool)
+        known[labels] = True
+        ok = bool(known[mask_rows].all())
+    else:
+        ok = bool(np.isin(mask_rows, labels).all())
+    if not ok:
+        _labels_index(mask_rows, labels)  # raises, naming the values outside the labels
     return out
 
 
@@ -183,16 +192,21 @@ def patchify_banded(
     params: PatchParams = PatchParams(),
     labels: np.ndarray | None = None,
     band_rows: int = 512,
-    keep_level: int = 4,
+    keep_level: int | None = None,
+    budget_mib: int = 512,
 ) -> tuple[PatchedSample, BandedStats]:
     """Patchify a canvas too large for memory (see the module docstring).
 
     labels: the mask's possible values (sorted), needed with a mask (e.g. PAIP: 0, 1, 2).
     band_rows: rows per band, a multiple of the minimum leaf size.
-    keep_level: the finest pyramid level kept in memory after pass 1.
+    keep_level: the finest pyramid level kept in memory after pass 1; default: the finest whose
+        stored levels (image sums and mask class counts) fit ``budget_mib``.
     """
     h, w = image.shape[:2]
     m, p = params.forest.min_size, params.patch_size
+    if params.image_method != "area" or params.mask_method != "mode":
+        raise ParameterError("resample", "area images and mode masks on the out-of-core path",
+                             f"{params.image_method}/{params.mask_method}", "use --out-of-core never")  # fmt: skip
     if band_rows % m or band_rows < m:
         raise ParameterError("band_rows", f"a positive multiple of the minimum leaf size {m}", band_rows)
     if mask is not None and labels is None:
@@ -201,24 +215,37 @@ def patchify_banded(
     e = params.edges
     halo = e.blur // 2 + 8
     window = _stretch_window(image, e)
+    channels = 1 if len(image.shape) == 2 else image.shape[2]
+    if keep_level is None:
+        keep_level = _keep_level(h, w, channels, image.dtype, 0 if labels is None else len(labels), budget_mib)
     top = max(keep_level, (max(h, w) // p).bit_length())
     img_pyr = _StreamingPyramid(image.dtype, keep_level, top)
     msk_pyr = _StreamingPyramid(np.dtype(np.uint8), keep_level, top) if mask is not None else None
     grid_rows, n1 = [], 0
-    for y0 in range(0, h, band_rows):
+
+    def read(y0: int):
         y1 = min(h, y0 + band_rows)
         a0, a1 = max(0, y0 - halo), min(h, y1 + halo)
-        block = image.rows(a0, a1)
-        grey = to_uint8(to_grey(block, e.channel), window, e.percentiles)
-        if e.blur > 1:
-            grey = cv2.GaussianBlur(grey, (e.blur, e.blur), 0)
-        edges = cv2.Canny(np.ascontiguousarray(grey), e.canny[0], e.canny[1])[y0 - a0 : y1 - a0]
-        grid_rows.append(edge_count_grid(edges, m))
-        own = block[y0 - a0 : y1 - a0]
-        img_pyr.push(own if own.ndim == 3 else own[:, :, None])
-        if msk_pyr is not None:
-            msk_pyr.push(_one_hot(mask.rows(y0, y1), labels))
-        n1 += 1
+        return y0, y1, a0, image.rows(a0, a1), None if mask is None else mask.rows(y0, y1)
+
+    # The next band is read (decoded) on a second thread while this one is processed.
+    starts = list(range(0, h, band_rows))
+    with ThreadPoolExecutor(max_workers=1) as reader:
+        pending = reader.submit(read, starts[0])
+        for i in range(len(starts)):
+            y0, y1, a0, block, mask_rows = pending.result()
+            if i + 1 < len(starts):
+                pending = reader.submit(read, starts[i + 1])
+            grey = to_uint8(to_grey(block, e.channel), window, e.percentiles)
+            if e.blur > 1:
+                grey = cv2.GaussianBlur(grey, (e.blur, e.blur), 0)
+            edges = cv2.Canny(np.ascontiguousarray(grey), e.canny[0], e.canny[1])[y0 - a0 : y1 - a0]
+            grid_rows.append(edge_count_grid(edges, m))
+            own = block[y0 - a0 : y1 - a0]
+            img_pyr.push(own if own.ndim == 3 else own[:, :, None])
+            if msk_pyr is not None:
+                msk_pyr.push(_one_hot(mask_rows, labels))
+            n1 += 1
     counts = np.concatenate(grid_rows)
     leaves = build_forest(counts, (h, w), params.forest)
     stored = img_pyr.finish()
@@ -226,41 +253,83 @@ def patchify_banded(
 
     factors = leaves.size // p
     level_of = np.log2(factors).astype(int)
-    channels = 1 if len(image.shape) == 2 else image.shape[2]
     patches = np.zeros((len(leaves), p, p, channels), image.dtype)
     mask_patches = None if mask is None else np.zeros((len(leaves), p, p), mask.dtype)
-    fill = 0 if params.ignore_index is None else params.ignore_index
+    score = None if mask is None else _Ceiling(labels, params.ignore_index)
     for k in np.unique(level_of[level_of >= keep_level]):
         sel = np.flatnonzero(level_of == k)
         f = 1 << int(k)
         y, x = leaves.y1[sel] // f, leaves.x1[sel] // f
         patches[sel] = _mean_from_sums(gather_cells(stored[k], y, x, p), f * f, image.dtype)
         if mask is not None:
-            counts_k = gather_cells(stored_mask[k], y, x, p).astype(np.int64)  # (n, p, p, K)
-            mask_patches[sel] = _majority(counts_k, labels, params.ignore_index, fill).astype(mask.dtype)
+            mask_patches[sel] = score.add(gather_cells(stored_mask[k], y, x, p)).astype(mask.dtype)
     fine = np.flatnonzero(level_of < keep_level)
-    n2 = _second_pass(image, mask, leaves, fine, patches, mask_patches, params, band_rows)
+    n2 = _second_pass(image, mask, leaves, fine, patches, mask_patches, params, band_rows, labels, score)
     gamma = (-(-h // p)) * (-(-w // p)) / max(len(leaves), 1)
     ceiling = None
-    if mask is not None:
-        ceiling = _banded_ceiling(mask, leaves, mask_patches, params, band_rows)
+    if score is not None:
+        top_counts = stored_mask[top].reshape(-1, len(labels)).sum(axis=0, dtype=np.int64)
+        ceiling = score.result(top_counts)
     sample = PatchedSample(leaves, patches, mask_patches, float(gamma), ceiling)
     return sample, BandedStats(band_rows, halo, keep_level, n1, n2)
 
 
-def _majority(counts: np.ndarray, labels: np.ndarray, ignore: int | None, fill: int) -> np.ndarray:
-    """Majority label from per-class counts (n, p, p, K); ties to the smallest label."""
-    counts = counts.copy()
-    if ignore is not None and np.any(labels == ignore):
-        j = int(np.flatnonzero(labels == ignore)[0])
-        alone = counts.sum(axis=-1) == counts[..., j]
-        counts[..., j] = np.where(alone, counts[..., j], 0)
-    best = counts.argmax(axis=-1)
-    out = labels[best]
-    return np.where(counts.max(axis=-1) == 0, fill, out)
+def _keep_level(h: int, w: int, channels: int, dtype: np.dtype, classes: int, budget_mib: int) -> int:
+    """The finest level k whose stored levels k, k + 1, ... fit the memory budget."""
+    k = 0
+    while True:
+        total = 0
+        for j in range(k, 40):
+            cells = (-(-h // (1 << j))) * (-(-w // (1 << j)))
+            total += cells * (channels * accumulator_dtype(dtype, j).itemsize
+                              + classes * accumulator_dtype(np.uint8, j).itemsize)  # fmt: skip
+            if cells == 1:
+                break
+        if total <= budget_mib * 2**20:
+            return k
+        k += 1
 
 
-def _second_pass(image, mask, leaves: Leaves, fine: np.ndarray, patches, mask_patches, params, band_rows) -> int:
+class _Ceiling:
+    """Majority labels from per-class cell counts, and the reconstruction-ceiling Dice from them.
+
+    A cell's rebuilt pixels all take its majority label, and its counts say how many of its
+    pixels truly hold each class, so intersections and sizes need no full-size mask.
+    """
+
+    def __init__(self, labels: np.ndarray, ignore: int | None) -> None:
+        self.labels = labels
+        self.fill = 0 if ignore is None else ignore
+        self.ignore = int(np.flatnonzero(labels == ignore)[0]) if ignore is not None and np.any(labels == ignore) else None
+        self.inter = np.zeros(len(labels), np.int64)
+        self.rebuilt = np.zeros(len(labels), np.int64)
+
+    def add(self, counts: np.ndarray) -> np.ndarray:
+        """Labels (n, p, p) for cells with class counts (n, p, p, K); ties to the smallest label."""
+        counts = counts.astype(np.int64)
+        voting = counts.copy()
+        if self.ignore is not None:
+            alone = voting.sum(axis=-1) == voting[..., self.ignore]
+            voting[..., self.ignore] = np.where(alone, voting[..., self.ignore], 0)
+        best = voting.argmax(axis=-1)
+        empty = voting.max(axis=-1) == 0
+        scored = counts.sum(axis=-1) - (counts[..., self.ignore] if self.ignore is not None else 0)
+        picked = np.take_along_axis(counts, best[..., None], axis=-1)[..., 0]
+        live = ~empty
+        np.add.at(self.inter, best[live], picked[live])
+        np.add.at(self.rebuilt, best[live], scored[live])
+        return np.where(empty, self.fill, self.labels[best])
+
+    def result(self, truth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        keep = (self.rebuilt + truth) > 0
+        if self.ignore is not None:
+            keep[self.ignore] = False
+        inter, total = self.inter[keep], self.rebuilt[keep] + truth[keep]
+        return self.labels[keep].astype(np.int64), 2 * inter / total
+
+
+def _second_pass(image, mask, leaves: Leaves, fine: np.ndarray, patches, mask_patches, params, band_rows,
+                 labels, score) -> int:  # fmt: skip
     """Cut the leaves finer than the kept levels from re-read bands; returns bands read."""
     if fine.size == 0:
         return 0
@@ -268,6 +337,7 @@ def _second_pass(image, mask, leaves: Leaves, fine: np.ndarray, patches, mask_pa
     h = image.shape[0]
     big = int(leaves.size[fine].max())
     band = max(band_rows, big) // big * big  # leaves of these sizes never straddle a band
+    top = (big // p).bit_length() - 1
     n = 0
     for y0 in range(0, h, band):
         sel = fine[(leaves.y1[fine] >= y0) & (leaves.y1[fine] < y0 + band)]
@@ -279,47 +349,12 @@ def _second_pass(image, mask, leaves: Leaves, fine: np.ndarray, patches, mask_pa
                          part.edges, (y1 - y0, image.shape[1]))  # fmt: skip
         patches[sel] = serialise_image(image.rows(y0, y1), shifted, p, params.image_method).reshape(patches[sel].shape)
         if mask is not None:
-            mask_patches[sel] = serialise_mask(mask.rows(y0, y1), shifted, p, params.mask_method, params.ignore_index)
+            pyramid = sum_pyramid(_one_hot(mask.rows(y0, y1), labels), top)
+            factors = shifted.size // p
+            for f in np.unique(factors).tolist():
+                k = f.bit_length() - 1
+                idx = np.flatnonzero(factors == f)
+                cells = gather_cells(pyramid[k], shifted.y1[idx] // f, shifted.x1[idx] // f, p)
+                mask_patches[sel[idx]] = score.add(cells).astype(mask_patches.dtype)
         n += 1
     return n
-
-
-def _banded_ceiling(mask, leaves: Leaves, mask_patches, params, band_rows):
-    """Per-class Dice of the rebuilt mask against the mask, accumulated band by band."""
-    h, w = mask.shape[:2]
-    big = int(leaves.size.max())
-    band = max(band_rows, big) // big * big
-    inter: dict[int, int] = {}
-    total: dict[int, int] = {}
-    for y0 in range(0, h, band):
-        y1 = min(h, y0 + band)
-        sel = np.flatnonzero((leaves.y1 < y1) & (leaves.y2 > y0))
-        part = leaves.take(sel)
-        shifted = Leaves(part.x1, part.x2, part.y1 - y0, part.y2 - y0, part.size, part.depth, part.tile,
-                         part.edges, (y1 - y0, w))  # fmt: skip
-        truth = mask.rows(y0, y1)
-        rebuilt = _paint_band(mask_patches[sel], shifted, (y1 - y0, w), params)
-        for c in np.union1d(np.unique(truth), np.unique(rebuilt)).tolist():
-            if params.ignore_index is not None and c == params.ignore_index:
-                continue
-            keep = truth != params.ignore_index if params.ignore_index is not None else slice(None)
-            a, b = rebuilt[keep] == c, truth[keep] == c
-            inter[c] = inter.get(c, 0) + int(np.count_nonzero(a & b))
-            total[c] = total.get(c, 0) + int(np.count_nonzero(a)) + int(np.count_nonzero(b))
-    classes = np.array(sorted(total), np.int64)
-    dice = np.array([2 * inter[c] / total[c] if total[c] else 1.0 for c in classes.tolist()])
-    return classes, dice
-
-
-def _paint_band(patches: np.ndarray, leaves: Leaves, shape: tuple[int, int], params) -> np.ndarray:
-    """Rebuild a band from leaves that may start above it (negative y1): paint, then crop."""
-    from .reconstruct import reconstruct
-
-    if not len(leaves):
-        return np.full(shape, 0 if params.ignore_index is None else params.ignore_index, patches.dtype)
-    lift = int(max(0, -int(leaves.y1.min())))
-    lift = -(-lift // int(leaves.size.max())) * int(leaves.size.max()) if lift else 0
-    moved = Leaves(leaves.x1, leaves.x2, leaves.y1 + lift, leaves.y2 + lift, leaves.size, leaves.depth,
-                   leaves.tile, leaves.edges, (shape[0] + lift, shape[1]))  # fmt: skip
-    fill = 0 if params.ignore_index is None else params.ignore_index
-    return reconstruct(patches, moved, (shape[0] + lift, shape[1]), fill=fill)[lift:]

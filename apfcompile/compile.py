@@ -179,6 +179,8 @@ def _banded_records(task: _Task) -> list[SampleRecord] | None:
     cfg, item = task.config, task.item
     if item.kind != "paip" or cfg.out_of_core == "never":
         return None
+    if cfg.out_of_core == "auto" and (cfg.image_resample, cfg.mask_resample) != ("area", "mode"):
+        return None
     try:
         image, mask, full = paip_sources(item, cfg.resolution, cfg.paip_label)
     except InputError:
