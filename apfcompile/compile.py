@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 import shutil
+import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -256,7 +257,7 @@ def _prepare_output(cfg: CompileConfig) -> None:
     if cfg.resume and ours:
         return
     if cfg.overwrite and ours:
-        for name in (MANIFEST_NAME, ".apf.json.tmp"):
+        for name in (MANIFEST_NAME, ".apf.json.tmp", STATS_NAME):
             (out / name).unlink(missing_ok=True)
         shutil.rmtree(out / SHARDS_DIR, ignore_errors=True)
         return
@@ -306,6 +307,7 @@ def _worker_init() -> None:
 
 def compile_dataset(cfg: CompileConfig) -> Manifest:
     """Compile ``cfg.input`` into the dataset ``cfg.output``; returns the manifest written."""
+    started = time.perf_counter()
     items, info = discover(cfg.input, cfg.layout, cfg.masks, cfg.paip_label)
     _prepare_output(cfg)
     views = cfg.view_list()
@@ -402,7 +404,25 @@ def compile_dataset(cfg: CompileConfig) -> Manifest:
         failures=tuple(early + [f for k in sorted(shard_failures) for f in shard_failures[k]]),
     )  # fmt: skip
     write_manifest(cfg.output, manifest)
+    _write_stats(cfg.output, time.perf_counter() - started, cfg.workers)
     return manifest
+
+
+STATS_NAME = "compile-stats.json"
+"""Run facts (peak memory, wall time) beside the dataset: informative, outside the manifest and
+its checksums, and the one file that differs between two compiles of the same inputs."""
+
+
+def _write_stats(output: Path, wall: float, workers: int) -> None:
+    import resource
+
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    stats = {"peak_rss_mib": round(own), "peak_worker_rss_mib": round(kids) if workers > 1 else None,
+             "wall_s": round(wall, 1), "workers": workers}  # fmt: skip
+    tmp = output / f".{STATS_NAME}.tmp"
+    tmp.write_text(json.dumps(stats, indent=1, sort_keys=True) + "\n")
+    os.replace(tmp, output / STATS_NAME)
 
 
 def _remove_stale_shards(output: Path, keep: set[int]) -> None:

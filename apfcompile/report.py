@@ -57,13 +57,23 @@ def summary(ds: Dataset) -> str:
         dice = dice[~np.isnan(dice.astype(float))] if dice.size else dice
         if dice.size:
             lines.append(f"ceiling   mean foreground Dice {np.mean(dice):.2%} ({_quantiles(dice * 100)} %)")
-    peak = m.parameters.get("peak_rss_mib")
-    if peak is not None:
-        lines.append(f"memory    peak {peak} MiB while compiling")
+    stats = _stats(ds)
+    if stats:
+        worker = stats.get("peak_worker_rss_mib")
+        lines.append(f"compile   peak memory {stats['peak_rss_mib']} MiB" + (f" (largest worker {worker} MiB)" if worker else "")
+                     + f", {stats['wall_s']} s with {stats['workers']} worker(s)")  # fmt: skip
     lines.append(f"errors    {t['failures']}")
     for f in m.failures:
         lines.append(f"  {f.source}: {f.error}")
     return "\n".join(lines)
+
+
+def _stats(ds: Dataset) -> dict | None:
+    """The compile's run facts (compile-stats.json beside the manifest), if there."""
+    try:
+        return json.loads(ds.location.read_bytes("compile-stats.json"))
+    except (OSError, ValueError):
+        return None
 
 
 def dump_rows(ds: Dataset, sample: int | str | None = None, shard: int | None = None) -> list[dict]:

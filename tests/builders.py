@@ -69,5 +69,7 @@ def nuclei_folder(root: Path, copies: int = 3) -> Path:
 
 
 def tree_bytes(root: Path) -> dict[str, bytes]:
-    """Every file under ``root`` by relative path (to compare datasets byte for byte)."""
-    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+    """Every file under ``root`` by relative path (to compare datasets byte for byte), less the
+    run facts in compile-stats.json (peak memory and wall time differ from run to run)."""
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*"))
+            if p.is_file() and p.name != "compile-stats.json"}  # fmt: skip

@@ -129,6 +129,11 @@ def test_views_and_canvas(tmp_path):
     first, second = ds.read_sample(rows[0]["sample"]), ds.read_sample(rows[1]["sample"])
     assert not np.array_equal(first.nodes["x1"], second.nodes["x1"])  # other edges, other leaves
     assert ds.verify() == []
+    stats = json.loads((tmp_path / "ds" / "compile-stats.json").read_text())
+    assert stats["peak_rss_mib"] > 0 and stats["workers"] == 1
+    from apfcompile.report import summary
+
+    assert "peak memory" in summary(ds)
 
 
 def test_threshold_policy_lengths_vary(tmp_path):
