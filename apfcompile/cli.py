@@ -102,6 +102,9 @@ def _view(ctx, param, values: tuple[str, ...]) -> tuple[tuple[int, float, float]
               help="Rows per band on the out-of-core path (a multiple of 8).")
 @click.option("--workers", "-j", type=click.IntRange(min=1), default=os.cpu_count() or 1, show_default="all cores",
               help="Worker processes.")
+@click.option("--scheduler", metavar="ADDRESS",
+              help="Run the work on a Dask cluster: tcp://host:8786, or local:N for N local worker processes "
+                   "(needs apfcompile[dask]). Output is byte-identical to a local compile.")
 @click.option("--shard-samples", type=click.IntRange(min=1), default=256, show_default=True, help="Samples per shard.")
 @click.option("--resume", is_flag=True, help="Finish an interrupted compile into OUTPUT, keeping finished shards.")
 @click.option("--overwrite", is_flag=True, help="Replace the dataset already in OUTPUT.")

@@ -85,6 +85,7 @@ class CompileConfig:
     out_of_core: str = "auto"
     band_rows: int = 512
     workers: int = 1
+    scheduler: str | None = None
     shard_samples: int = 256
     resume: bool = False
     overwrite: bool = False
@@ -128,7 +129,7 @@ class CompileConfig:
     def parameters(self, info: LayoutInfo) -> dict:
         """The parameters that decide the output, as stored in the manifest (no paths, no workers)."""
         skip = {"input", "output", "masks", "workers", "resume", "overwrite", "on_error", "progress", "views",
-                "out_of_core", "band_rows"}
+                "out_of_core", "band_rows", "scheduler"}
         d = {k: v for k, v in asdict(self).items() if k not in skip}
         d.update(layout=info.name, canny=list(self.canny), window=list(self.window or info.window or []) or None,
                  min_size=self.min_size or self.patch_size, mask_dtype=self.resolved_mask_dtype(info))  # fmt: skip
@@ -273,8 +274,11 @@ def _fingerprint(parameters: dict, plan: list[tuple[InputItem, int]]) -> str:
     return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
 
 
-def _in_order(tasks: list[_Task], workers: int) -> Iterator[_Result]:
+def _in_order(tasks: list[_Task], workers: int, scheduler: str | None = None) -> Iterator[_Result]:
     """Results in task order, at most 2 x workers tasks in flight (bounded memory)."""
+    if scheduler is not None:
+        yield from _on_dask(tasks, scheduler)
+        return
     if workers == 1 or len(tasks) <= 1:
         for t in tasks:
             yield _compile_input(t)
@@ -297,6 +301,51 @@ def _in_order(tasks: list[_Task], workers: int) -> Iterator[_Result]:
         finally:
             for f in pending:
                 f.cancel()
+
+
+def _on_dask(tasks: list[_Task], scheduler: str) -> Iterator[_Result]:
+    """Results in task order from a Dask cluster (``tcp://host:port``, or ``local:N`` processes).
+
+    Tasks are pure functions of their inputs: a task lost with a worker is simply run again, so
+    nothing is lost or written twice, and the shards are the ones a local compile writes.
+    """
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError:
+        raise ParameterError("--scheduler", "Dask installed", scheduler,
+                             "pip install 'apfcompile[dask]'") from None  # fmt: skip
+    cluster = None
+    try:
+        if scheduler.startswith("local:"):
+            try:
+                n = int(scheduler.split(":", 1)[1])
+            except ValueError:
+                raise ParameterError("--scheduler", "local:N with N >= 1, or tcp://host:port", scheduler) from None
+            cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None)
+            client = Client(cluster)
+        else:
+            try:
+                client = Client(scheduler, timeout="5s")
+            except (OSError, TimeoutError, ValueError) as exc:
+                raise ParameterError("--scheduler", "a reachable Dask scheduler", scheduler,
+                                     f"could not connect ({exc.__class__.__name__})") from None  # fmt: skip
+        with client:
+            window = 2 * max(1, sum(client.nthreads().values()))
+            pending = []
+            queue = iter(tasks)
+            for t in queue:
+                pending.append(client.submit(_compile_input, t, pure=False, retries=2))
+                if len(pending) >= window:
+                    break
+            while pending:
+                result = pending.pop(0).result()
+                nxt = next(queue, None)
+                if nxt is not None:
+                    pending.append(client.submit(_compile_input, nxt, pure=False, retries=2))
+                yield result
+    finally:
+        if cluster is not None:
+            cluster.close()
 
 
 def _worker_init() -> None:
@@ -355,7 +404,7 @@ def compile_dataset(cfg: CompileConfig) -> Manifest:
 
     progress = _progress(total - sum(ShardInfo.from_dict(r["shard"], "-").samples for r in done.values()), cfg.progress)
     try:
-        for result in _in_order(tasks, cfg.workers):
+        for result in _in_order(tasks, cfg.workers, cfg.scheduler):
             item = plan[result.index][0]
             first_shard = firsts[result.index] // per
             if result.error is not None:

@@ -1,0 +1,64 @@
+"""Compiling on a Dask cluster: the same bytes as a local compile, even when a worker dies."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+
+import pytest
+
+from apfcompile.compile import CompileConfig, compile_dataset
+from apfcompile.errors import ParameterError
+
+from . import builders
+
+distributed = pytest.importorskip("distributed")
+
+
+@pytest.fixture(scope="module")
+def btcv(tmp_path_factory):
+    root = tmp_path_factory.mktemp("dask")
+    src = builders.btcv(root / "btcv", cases=6)
+    compile_dataset(CompileConfig(src, root / "local", length=48, shard_samples=16))
+    return src, root
+
+
+def test_local_cluster_equals_local_compile(btcv):
+    src, root = btcv
+    compile_dataset(CompileConfig(src, root / "local2", length=48, shard_samples=16, scheduler="local:2"))
+    assert builders.tree_bytes(root / "local") == builders.tree_bytes(root / "local2")
+
+
+def test_a_worker_killed_mid_run_loses_and_duplicates_nothing(btcv):
+    src, root = btcv
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        with distributed.Client(cluster) as client:
+            pids = list(client.run(os.getpid).values())
+        errors = []
+
+        def run():
+            try:
+                compile_dataset(CompileConfig(src, root / "killed", length=48, shard_samples=16,
+                                              scheduler=cluster.scheduler_address))  # fmt: skip
+            except Exception as exc:  # surfaced below
+                errors.append(exc)
+
+        thread = threading.Thread(target=run)
+        thread.start()
+        deadline = time.time() + 60
+        while not (root / "killed" / "shards" / "00000").exists() and time.time() < deadline:
+            time.sleep(0.02)
+        os.kill(pids[0], signal.SIGKILL)
+        thread.join(timeout=300)
+    assert not errors, errors
+    assert builders.tree_bytes(root / "local") == builders.tree_bytes(root / "killed")
+
+
+def test_unreachable_scheduler_is_one_clear_error(tmp_path, btcv):
+    src, _ = btcv
+    with pytest.raises(ParameterError, match="reachable Dask scheduler"):
+        compile_dataset(CompileConfig(src, tmp_path / "ds", length=48, scheduler="tcp://127.0.0.1:9"))
+    with pytest.raises(ParameterError, match="local:N"):
+        compile_dataset(CompileConfig(src, tmp_path / "ds2", length=48, scheduler="local:many"))
