@@ -62,9 +62,29 @@ def _view(ctx, param, values: tuple[str, ...]) -> tuple[tuple[int, float, float]
     return tuple(out)
 
 
+def _storage_options(ctx, param, values: tuple[str, ...]) -> dict | None:
+    out = {}
+    for v in values:
+        key, sep, value = v.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{v!r}: expected KEY=VALUE, e.g. endpoint_url=http://127.0.0.1:9000")
+        if key in ("endpoint_url", "region_name"):  # s3fs wants these inside client_kwargs
+            out.setdefault("client_kwargs", {})[key] = value
+        else:
+            out[key] = {"true": True, "false": False}.get(value.lower(), value)
+    return out or None
+
+
+STORAGE_OPTION = click.option(
+    "--storage-option", "storage_options", multiple=True, callback=_storage_options, metavar="KEY=VALUE",
+    help="fsspec option for s3:// / gs:// URLs (repeatable), e.g. endpoint_url=..., anon=true; "
+         "credentials also come from the usual environment variables.",
+)  # fmt: skip
+
+
 @main.command(context_settings={"max_content_width": 100})
 @click.argument("input", type=click.Path(path_type=Path))
-@click.argument("output", type=click.Path(path_type=Path))
+@click.argument("output")
 @click.option("--layout", type=click.Choice(["auto", "folder", "paip", "btcv", "list"]), default="auto",
               show_default=True, help="How INPUT is organised (see below).")
 @click.option("--masks", type=click.Path(path_type=Path), help="folder layout: masks here, paired by relative path and stem.")
@@ -106,12 +126,13 @@ def _view(ctx, param, values: tuple[str, ...]) -> tuple[tuple[int, float, float]
               help="Run the work on a Dask cluster: tcp://host:8786, or local:N for N local worker processes "
                    "(needs apfcompile[dask]). Output is byte-identical to a local compile.")
 @click.option("--shard-samples", type=click.IntRange(min=1), default=256, show_default=True, help="Samples per shard.")
+@STORAGE_OPTION
 @click.option("--resume", is_flag=True, help="Finish an interrupted compile into OUTPUT, keeping finished shards.")
 @click.option("--overwrite", is_flag=True, help="Replace the dataset already in OUTPUT.")
 @click.option("--on-error", type=click.Choice(["fail", "skip"]), default="fail", show_default=True,
               help="fail: stop at the first bad input; skip: record it in the manifest and go on.")
 @_friendly
-def compile(input: Path, output: Path, **options) -> None:  # noqa: A001 - the command's name
+def compile(input: Path, output: str, **options) -> None:  # noqa: A001 - the command's name
     """Compile the images under INPUT into a dataset of shards in OUTPUT.
 
     \b
@@ -134,24 +155,25 @@ def compile(input: Path, output: Path, **options) -> None:  # noqa: A001 - the c
 
 
 @main.command()
-@click.argument("dataset", type=click.Path(path_type=Path))
+@click.argument("dataset")
+@STORAGE_OPTION
 @_friendly
-def inspect(dataset: Path) -> None:
+def inspect(dataset: str, storage_options: dict | None) -> None:
     """Summarise DATASET: parameters, counts, lengths, leaf sizes, gamma, ceiling Dice, bytes, errors."""
     from formats import open_dataset
 
     from .report import summary
 
-    click.echo(summary(open_dataset(dataset)))
+    click.echo(summary(open_dataset(dataset, storage_options)))
 
 
 @main.command()
-@click.argument("dataset", type=click.Path(path_type=Path))
+@click.argument("dataset")
 @click.option("--sample", help="One sample, by id or key.")
 @click.option("--shard", type=int, help="One shard, by index.")
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "jsonl"]), default="table", show_default=True)
 @_friendly
-def dump(dataset: Path, sample: str | None, shard: int | None, fmt: str) -> None:
+def dump(dataset: str, sample: str | None, shard: int | None, fmt: str) -> None:
     """Print node metadata rows: sample, key, x1, x2, y1, y2, size, cx, cy, depth, edges."""
     from formats import open_dataset
 
@@ -164,13 +186,14 @@ def dump(dataset: Path, sample: str | None, shard: int | None, fmt: str) -> None
 
 
 @main.command()
-@click.argument("dataset", type=click.Path(path_type=Path))
+@click.argument("dataset")
+@STORAGE_OPTION
 @_friendly
-def verify(dataset: Path) -> None:
+def verify(dataset: str, storage_options: dict | None) -> None:
     """Check every shard's files against the manifest's sizes and checksums, and their structure."""
     from formats import open_dataset
 
-    ds = open_dataset(dataset)
+    ds = open_dataset(dataset, storage_options)
     problems = ds.verify()
     if problems:
         for p in problems:

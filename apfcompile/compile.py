@@ -28,6 +28,7 @@ from formats import (
     MANIFEST_NAME, ClassInfo, Failure, Manifest, SampleRecord, ShardInfo, View, read_shard_record, shard_name,
     write_manifest, write_shard,
 )  # fmt: skip
+from formats._storage import Location, locate
 from formats.spec import SHARDS_DIR
 
 from .canvas import Fit, fit_canvas
@@ -38,7 +39,7 @@ from .frames import count_frames, load_frames
 from .layouts import InputItem, Layout, LayoutInfo, discover
 from .pipeline import PatchParams, patchify
 
-__all__ = ["CompileConfig", "CompileError", "OutputExistsError", "compile_dataset"]
+__all__ = ["CompileConfig", "CompileError", "OutputError", "OutputExistsError", "compile_dataset"]
 
 _MASK_DTYPES = ("uint8", "uint16", "int16", "int32")
 
@@ -47,7 +48,11 @@ class CompileError(APFError, RuntimeError):
     """An input failed with ``on_error="fail"``; the shards committed so far are kept."""
 
 
-class OutputExistsError(APFError, FileExistsError):
+class OutputError(APFError, OSError):
+    """The output location cannot be used (missing bucket, no access, not a folder...)."""
+
+
+class OutputExistsError(OutputError, FileExistsError):
     """The output already holds something and neither overwrite nor resume was asked for."""
 
 
@@ -61,7 +66,7 @@ class CompileConfig:
     """
 
     input: Path
-    output: Path
+    output: str | Path
     layout: Layout = "auto"
     masks: Path | None = None
     paip_label: str = "both"
@@ -86,6 +91,7 @@ class CompileConfig:
     band_rows: int = 512
     workers: int = 1
     scheduler: str | None = None
+    storage_options: dict | None = None
     shard_samples: int = 256
     resume: bool = False
     overwrite: bool = False
@@ -129,7 +135,7 @@ class CompileConfig:
     def parameters(self, info: LayoutInfo) -> dict:
         """The parameters that decide the output, as stored in the manifest (no paths, no workers)."""
         skip = {"input", "output", "masks", "workers", "resume", "overwrite", "on_error", "progress", "views",
-                "out_of_core", "band_rows", "scheduler"}
+                "out_of_core", "band_rows", "scheduler", "storage_options"}
         d = {k: v for k, v in asdict(self).items() if k not in skip}
         d.update(layout=info.name, canny=list(self.canny), window=list(self.window or info.window or []) or None,
                  min_size=self.min_size or self.patch_size, mask_dtype=self.resolved_mask_dtype(info))  # fmt: skip
@@ -247,20 +253,37 @@ def _records(task: _Task) -> list[SampleRecord]:
     return out
 
 
-def _prepare_output(cfg: CompileConfig) -> None:
-    out = cfg.output
-    if out.exists() and not out.is_dir():
-        raise OutputExistsError(f"{out}: exists and is not a folder; choose another OUTPUT")
-    if not out.exists() or not any(out.iterdir()):
-        out.mkdir(parents=True, exist_ok=True)
+def _prepare_output(cfg: CompileConfig, loc: Location) -> None:
+    out = loc.display()
+    fs = loc.fs
+    try:
+        bucket = loc.path.split("/", 1)[0]
+        if loc.local is None and not fs.exists(bucket):
+            raise OutputError(f"{out}: bucket {bucket!r} does not exist or is not visible with these credentials; "
+                              "create it first (apfcompile does not create buckets)")  # fmt: skip
+        exists = fs.exists(loc.path)
+        if exists and not fs.isdir(loc.path):
+            raise OutputExistsError(f"{out}: exists and is not a folder; choose another OUTPUT")
+        entries = fs.ls(loc.path, detail=False) if exists else []
+    except Exception as exc:  # object storage clients raise their own kinds (credentials, endpoint)
+        if isinstance(exc, OutputError) or (loc.local is not None and not isinstance(exc, OSError)):
+            raise
+        raise OutputError(f"{out}: cannot be used as OUTPUT ({type(exc).__name__}: "
+                                f"{str(exc).splitlines()[0] if str(exc) else ''}); check the path, bucket, "
+                                "credentials and endpoint") from None  # fmt: skip
+    if not entries:
+        if loc.local is not None:
+            loc.local.mkdir(parents=True, exist_ok=True)
         return
-    ours = (out / MANIFEST_NAME).exists() or (out / SHARDS_DIR).is_dir()
+    ours = fs.exists(loc.sub(MANIFEST_NAME)) or fs.isdir(loc.sub(SHARDS_DIR))
     if cfg.resume and ours:
         return
     if cfg.overwrite and ours:
         for name in (MANIFEST_NAME, ".apf.json.tmp", STATS_NAME):
-            (out / name).unlink(missing_ok=True)
-        shutil.rmtree(out / SHARDS_DIR, ignore_errors=True)
+            if fs.exists(loc.sub(name)):
+                fs.rm(loc.sub(name))
+        if fs.exists(loc.sub(SHARDS_DIR)):
+            fs.rm(loc.sub(SHARDS_DIR), recursive=True)
         return
     if not ours:
         raise OutputExistsError(f"{out}: exists, is not empty and is not an apfcompile dataset; "
@@ -358,7 +381,8 @@ def compile_dataset(cfg: CompileConfig) -> Manifest:
     """Compile ``cfg.input`` into the dataset ``cfg.output``; returns the manifest written."""
     started = time.perf_counter()
     items, info = discover(cfg.input, cfg.layout, cfg.masks, cfg.paip_label)
-    _prepare_output(cfg)
+    loc = locate(cfg.output, cfg.storage_options)
+    _prepare_output(cfg, loc)
     views = cfg.view_list()
     parameters = cfg.parameters(info)
     mask_dtype = cfg.resolved_mask_dtype(info)
@@ -389,7 +413,7 @@ def compile_dataset(cfg: CompileConfig) -> Manifest:
     done: dict[int, dict] = {}
     if cfg.resume:
         for k in range(n_shards):
-            rec = read_shard_record(cfg.output, k)
+            rec = read_shard_record(cfg.output, k, cfg.storage_options)
             if rec is not None and rec.get("fingerprint") == fingerprint:
                 done[k] = rec
     todo = [i for i, (_, n) in enumerate(plan) if n and any(
@@ -437,11 +461,12 @@ def compile_dataset(cfg: CompileConfig) -> Manifest:
                     mask_dtype=mask_dtype if labelled else None, fingerprint=fingerprint,
                     failures=failures.get(k, []), dataset_info=dtype_info,
                     mask_fill=0 if cfg.ignore_index is None else cfg.ignore_index,
+                    storage_options=cfg.storage_options,
                 )  # fmt: skip
                 shard_failures[k] = failures.pop(k, [])
     finally:
         progress.close()
-    _remove_stale_shards(cfg.output, set(written))
+    _remove_stale_shards(loc, set(written))
 
     dtype_info = dtype_info or {"image_dtype": "uint8", "channels": 1}
     classes = None if info.classes is None else tuple(ClassInfo(i, n) for i, n in enumerate(info.classes))
@@ -452,8 +477,8 @@ def compile_dataset(cfg: CompileConfig) -> Manifest:
         shards=tuple(written[k] for k in sorted(written)),
         failures=tuple(early + [f for k in sorted(shard_failures) for f in shard_failures[k]]),
     )  # fmt: skip
-    write_manifest(cfg.output, manifest)
-    _write_stats(cfg.output, time.perf_counter() - started, cfg.workers)
+    write_manifest(cfg.output, manifest, cfg.storage_options)
+    _write_stats(loc, time.perf_counter() - started, cfg.workers)
     return manifest
 
 
@@ -462,27 +487,32 @@ STATS_NAME = "compile-stats.json"
 its checksums, and the one file that differs between two compiles of the same inputs."""
 
 
-def _write_stats(output: Path, wall: float, workers: int) -> None:
+def _write_stats(loc: Location, wall: float, workers: int) -> None:
     import resource
 
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
     kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     stats = {"peak_rss_mib": round(own), "peak_worker_rss_mib": round(kids) if workers > 1 else None,
              "wall_s": round(wall, 1), "workers": workers}  # fmt: skip
-    tmp = output / f".{STATS_NAME}.tmp"
-    tmp.write_text(json.dumps(stats, indent=1, sort_keys=True) + "\n")
-    os.replace(tmp, output / STATS_NAME)
+    data = (json.dumps(stats, indent=1, sort_keys=True) + "\n").encode()
+    if loc.local is None:
+        loc.fs.pipe_file(loc.sub(STATS_NAME), data)
+        return
+    tmp = loc.local / f".{STATS_NAME}.tmp"
+    tmp.write_bytes(data)
+    os.replace(tmp, loc.local / STATS_NAME)
 
 
-def _remove_stale_shards(output: Path, keep: set[int]) -> None:
+def _remove_stale_shards(loc: Location, keep: set[int]) -> None:
     """Delete shard folders this compile did not produce (an older plan's, or unfinished ones)."""
-    folder = output / SHARDS_DIR
-    if not folder.is_dir():
+    folder = loc.sub(SHARDS_DIR)
+    if not loc.fs.isdir(folder):
         return
     names = {shard_name(k) for k in keep}
-    for child in folder.iterdir():
-        if child.is_dir() and child.name not in names and (child.name.isdigit() or child.name.startswith(".tmp-")):
-            shutil.rmtree(child)
+    for child in loc.fs.ls(folder, detail=False):
+        name = child.rstrip("/").rsplit("/", 1)[-1]
+        if name not in names and (name.isdigit() or name.startswith(".tmp-")):
+            loc.fs.rm(child, recursive=True)
 
 
 def _progress(total: int, enabled: bool):

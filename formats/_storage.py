@@ -15,6 +15,8 @@ import fsspec
 import zarr
 from fsspec.implementations.local import LocalFileSystem
 
+from .errors import FormatError
+
 __all__ = ["Location", "locate"]
 
 
@@ -49,7 +51,8 @@ class Location:
     def zarr_group(self, rel: str) -> zarr.Group:
         if self.local is not None:
             return zarr.open_group(zarr.storage.LocalStore(self.local / rel, read_only=True), mode="r")
-        store = zarr.storage.FsspecStore.from_url(self.display(rel), read_only=True)
+        store = zarr.storage.FsspecStore.from_url(self.display(rel), read_only=True,
+                                                  storage_options=getattr(self.fs, "storage_options", None))
         return zarr.open_group(store, mode="r")
 
     def parquet_args(self, rel: str) -> tuple[str, object | None]:
@@ -59,11 +62,22 @@ class Location:
         return self.sub(rel), self.fs
 
 
-def locate(path_or_url: str | os.PathLike) -> Location:
-    """Resolve a local path or an fsspec URL."""
+def locate(path_or_url: str | os.PathLike, storage_options: dict | None = None, fresh: bool = False) -> Location:
+    """Resolve a local path or an fsspec URL (``storage_options`` go to its filesystem).
+
+    ``fresh``: a new filesystem instance, not fsspec's cached one (after a fork: asynchronous
+    filesystems such as s3fs must not be shared across processes).
+    """
     text = os.fspath(path_or_url)
     if "://" not in text or text.startswith("file://"):
         local = Path(text.removeprefix("file://"))
         return Location(text, LocalFileSystem(), str(local.absolute()), local)
-    fs, path = fsspec.core.url_to_fs(text)
+    try:
+        options = dict(storage_options or {})
+        if fresh:
+            options["skip_instance_cache"] = True
+        fs, path = fsspec.core.url_to_fs(text, **options)
+    except ImportError as exc:
+        raise FormatError(f"{text}: reading or writing this URL needs {exc.name or 'its fsspec backend'} "
+                          "(for s3:// install apfcompile[s3])") from None  # fmt: skip
     return Location(text, fs, path.rstrip("/"), None)

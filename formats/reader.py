@@ -32,13 +32,19 @@ class SampleData:
 class Dataset:
     """An apfcompile dataset opened for reading (see ``formats/FORMAT.md``)."""
 
-    def __init__(self, path: str | os.PathLike) -> None:
-        self.location: Location = locate(path)
+    def __init__(self, path: str | os.PathLike, storage_options: dict | None = None) -> None:
+        self.location: Location = locate(path, storage_options)
         self.path = self.location.local if self.location.local is not None else self.location.url
         try:
             raw = self.location.read_bytes(MANIFEST_NAME)
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             raise DatasetNotFoundError(self.location.display()) from None
+        except Exception as exc:  # object storage clients raise their own kinds (credentials, endpoint)
+            if self.location.local is not None and not isinstance(exc, (OSError, ValueError)):
+                raise
+            raise FormatError(f"{self.location.display()}: cannot read the dataset "
+                              f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
+                              "check the URL, credentials and endpoint") from None  # fmt: skip
         self.manifest: Manifest = parse_manifest(raw, self.location.display(MANIFEST_NAME))
 
     @cached_property
@@ -128,6 +134,6 @@ def _sha256(loc: Location, rel: str) -> str:
     return digest.hexdigest()
 
 
-def open_dataset(path: str | os.PathLike) -> Dataset:
-    """Open a dataset folder; raises :class:`DatasetNotFoundError` or :class:`ManifestError`."""
-    return Dataset(path)
+def open_dataset(path: str | os.PathLike, storage_options: dict | None = None) -> Dataset:
+    """Open a dataset folder or URL; raises :class:`DatasetNotFoundError` or :class:`ManifestError`."""
+    return Dataset(path, storage_options)

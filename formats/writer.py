@@ -165,6 +165,7 @@ def write_shard(
     failures: list[Failure] = (),
     dataset_info: dict | None = None,
     mask_fill: int = 0,
+    storage_options: dict | None = None,
 ) -> ShardInfo:
     """Write shard ``index`` of ``dataset`` from ``records`` (in order) and commit it by rename.
 
@@ -173,7 +174,7 @@ def write_shard(
     resumed compile keeps only shards made with the same parameters. Unlabelled samples in a
     labelled dataset get mask rows of ``mask_fill``. Returns the shard's info.
     """
-    loc = locate(dataset)
+    loc = locate(dataset, storage_options)
     name = shard_name(index)
     if loc.local is None:  # object storage: build locally, then upload (shard.json last)
         with tempfile.TemporaryDirectory(prefix="apf-shard-") as staging:
@@ -227,18 +228,18 @@ def _upload(folder: Path, loc: Location, rel: str) -> None:
         loc.fs.put_file(str(path), target)
 
 
-def read_shard_record(dataset: str | os.PathLike, index: int) -> dict | None:
+def read_shard_record(dataset: str | os.PathLike, index: int, storage_options: dict | None = None) -> dict | None:
     """Shard ``index``'s ``shard.json`` (fingerprint, info, failures), or None if absent/unreadable."""
-    loc = locate(dataset)
+    loc = locate(dataset, storage_options)
     try:
         return json.loads(loc.read_bytes(f"{SHARDS_DIR}/{shard_name(index)}/{SHARD_RECORD_NAME}"))
     except (OSError, ValueError):
         return None
 
 
-def write_manifest(dataset: str | os.PathLike, manifest: Manifest) -> str:
+def write_manifest(dataset: str | os.PathLike, manifest: Manifest, storage_options: dict | None = None) -> str:
     """Write ``apf.json`` atomically (temporary name then rename; one PUT on object storage)."""
-    loc = locate(dataset)
+    loc = locate(dataset, storage_options)
     data = manifest_bytes(manifest)
     if loc.local is None:
         loc.fs.pipe_file(loc.sub(MANIFEST_NAME), data)

@@ -30,6 +30,7 @@ from torch.utils.data import Dataset as TorchDataset
 from torch.utils.data import IterableDataset, get_worker_info
 
 from formats import Dataset, open_dataset
+from formats._storage import locate
 from formats.sequence import DROP_RULES, select_rows
 
 from ._shards import ShardReader
@@ -65,12 +66,13 @@ class _Frames:
 class _Reader:
     """Shared machinery: the index, lazily opened shards (per process, bounded), item building."""
 
-    def __init__(self, path, length, view, drop, seed, cache_shards) -> None:
+    def __init__(self, path, length, view, drop, seed, cache_shards, storage_options=None) -> None:
         if length is not None and (not isinstance(length, int) or length < 1):
             raise ValueError(f"length: expected None or an integer >= 1, found {length!r}")
         if drop not in DROP_RULES:
             raise ValueError(f"drop: expected one of {DROP_RULES}, found {drop!r}")
-        self.dataset = open_dataset(path)
+        self.dataset = open_dataset(path, storage_options)
+        self.storage_options = storage_options
         self.frames = _Frames(self.dataset)
         if view != "random" and not (isinstance(view, int) and 0 <= view < self.frames.n_views):
             raise ValueError(f"view: expected 'random' or an int in 0..{self.frames.n_views - 1}, found {view!r}")
@@ -87,8 +89,10 @@ class _Reader:
         return state
 
     def _reader(self, shard: int) -> ShardReader:
-        if self._pid != os.getpid():  # forked into a worker: reopen everything here
+        if self._pid != os.getpid():  # a worker process: reopen everything here
             self._readers, self._pid = OrderedDict(), os.getpid()
+            if self.dataset.location.local is None:  # object storage clients are per process
+                self.dataset.location = locate(self.dataset.location.url, self.storage_options, fresh=True)
         reader = self._readers.get(shard)
         if reader is None:
             reader = ShardReader(self.dataset, shard)
@@ -177,11 +181,13 @@ class APFDataset(TorchDataset):
         drop: ``"priority"`` or ``"random"`` (see the module docstring).
         seed: seeds view draws and random drops together with :meth:`set_epoch`.
         cache_shards: how many shards each process keeps open.
+        storage_options: fsspec options for URLs (``s3://``...), e.g. an endpoint or credentials.
     """
 
     def __init__(self, path_or_url, length: int | None = None, view: str | int = "random",
-                 drop: str = "priority", seed: int = 0, cache_shards: int = 8) -> None:  # fmt: skip
-        self._r = _Reader(path_or_url, length, view, drop, seed, cache_shards)
+                 drop: str = "priority", seed: int = 0, cache_shards: int = 8,
+                 storage_options: dict | None = None) -> None:  # fmt: skip
+        self._r = _Reader(path_or_url, length, view, drop, seed, cache_shards, storage_options)
 
     def __len__(self) -> int:
         return len(self._r.frames)
@@ -223,7 +229,7 @@ class APFStream(IterableDataset):
     ``state_dict(last)`` after consuming ``last`` and ``load_state_dict`` resume mid-epoch exactly.
 
     Args:
-        path_or_url, length, view, drop, seed, cache_shards: as :class:`APFDataset`.
+        path_or_url, length, view, drop, seed, cache_shards, storage_options: as :class:`APFDataset`.
         batch_size: frames per yielded batch (collated), or None for single items.
         shuffle: shuffle shards and frames each epoch.
         drop_last: drop the order's tail instead of wrapping so ranks get equal counts.
@@ -233,11 +239,11 @@ class APFStream(IterableDataset):
     def __init__(self, path_or_url, length: int | None = None, shuffle: bool = True, seed: int = 0,
                  batch_size: int | None = None, view: str | int = "random", drop: str = "priority",
                  drop_last: bool = False, rank: int | None = None, world_size: int | None = None,
-                 cache_shards: int = 8) -> None:  # fmt: skip
+                 cache_shards: int = 8, storage_options: dict | None = None) -> None:  # fmt: skip
         super().__init__()
         if batch_size is not None and batch_size < 1:
             raise ValueError(f"batch_size: expected None or an integer >= 1, found {batch_size!r}")
-        self._r = _Reader(path_or_url, length, view, drop, seed, cache_shards)
+        self._r = _Reader(path_or_url, length, view, drop, seed, cache_shards, storage_options)
         self.shuffle, self.batch_size, self.drop_last = shuffle, batch_size, drop_last
         self._rank, self._world = rank, world_size
         self._resume: tuple[int, int] | None = None  # (epoch, units already consumed)

@@ -1,0 +1,134 @@
+"""Datasets on S3-compatible object storage: a moto server on 127.0.0.1 started by the test."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+
+import pytest
+from click.testing import CliRunner
+
+from apfcompile.cli import main
+
+from . import builders
+
+moto_server = pytest.importorskip("moto.server")
+pytest.importorskip("s3fs")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def s3(tmp_path_factory):
+    """An S3 endpoint on loopback, a bucket, and the environment credentials for it."""
+    port = free_port()
+    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    env = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    import s3fs
+
+    s3fs.S3FileSystem.clear_instance_cache()
+    fs = s3fs.S3FileSystem(client_kwargs={"endpoint_url": endpoint})
+    fs.mkdir("apf-bucket")
+    src = builders.btcv(tmp_path_factory.mktemp("s3src") / "btcv", cases=1)
+    yield endpoint, src
+    server.stop()
+    for k, v in old.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
+def run(*args):
+    result = CliRunner().invoke(main, [str(a) for a in args])
+    return result.exit_code, result.output
+
+
+def test_compile_verify_and_stream_from_s3(s3, tmp_path):
+    endpoint, src = s3
+    opt = ["--storage-option", f"endpoint_url={endpoint}"]
+    url = "s3://apf-bucket/ct"
+    code, out = run("compile", src, url, "-L", "48", "--shard-samples", "8", "-j", "1", *opt)
+    assert code == 0, out
+    code, out = run("verify", url, *opt)
+    assert code == 0 and "OK" in out, out
+    code, out = run("inspect", url, *opt)
+    assert code == 0 and "30 sample(s)" in out, out
+    # the same bytes as a local compile
+    code, _ = run("compile", src, tmp_path / "local", "-L", "48", "--shard-samples", "8", "-j", "1")
+    import s3fs
+
+    fs = s3fs.S3FileSystem(client_kwargs={"endpoint_url": endpoint})
+    local = builders.tree_bytes(tmp_path / "local")
+    remote = {p.removeprefix("apf-bucket/ct/"): fs.cat_file(p) for p in fs.find("apf-bucket/ct")
+              if not p.endswith("compile-stats.json")}  # fmt: skip
+    assert remote == local
+    # stream it back with two DataLoader workers: every sample once
+    from torch.utils.data import DataLoader
+
+    from loaders import APFStream
+
+    stream = APFStream(url, length=48, batch_size=4, storage_options={"client_kwargs": {"endpoint_url": endpoint}})
+    ids = [i for b in DataLoader(stream, batch_size=None, num_workers=2) for i in b["id"].tolist()]
+    assert sorted(ids) == list(range(30))
+
+
+def test_torchrun_ranks_stream_from_s3(s3, tmp_path):
+    endpoint, src = s3
+    url = "s3://apf-bucket/ct-ddp"
+    assert run("compile", src, url, "-L", "48", "--shard-samples", "8", "-j", "1",
+               "--storage-option", f"endpoint_url={endpoint}")[0] == 0  # fmt: skip
+    script = tmp_path / "ranks.py"
+    script.write_text(textwrap.dedent(f"""
+        import json
+        import torch.distributed as dist
+        from torch.utils.data import DataLoader
+        from loaders import APFStream
+        dist.init_process_group("gloo")
+        stream = APFStream({url!r}, length=48, batch_size=4, storage_options={{"client_kwargs": {{"endpoint_url": {endpoint!r}}}}})
+        ids = [i for b in DataLoader(stream, batch_size=None) for i in b["id"].tolist()]
+        json.dump(ids, open({str(tmp_path)!r} + f"/rank{{dist.get_rank()}}.json", "w"))
+        dist.destroy_process_group()
+    """))  # fmt: skip
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29544", str(script)]
+    subprocess.run(cmd, check=True, capture_output=True, text=True, env=dict(os.environ, OMP_NUM_THREADS="1"), timeout=300)
+    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
+    assert len(ranks[0]) == len(ranks[1]) == 15 and sorted(ranks[0] + ranks[1]) == list(range(30))
+
+
+@pytest.mark.parametrize("case", ["wrong-credentials", "missing-bucket", "unreachable-endpoint"])
+def test_storage_errors_are_one_line(s3, case, monkeypatch):
+    endpoint, src = s3
+    import s3fs
+
+    s3fs.S3FileSystem.clear_instance_cache()
+    url, opts = "s3://apf-bucket/x", ["--storage-option", f"endpoint_url={endpoint}"]
+    if case == "wrong-credentials":  # moto accepts any key, so: no usable credentials at all
+        for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+            monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+        monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
+        monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+        url = "s3://apf-bucket/ct"
+    elif case == "missing-bucket":
+        url = "s3://no-such-bucket/ds"
+    else:
+        opts = ["--storage-option", f"endpoint_url=http://127.0.0.1:{free_port()}",
+                "--storage-option", "config_kwargs={}"][:2]  # fmt: skip
+    for command in (["inspect", url], ["compile", src, url + "-new", "-L", "48", "-j", "1"]):
+        code, out = run(*command, *opts)
+        assert code != 0 and "Traceback" not in out
+        errors = [line for line in out.splitlines() if line.startswith("apfcompile: error:")]
+        assert len(errors) == 1 and url.split("/")[2] in errors[0], out
