@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 
-import cv2
 import numpy as np
 
 from apfcompile import ForestParams, PatchParams, build_forest, edge_count_grid, edge_map
