@@ -19,7 +19,7 @@ a subsample (or a fixed window), as in memory.
 
 Sources are anything with ``shape``, ``dtype`` and ``rows(y0, y1)``: :class:`ArraySource` (an
 array or memory map) and :class:`TiffSource` (a pyramidal TIFF/SVS level read tile-wise through
-tifffile's Zarr view, optionally area-reduced by an integer factor to the canvas).
+tifffile's Zarr view, resampled to the canvas by :mod:`apfcompile.resample`).
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ from .errors import ParameterError
 from .forest import Leaves, build_forest
 from .pipeline import PatchedSample, PatchParams
 from .pyramid import accumulator_dtype, next_level, sum_pyramid
+from .resample import resample_rows
 from .serialise import _mean_from_sums, gather_cells, serialise_image
 
 __all__ = ["ArraySource", "RegionSource", "TiffSource", "patchify_banded"]
@@ -71,34 +72,48 @@ class ArraySource:
 
 
 class TiffSource:
-    """One level of a pyramidal TIFF/SVS, read tile-wise, reduced by an integer ``factor``.
+    """One level of a pyramidal TIFF/SVS, read tile-wise, resampled to a canvas.
 
-    ``nearest=True`` (masks) takes each ``factor x factor`` block's top-left pixel; otherwise the
-    block's area mean (OpenCV). Bands aligned to ``factor`` give the same pixels as reducing the
-    whole level at once.
+    ``size``: the resampled image's (H, W) (default: the level's); ``via``: an (H, W) to bring the
+    level to first (nearest; PAIP masks go through their slide level's size, as in memory);
+    ``pad_to``: the canvas (H, W), zero-padded below and right of the image. Resampling is
+    :mod:`apfcompile.resample` (``nearest=True`` for masks), so any banding gives the same pixels
+    as resampling the whole level.
     """
 
-    def __init__(self, path: str | Path, level: int = 0, factor: int = 1, nearest: bool = False) -> None:
+    def __init__(self, path: str | Path, level: int = 0, size: tuple[int, int] | None = None,
+                 nearest: bool = False, via: tuple[int, int] | None = None,
+                 pad_to: tuple[int, int] | None = None) -> None:  # fmt: skip
         import tifffile
         import zarr
 
         self._tif = tifffile.TiffFile(path)
         self._store = self._tif.series[0].aszarr(level=level)
         self._z = zarr.open(self._store, mode="r")
-        self.factor, self.nearest = int(factor), nearest
-        h, w = self._z.shape[:2]
-        self.shape = (h // self.factor, w // self.factor) + tuple(self._z.shape[2:])
+        self.nearest = nearest
+        self.level_hw = tuple(self._z.shape[:2])
+        self.via = tuple(via) if via is not None else self.level_hw
+        self.size = tuple(size) if size is not None else self.via
+        self.canvas = tuple(pad_to) if pad_to is not None else self.size
+        self.shape = self.canvas + tuple(self._z.shape[2:])
         self.dtype = np.dtype(self._z.dtype)
 
+    def _level_rows(self, y0: int, y1: int) -> np.ndarray:
+        return np.asarray(self._z[y0:y1])
+
+    def _via_rows(self, y0: int, y1: int) -> np.ndarray:
+        return resample_rows(self._level_rows, self.level_hw, self.via, y0, y1, nearest=True)
+
     def rows(self, y0: int, y1: int) -> np.ndarray:
-        f = self.factor
-        block = np.asarray(self._z[y0 * f : y1 * f, : self.shape[1] * f])
-        if f == 1:
-            return block
-        if self.nearest:
-            return np.ascontiguousarray(block[::f, ::f])
-        out = cv2.resize(block, (self.shape[1], y1 - y0), interpolation=cv2.INTER_AREA)
-        return out.reshape((y1 - y0,) + self.shape[1:])
+        h = self.size[0]
+        if self.canvas == self.size:  # no padding: no extra copy
+            return resample_rows(self._via_rows, self.via, self.size, y0, y1, self.nearest)
+        out = np.zeros((y1 - y0,) + self.shape[1:], self.dtype)
+        top = min(y1, h)
+        if y0 < top:
+            part = resample_rows(self._via_rows, self.via, self.size, y0, top, self.nearest)
+            out[: top - y0, : self.size[1]] = part
+        return out
 
     def close(self) -> None:
         self._store.close()

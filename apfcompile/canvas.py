@@ -6,8 +6,9 @@ Without a target resolution the canvas is the image itself. With ``R``:
 - ``pad``: resized to fit inside ``R x R`` keeping its aspect (longer side ``R``), then placed at
   the canvas's top-left and zero-padded to ``R x R``.
 
-Images are resampled with OpenCV's area filter when shrinking and bilinear when enlarging; masks
-always with nearest neighbour (labels are never blended). The transform back to original pixels
+Images are resampled by :mod:`apfcompile.resample` (a whole-factor area reduction, then bilinear);
+masks always with nearest neighbour (labels are never blended). The same functions serve the
+out-of-core path band by band, with identical results. The transform back to original pixels
 is ``orig = canvas * scale + offset`` per axis (pixel corners, offsets 0 here).
 """
 
@@ -16,12 +17,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-import cv2
 import numpy as np
 
 from .errors import ParameterError
+from .resample import resample
 
-__all__ = ["Canvas", "fit_canvas", "Fit"]
+__all__ = ["Canvas", "Fit", "canvas_size", "fit_canvas"]
 
 Fit = Literal["square", "pad"]
 
@@ -38,19 +39,25 @@ class Canvas:
 
 
 def _resize(a: np.ndarray, size_hw: tuple[int, int], nearest: bool) -> np.ndarray:
-    h, w = a.shape[:2]
-    if (h, w) == size_hw:
+    if a.shape[:2] == tuple(size_hw):
         return a
-    if nearest:
-        interp = cv2.INTER_NEAREST
-    else:
-        interp = cv2.INTER_AREA if size_hw[0] * size_hw[1] < h * w else cv2.INTER_LINEAR
-    wide = a.dtype not in (np.uint8, np.uint16, np.int16, np.float32)
-    src = a.astype(np.int32 if a.dtype.kind in "iub" else np.float32) if wide else a
-    out = cv2.resize(src, (size_hw[1], size_hw[0]), interpolation=interp)
-    if out.ndim == 2 and a.ndim == 3:
-        out = out[:, :, None]
-    return out.astype(a.dtype, copy=False)
+    wide = a.dtype not in (np.uint8, np.uint16, np.int16, np.float32) and not nearest
+    src = a.astype(np.float32) if wide else a
+    return resample(src, size_hw, nearest).astype(a.dtype, copy=False)
+
+
+def canvas_size(h: int, w: int, resolution: int | None, fit: Fit) -> tuple[tuple[int, int], tuple[int, int]]:
+    """(resampled image size, canvas size) for an ``h x w`` image (see the module docstring)."""
+    if resolution is None:
+        return (h, w), (h, w)
+    if resolution < 1:
+        raise ParameterError("resolution", "an integer >= 1", resolution)
+    if fit == "square":
+        return (resolution, resolution), (resolution, resolution)
+    if fit == "pad":
+        s = resolution / max(h, w)
+        return (max(1, round(h * s)), max(1, round(w * s))), (resolution, resolution)
+    raise ParameterError("fit", "'square' or 'pad'", fit)
 
 
 def fit_canvas(
@@ -58,21 +65,13 @@ def fit_canvas(
 ) -> Canvas:
     """Resample ``image`` (and ``mask``) to the canvas (see the module docstring)."""
     h, w = image.shape[:2]
-    if resolution is None:
+    size, full = canvas_size(h, w, resolution, fit)
+    if size == (h, w) and full == (h, w):
         return Canvas(image, mask, (h, w), (1.0, 1.0))
-    if resolution < 1:
-        raise ParameterError("resolution", "an integer >= 1", resolution)
-    if fit == "square":
-        size = (resolution, resolution)
-    elif fit == "pad":
-        s = resolution / max(h, w)
-        size = (max(1, round(h * s)), max(1, round(w * s)))
-    else:
-        raise ParameterError("fit", "'square' or 'pad'", fit)
     img = _resize(image, size, nearest=False)
     msk = None if mask is None else _resize(mask, size, nearest=True)
-    if fit == "pad" and size != (resolution, resolution):
-        pad = ((0, resolution - size[0]), (0, resolution - size[1]))
+    if full != size:
+        pad = ((0, full[0] - size[0]), (0, full[1] - size[1]))
         img = np.pad(img, pad + ((0, 0),) * (img.ndim - 2))
         if msk is not None:
             msk = np.pad(msk, pad)

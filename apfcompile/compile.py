@@ -189,12 +189,13 @@ def _banded_records(task: _Task) -> list[SampleRecord] | None:
     if cfg.out_of_core == "auto" and (cfg.image_resample, cfg.mask_resample) != ("area", "mode"):
         return None
     try:
-        image, mask, full = paip_sources(item, cfg.resolution, cfg.paip_label)
+        image, mask, full = paip_sources(item, cfg.resolution, cfg.paip_label, cfg.fit)
     except InputError:
         if cfg.out_of_core == "always":
             raise
         return None
     h, w = image.shape[:2]
+    size = image.size
     labels = [0, 1, 2] if cfg.paip_label == "both" else [0, 1]
     out = []
     try:
@@ -204,7 +205,7 @@ def _banded_records(task: _Task) -> list[SampleRecord] | None:
             sample, _ = patchify_banded(image, mask, cfg.patch_params(view, task.window), labels, cfg.band_rows)
             out.append(SampleRecord(
                 sample=task.first + v, key=item.key, source=item.source, mask_source=item.mask_source, view=v,
-                canvas=(h, w), original=full, scale=(full[0] / h, full[1] / w), offset=(0.0, 0.0),
+                canvas=(h, w), original=full, scale=(full[0] / size[0], full[1] / size[1]), offset=(0.0, 0.0),
                 slice_axis=None, slice_index=None, gamma=sample.gamma, ceiling=sample.ceiling, blur=view[0],
                 canny=(view[1], view[2]), nodes=dict(sample.leaves.columns()), image=sample.patches,
                 mask=sample.mask.astype(task.mask_dtype),

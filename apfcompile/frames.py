@@ -12,13 +12,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import nibabel as nib
 import numpy as np
 
 from .errors import InputError, UnreadableInputError
+from .canvas import canvas_size
 from .layouts import InputItem
 from .readers import read_array, tiff
+from .resample import resample
 
 __all__ = ["Frame", "count_frames", "load_frames"]
 
@@ -88,7 +89,7 @@ def as_labels(m: np.ndarray, path: Path, shape: tuple[int, int]) -> np.ndarray:
 def _fit_mask(m: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     if m.shape[:2] == shape:
         return m
-    return cv2.resize(m.astype(np.uint8), (shape[1], shape[0]), interpolation=cv2.INTER_NEAREST)
+    return resample(np.ascontiguousarray(m.astype(np.uint8)), shape, nearest=True)
 
 
 def _paip(item: InputItem, resolution: int | None, label: str) -> list[Frame]:
@@ -159,45 +160,40 @@ class _PaipLabels:
         return (whole if self.label == "whole" else viable).view(np.uint8)
 
 
-def _level_for(path: Path, resolution: int | None) -> tuple[int, int, tuple[int, int], tuple[int, int]]:
-    """(level, integer factor, level (H, W), full (H, W)) reaching ``resolution`` exactly, or raise."""
+def _level_for(path: Path, resolution: int | None) -> tuple[int, tuple[int, int], tuple[int, int]]:
+    """(level, level (H, W), full (H, W)): the level ``tiff.read_level`` would read."""
     import tifffile
 
     with tifffile.TiffFile(path) as tif:
         levels = [tiff._hw(level) for level in tif.series[0].levels]
-    full = levels[0]
-    if resolution is None:
-        return 0, 1, full, full
     chosen = 0
-    for k, hw in enumerate(levels):
-        if max(hw) >= resolution:
-            chosen = k
-    hw = levels[chosen]
-    factor = max(hw) // resolution
-    if factor < 1 or max(hw) % resolution or hw[0] % factor or hw[1] % factor:
-        raise InputError(path, f"no pyramid level reduces to {resolution} px by a whole factor (levels {levels})",
-                         "choose --resolution dividing a level's size, or --out-of-core never")  # fmt: skip
-    return chosen, factor, hw, full
+    if resolution is not None:
+        for k, hw in enumerate(levels[1:], 1):
+            if max(hw) >= resolution:
+                chosen = k
+    return chosen, levels[chosen], levels[0]
 
 
-def paip_sources(item: InputItem, resolution: int | None, label: str):
-    """Band readers for a PAIP slide and its labels at the canvas, and the full-resolution size.
+def paip_sources(item: InputItem, resolution: int | None, label: str, fit: str = "square"):
+    """Band readers for a PAIP slide and its labels on the canvas, and the full-resolution size.
 
-    The canvas is a pyramid level reduced by a whole factor (``--fit pad`` semantics without
-    padding); the masks are read at their own matching level, nearest.
+    The same pixels as the in-memory path: the slide level ``tiff.read_level`` picks, each mask
+    read at its own level and brought to the slide level's size (nearest), then both resampled to
+    the canvas (:mod:`apfcompile.resample`) and padded for ``fit="pad"``.
     """
     from .banded import TiffSource
 
     if item.problem:
         raise InputError(item.image, item.problem)
-    level, factor, hw, full = _level_for(item.image, resolution)
-    opened = [TiffSource(item.image, level, factor)]
+    level, hw, full = _level_for(item.image, resolution)
+    size, canvas = canvas_size(hw[0], hw[1], resolution, fit)
+    opened = [TiffSource(item.image, level, size, pad_to=canvas)]
     try:
         for path in item.masks:
-            m_level, m_factor, m_hw, m_full = _level_for(path, max(opened[0].shape[:2]) if resolution else None)
-            if m_full != full:
-                raise InputError(path, f"mask size {m_full} differs from its slide's {full}")
-            opened.append(TiffSource(path, m_level, m_factor, nearest=True))
+            m_level, m_hw, m_full = _level_for(path, resolution)
+            if m_full != full and m_hw != hw:
+                raise InputError(path, f"mask size {m_full} matches neither its slide ({full}) nor the level read ({hw})")
+            opened.append(TiffSource(path, m_level, size, nearest=True, via=hw, pad_to=canvas))
     except BaseException:
         for source in opened:
             source.close()

@@ -73,15 +73,20 @@ def test_tiff_source_reads_a_pyramid_level(tmp_path, tissue):
     level1 = TiffSource(path, level=1)
     assert level1.shape == (512, 512, 3)
     np.testing.assert_array_equal(level1.rows(10, 20), tissue[::2, ::2][10:20])
-    reduced = TiffSource(path, level=0, factor=4)
-    whole = np.concatenate([reduced.rows(y, y + 32) for y in range(0, 256, 32)])
-    import cv2
+    from apfcompile.resample import resample
 
-    np.testing.assert_array_equal(whole, cv2.resize(tissue, (256, 256), interpolation=cv2.INTER_AREA))
-    sample, stats = patchify_banded(reduced, None, PatchParams.make(8, length=256), band_rows=64)
-    assert stats.pass1_bands == 4 and len(sample.leaves) <= 256
+    for size in ((256, 256), (300, 220)):  # a whole factor, and not
+        reduced = TiffSource(path, level=0, size=size)
+        whole = np.concatenate([reduced.rows(y, min(size[0], y + 40)) for y in range(0, size[0], 40)])
+        np.testing.assert_array_equal(whole, resample(tissue, size))
+        reduced.close()
+    padded = TiffSource(path, level=1, size=(300, 220), pad_to=(320, 320))
+    rows = padded.rows(280, 320)
+    assert rows.shape == (40, 320, 3) and not rows[20:].any() and not rows[:, 220:].any()
+    sample, stats = patchify_banded(padded, None, PatchParams.make(8, length=256), band_rows=64)
+    assert stats.pass1_bands == 5 and len(sample.leaves) <= 256
     level1.close()
-    reduced.close()
+    padded.close()
 
 
 def test_mask_values_outside_the_labels_are_refused(tissue):
@@ -110,10 +115,22 @@ def test_compile_paip_out_of_core_matches_in_memory(tmp_path):
         assert np.abs(x.nodes["edges"] - y.nodes["edges"]).sum() <= 0.01 * x.nodes["edges"].sum()
 
 
-def test_out_of_core_needs_a_whole_factor(tmp_path):
+@pytest.mark.parametrize("fit", ["square", "pad"])
+def test_out_of_core_any_resolution_matches_in_memory(tmp_path, fit):
+    """A canvas that no pyramid level reaches by a whole factor: resampled band by band, the same."""
     from apfcompile.compile import CompileConfig, compile_dataset
-    from apfcompile.errors import APFError
+    from formats import open_dataset
 
     src = builders.paip(tmp_path / "paip")
-    with pytest.raises(APFError, match="whole factor"):
-        compile_dataset(CompileConfig(src, tmp_path / "ds", resolution=300, length=64, out_of_core="always"))
+    for mode in ("never", "always"):
+        compile_dataset(CompileConfig(src, tmp_path / mode, resolution=300, fit=fit, length=128,
+                                      out_of_core=mode, band_rows=48))  # fmt: skip
+    a, b = open_dataset(tmp_path / "never"), open_dataset(tmp_path / "always")
+    ra, rb = a.samples.to_pylist(), b.samples.to_pylist()
+    for key in ("canvas_h", "canvas_w", "orig_h", "orig_w", "scale_y", "scale_x"):
+        assert [r[key] for r in ra] == [r[key] for r in rb]
+    for key in ("01_01_0083", "01_01_0085"):
+        x, y = a.read_sample(key), b.read_sample(key)
+        np.testing.assert_array_equal(x.image, y.image)
+        np.testing.assert_array_equal(x.mask, y.mask)
+        np.testing.assert_array_equal(x.nodes["size"], y.nodes["size"])
