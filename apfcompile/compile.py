@@ -13,24 +13,20 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
-from collections.abc import Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
-from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
 
 from formats import (
-    MANIFEST_NAME, ClassInfo, Failure, Manifest, SampleRecord, ShardInfo, View, read_shard_record, shard_name,
-    write_manifest, write_shard,
+    ClassInfo, Failure, Manifest, SampleRecord, ShardInfo, View, read_shard_record, write_manifest, write_shard,
 )  # fmt: skip
-from formats._storage import Location, locate
-from formats.spec import SHARDS_DIR
+from formats._storage import locate
 
 from .canvas import Fit, fit_canvas
+from .executors import in_order
+from .outputs import OutputError, OutputExistsError, prepare_output, remove_stale_shards, write_stats
 from .edges import EdgeParams
 from .errors import APFError, InputError, ParameterError
 from .forest import ForestParams
@@ -45,14 +41,6 @@ _MASK_DTYPES = ("uint8", "uint16", "int16", "int32")
 
 class CompileError(APFError, RuntimeError):
     """An input failed with ``on_error="fail"``; the shards committed so far are kept."""
-
-
-class OutputError(APFError, OSError):
-    """The output location cannot be used (missing bucket, no access, not a folder...)."""
-
-
-class OutputExistsError(OutputError, FileExistsError):
-    """The output already holds something and neither overwrite nor resume was asked for."""
 
 
 @dataclass(frozen=True)
@@ -253,128 +241,9 @@ def _records(task: _Task) -> list[SampleRecord]:
     return out
 
 
-def _prepare_output(cfg: CompileConfig, loc: Location) -> None:
-    out = loc.display()
-    fs = loc.fs
-    try:
-        bucket = loc.path.split("/", 1)[0]
-        if loc.local is None and not fs.exists(bucket):
-            raise OutputError(f"{out}: bucket {bucket!r} does not exist or is not visible with these credentials; "
-                              "create it first (apfcompile does not create buckets)")  # fmt: skip
-        exists = fs.exists(loc.path)
-        if exists and not fs.isdir(loc.path):
-            raise OutputExistsError(f"{out}: exists and is not a folder; choose another OUTPUT")
-        entries = fs.ls(loc.path, detail=False) if exists else []
-    except Exception as exc:  # object storage clients raise their own kinds (credentials, endpoint)
-        if isinstance(exc, OutputError) or (loc.local is not None and not isinstance(exc, OSError)):
-            raise
-        raise OutputError(f"{out}: cannot be used as OUTPUT ({type(exc).__name__}: "
-                                f"{str(exc).splitlines()[0] if str(exc) else ''}); check the path, bucket, "
-                                "credentials and endpoint") from None  # fmt: skip
-    if not entries:
-        if loc.local is not None:
-            loc.local.mkdir(parents=True, exist_ok=True)
-        return
-    ours = fs.exists(loc.sub(MANIFEST_NAME)) or fs.isdir(loc.sub(SHARDS_DIR))
-    if cfg.resume and ours:
-        return
-    if cfg.overwrite and ours:
-        for name in (MANIFEST_NAME, ".apf.json.tmp", STATS_NAME):
-            if fs.exists(loc.sub(name)):
-                fs.rm(loc.sub(name))
-        if fs.exists(loc.sub(SHARDS_DIR)):
-            fs.rm(loc.sub(SHARDS_DIR), recursive=True)
-        return
-    if not ours:
-        raise OutputExistsError(f"{out}: exists, is not empty and is not an apfcompile dataset; "
-                                "choose an empty or new OUTPUT (nothing was changed)")  # fmt: skip
-    raise OutputExistsError(f"{out}: a dataset is already there (left untouched); "
-                            "pass --overwrite to replace it or --resume to finish an interrupted compile")  # fmt: skip
-
-
 def _fingerprint(parameters: dict, plan: list[tuple[InputItem, int]]) -> str:
     doc = {"parameters": parameters, "plan": [[it.source, it.mask_source, n] for it, n in plan]}
     return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
-
-
-def _in_order(tasks: list[_Task], workers: int, scheduler: str | None = None) -> Iterator[_Result]:
-    """Results in task order, at most 2 x workers tasks in flight (bounded memory)."""
-    if scheduler is not None:
-        yield from _on_dask(tasks, scheduler)
-        return
-    if workers == 1 or len(tasks) <= 1:
-        for t in tasks:
-            yield _compile_input(t)
-        return
-    ctx = get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init) as pool:
-        pending: list[Future] = []
-        queue = iter(tasks)
-        try:
-            for t in queue:
-                pending.append(pool.submit(_compile_input, t))
-                if len(pending) >= 2 * workers:
-                    break
-            while pending:
-                result = pending.pop(0).result()
-                nxt = next(queue, None)
-                if nxt is not None:
-                    pending.append(pool.submit(_compile_input, nxt))
-                yield result
-        finally:
-            for f in pending:
-                f.cancel()
-
-
-def _on_dask(tasks: list[_Task], scheduler: str) -> Iterator[_Result]:
-    """Results in task order from a Dask cluster (``tcp://host:port``, or ``local:N`` processes).
-
-    Tasks are pure functions of their inputs: a task lost with a worker is simply run again, so
-    nothing is lost or written twice, and the shards are the ones a local compile writes.
-    """
-    try:
-        from distributed import Client, LocalCluster
-    except ImportError:
-        raise ParameterError("--scheduler", "Dask installed", scheduler,
-                             "pip install 'apfcompile[dask]'") from None  # fmt: skip
-    cluster = None
-    try:
-        if scheduler.startswith("local:"):
-            try:
-                n = int(scheduler.split(":", 1)[1])
-            except ValueError:
-                raise ParameterError("--scheduler", "local:N with N >= 1, or tcp://host:port", scheduler) from None
-            cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None)
-            client = Client(cluster)
-        else:
-            try:
-                client = Client(scheduler, timeout="5s")
-            except (OSError, TimeoutError, ValueError) as exc:
-                raise ParameterError("--scheduler", "a reachable Dask scheduler", scheduler,
-                                     f"could not connect ({exc.__class__.__name__})") from None  # fmt: skip
-        with client:
-            window = 2 * max(1, sum(client.nthreads().values()))
-            pending = []
-            queue = iter(tasks)
-            for t in queue:
-                pending.append(client.submit(_compile_input, t, pure=False, retries=2))
-                if len(pending) >= window:
-                    break
-            while pending:
-                result = pending.pop(0).result()
-                nxt = next(queue, None)
-                if nxt is not None:
-                    pending.append(client.submit(_compile_input, nxt, pure=False, retries=2))
-                yield result
-    finally:
-        if cluster is not None:
-            cluster.close()
-
-
-def _worker_init() -> None:
-    import cv2
-
-    cv2.setNumThreads(1)  # one process per core already
 
 
 def compile_dataset(cfg: CompileConfig) -> Manifest:
@@ -382,7 +251,7 @@ def compile_dataset(cfg: CompileConfig) -> Manifest:
     started = time.perf_counter()
     items, info = discover(cfg.input, cfg.layout, cfg.masks, cfg.paip_label)
     loc = locate(cfg.output, cfg.storage_options)
-    _prepare_output(cfg, loc)
+    prepare_output(loc, cfg.resume, cfg.overwrite)
     views = cfg.view_list()
     parameters = cfg.parameters(info)
     mask_dtype = cfg.resolved_mask_dtype(info)
@@ -428,7 +297,7 @@ def compile_dataset(cfg: CompileConfig) -> Manifest:
 
     progress = _progress(total - sum(ShardInfo.from_dict(r["shard"], "-").samples for r in done.values()), cfg.progress)
     try:
-        for result in _in_order(tasks, cfg.workers, cfg.scheduler):
+        for result in in_order(_compile_input, tasks, cfg.workers, cfg.scheduler):
             item = plan[result.index][0]
             first_shard = firsts[result.index] // per
             if result.error is not None:
@@ -466,7 +335,7 @@ def compile_dataset(cfg: CompileConfig) -> Manifest:
                 shard_failures[k] = failures.pop(k, [])
     finally:
         progress.close()
-    _remove_stale_shards(loc, set(written))
+    remove_stale_shards(loc, set(written))
 
     dtype_info = dtype_info or {"image_dtype": "uint8", "channels": 1}
     classes = None if info.classes is None else tuple(ClassInfo(i, n) for i, n in enumerate(info.classes))
@@ -478,41 +347,8 @@ def compile_dataset(cfg: CompileConfig) -> Manifest:
         failures=tuple(early + [f for k in sorted(shard_failures) for f in shard_failures[k]]),
     )  # fmt: skip
     write_manifest(cfg.output, manifest, cfg.storage_options)
-    _write_stats(loc, time.perf_counter() - started, cfg.workers)
+    write_stats(loc, time.perf_counter() - started, cfg.workers)
     return manifest
-
-
-STATS_NAME = "compile-stats.json"
-"""Run facts (peak memory, wall time) beside the dataset: informative, outside the manifest and
-its checksums, and the one file that differs between two compiles of the same inputs."""
-
-
-def _write_stats(loc: Location, wall: float, workers: int) -> None:
-    import resource
-
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-    kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    stats = {"peak_rss_mib": round(own), "peak_worker_rss_mib": round(kids) if workers > 1 else None,
-             "wall_s": round(wall, 1), "workers": workers}  # fmt: skip
-    data = (json.dumps(stats, indent=1, sort_keys=True) + "\n").encode()
-    if loc.local is None:
-        loc.fs.pipe_file(loc.sub(STATS_NAME), data)
-        return
-    tmp = loc.local / f".{STATS_NAME}.tmp"
-    tmp.write_bytes(data)
-    os.replace(tmp, loc.local / STATS_NAME)
-
-
-def _remove_stale_shards(loc: Location, keep: set[int]) -> None:
-    """Delete shard folders this compile did not produce (an older plan's, or unfinished ones)."""
-    folder = loc.sub(SHARDS_DIR)
-    if not loc.fs.isdir(folder):
-        return
-    names = {shard_name(k) for k in keep}
-    for child in loc.fs.ls(folder, detail=False):
-        name = child.rstrip("/").rsplit("/", 1)[-1]
-        if name not in names and (name.isdigit() or name.startswith(".tmp-")):
-            loc.fs.rm(child, recursive=True)
 
 
 def _progress(total: int, enabled: bool):

@@ -1,0 +1,99 @@
+"""The output location of a compile: checked before, tidied and annotated after.
+
+Works for local folders and fsspec URLs alike (:mod:`formats._storage`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+from formats import MANIFEST_NAME, shard_name
+from formats._storage import Location
+from formats.spec import SHARDS_DIR
+
+from .errors import APFError
+
+__all__ = ["STATS_NAME", "OutputError", "OutputExistsError", "prepare_output", "remove_stale_shards", "write_stats"]
+
+
+class OutputError(APFError, OSError):
+    """The output location cannot be used (missing bucket, no access, not a folder...)."""
+
+
+class OutputExistsError(OutputError, FileExistsError):
+    """The output already holds something and neither overwrite nor resume was asked for."""
+
+
+STATS_NAME = "compile-stats.json"
+"""Run facts (peak memory, wall time) beside the dataset: informative, outside the manifest and
+its checksums, and the one file that differs between two compiles of the same inputs."""
+
+
+def write_stats(loc: Location, wall: float, workers: int) -> None:
+    """Write STATS_NAME: this process's peak RSS (and its workers'), wall seconds, worker count."""
+    import resource
+
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    stats = {"peak_rss_mib": round(own), "peak_worker_rss_mib": round(kids) if workers > 1 else None,
+             "wall_s": round(wall, 1), "workers": workers}  # fmt: skip
+    data = (json.dumps(stats, indent=1, sort_keys=True) + "\n").encode()
+    if loc.local is None:
+        loc.fs.pipe_file(loc.sub(STATS_NAME), data)
+        return
+    tmp = loc.local / f".{STATS_NAME}.tmp"
+    tmp.write_bytes(data)
+    os.replace(tmp, loc.local / STATS_NAME)
+
+
+def remove_stale_shards(loc: Location, keep: set[int]) -> None:
+    """Delete shard folders this compile did not produce (an older plan's, or unfinished ones)."""
+    folder = loc.sub(SHARDS_DIR)
+    if not loc.fs.isdir(folder):
+        return
+    names = {shard_name(k) for k in keep}
+    for child in loc.fs.ls(folder, detail=False):
+        name = child.rstrip("/").rsplit("/", 1)[-1]
+        if name not in names and (name.isdigit() or name.startswith(".tmp-")):
+            loc.fs.rm(child, recursive=True)
+
+
+def prepare_output(loc: Location, resume: bool, overwrite: bool) -> None:
+    """Make ``loc`` ready for a compile, or raise without touching it (see the error messages)."""
+    out = loc.display()
+    fs = loc.fs
+    try:
+        bucket = loc.path.split("/", 1)[0]
+        if loc.local is None and not fs.exists(bucket):
+            raise OutputError(f"{out}: bucket {bucket!r} does not exist or is not visible with these credentials; "
+                              "create it first (apfcompile does not create buckets)")  # fmt: skip
+        exists = fs.exists(loc.path)
+        if exists and not fs.isdir(loc.path):
+            raise OutputExistsError(f"{out}: exists and is not a folder; choose another OUTPUT")
+        entries = fs.ls(loc.path, detail=False) if exists else []
+    except Exception as exc:  # object storage clients raise their own kinds (credentials, endpoint)
+        if isinstance(exc, OutputError) or (loc.local is not None and not isinstance(exc, OSError)):
+            raise
+        raise OutputError(f"{out}: cannot be used as OUTPUT ({type(exc).__name__}: "
+                                f"{str(exc).splitlines()[0] if str(exc) else ''}); check the path, bucket, "
+                                "credentials and endpoint") from None  # fmt: skip
+    if not entries:
+        if loc.local is not None:
+            loc.local.mkdir(parents=True, exist_ok=True)
+        return
+    ours = fs.exists(loc.sub(MANIFEST_NAME)) or fs.isdir(loc.sub(SHARDS_DIR))
+    if resume and ours:
+        return
+    if overwrite and ours:
+        for name in (MANIFEST_NAME, ".apf.json.tmp", STATS_NAME):
+            if fs.exists(loc.sub(name)):
+                fs.rm(loc.sub(name))
+        if fs.exists(loc.sub(SHARDS_DIR)):
+            fs.rm(loc.sub(SHARDS_DIR), recursive=True)
+        return
+    if not ours:
+        raise OutputExistsError(f"{out}: exists, is not empty and is not an apfcompile dataset; "
+                                "choose an empty or new OUTPUT (nothing was changed)")  # fmt: skip
+    raise OutputExistsError(f"{out}: a dataset is already there (left untouched); "
+                            "pass --overwrite to replace it or --resume to finish an interrupted compile")  # fmt: skip
