@@ -100,8 +100,14 @@ class ShardReader:
         info = dataset.manifest.shards[shard]
         loc = dataset.location
         path, fs = loc.parquet_args(f"{info.path}/nodes.parquet")
-        table = pq.read_table(path, filesystem=fs, columns=list(_NODE_COLUMNS))
-        self.nodes = {name: table[name].to_numpy() for name in _NODE_COLUMNS}
+        self.nodes: dict[str, np.ndarray] | None = None
+        if loc.local is not None:  # local: the shard's node table once, then slices of it
+            table = pq.read_table(path, filesystem=fs, columns=list(_NODE_COLUMNS))
+            self.nodes = {name: table[name].to_numpy() for name in _NODE_COLUMNS}
+        else:  # object storage: only the row groups a sample needs
+            self._parquet = pq.ParquetFile(path, filesystem=fs)
+            meta = self._parquet.metadata
+            self._group_starts = np.cumsum([0] + [meta.row_group(i).num_rows for i in range(meta.num_row_groups)])
         self.arrays: dict[str, object] = {}
         group_rel = f"{info.path}/patches.zarr"
         names = ["image", "mask"] if dataset.manifest.mask_dtype else ["image"]
@@ -113,6 +119,17 @@ class ShardReader:
             else:
                 self.arrays[name] = loc.zarr_group(group_rel)[name]
         self.pid = os.getpid()
+
+    def node_rows(self, start: int, count: int) -> dict[str, np.ndarray]:
+        """Node columns (x1, x2, y1, y2, size, cx, cy, edges) of rows [start, start + count)."""
+        if self.nodes is not None:
+            return {k: v[start : start + count] for k, v in self.nodes.items()}
+        starts = self._group_starts
+        first = int(np.searchsorted(starts, start, side="right")) - 1
+        last = int(np.searchsorted(starts, start + max(count, 1) - 1, side="right")) - 1
+        table = self._parquet.read_row_groups(list(range(first, last + 1)), columns=list(_NODE_COLUMNS))
+        skip = start - int(starts[first])
+        return {name: table[name].to_numpy()[skip : skip + count] for name in _NODE_COLUMNS}
 
     def rows(self, name: str, start: int, stop: int) -> np.ndarray:
         """Rows [start, stop) of array ``name`` as stored."""

@@ -132,7 +132,7 @@ class _Reader:
         for i, (row, n) in enumerate(zip(rows, counts)):
             shard, start = int(f.shard[row]), int(f.offset[row])
             reader = self._reader(shard)
-            nodes = {k: v[start : start + n] for k, v in reader.nodes.items()}
+            nodes = reader.node_rows(start, n)
             ids[i] = f.sample[row]
             if n > total:  # drop rows: read them all, keep the chosen ones
                 keep = select_rows(nodes["edges"], nodes["size"], total, self.drop, (self.seed, self.epoch, int(ids[i])))
