@@ -26,12 +26,11 @@ from formats import open_dataset
 
 from .compile import CompileConfig, compile_dataset
 from .forest import Leaves
+from .layouts import CT_WINDOW
 from .report import summary, write_preview
 from .sequence import fit_length
 
 __all__ = ["DEMO_DATASETS", "run_demo", "sample_path"]
-
-CT_WINDOW = (-175.0, 250.0)
 
 DEMO_DATASETS = {
     "ct": ({"ct_abdomen.nii.gz": "ct_abdomen.nii.gz", "ct_abdomen_seg.nii.gz": "ct_abdomen_mask.nii.gz"},

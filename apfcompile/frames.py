@@ -160,20 +160,6 @@ class _PaipLabels:
         return (whole if self.label == "whole" else viable).view(np.uint8)
 
 
-def _level_for(path: Path, resolution: int | None) -> tuple[int, tuple[int, int], tuple[int, int]]:
-    """(level, level (H, W), full (H, W)): the level ``tiff.read_level`` would read."""
-    import tifffile
-
-    with tifffile.TiffFile(path) as tif:
-        levels = [tiff._hw(level) for level in tif.series[0].levels]
-    chosen = 0
-    if resolution is not None:
-        for k, hw in enumerate(levels[1:], 1):
-            if max(hw) >= resolution:
-                chosen = k
-    return chosen, levels[chosen], levels[0]
-
-
 def paip_sources(item: InputItem, resolution: int | None, label: str, fit: str = "square"):
     """Band readers for a PAIP slide and its labels on the canvas, and the full-resolution size.
 
@@ -185,12 +171,12 @@ def paip_sources(item: InputItem, resolution: int | None, label: str, fit: str =
 
     if item.problem:
         raise InputError(item.image, item.problem)
-    level, hw, full = _level_for(item.image, resolution)
+    level, hw, full = tiff.choose_level(item.image, resolution)
     size, canvas = canvas_size(hw[0], hw[1], resolution, fit)
     opened = [TiffSource(item.image, level, size, pad_to=canvas)]
     try:
         for path in item.masks:
-            m_level, m_hw, m_full = _level_for(path, resolution)
+            m_level, m_hw, m_full = tiff.choose_level(path, resolution)
             if m_full != full and m_hw != hw:
                 raise InputError(path, f"mask size {m_full} matches neither its slide ({full}) nor the level read ({hw})")
             opened.append(TiffSource(path, m_level, size, nearest=True, via=hw, pad_to=canvas))

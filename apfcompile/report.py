@@ -16,6 +16,7 @@ from .canvas import fit_canvas
 from .forest import Leaves
 from .frames import load_frames
 from .layouts import InputItem
+from .outputs import STATS_NAME
 from .preview import colorize_labels, draw_leaves, side_by_side
 from .reconstruct import reconstruct
 
@@ -71,7 +72,7 @@ def summary(ds: Dataset) -> str:
 def _stats(ds: Dataset) -> dict | None:
     """The compile's run facts (compile-stats.json beside the manifest), if there."""
     try:
-        return json.loads(ds.location.read_bytes("compile-stats.json"))
+        return json.loads(ds.location.read_bytes(STATS_NAME))
     except (OSError, ValueError):
         return None
 

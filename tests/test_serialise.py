@@ -31,6 +31,13 @@ def leaves_for(image, length, min_size, seed=0):
     return build_forest(edge_count_grid(edges, min_size), image.shape[:2], params)
 
 
+def random_case(h, w, c, dtype, p_log, seed):
+    """A random image of that shape and dtype, its patch size and a forest over it."""
+    p = 1 << p_log
+    image = random_image(np.random.default_rng(seed), (h, w, c), dtype)
+    return image, p, leaves_for(image, length=40, min_size=p, seed=seed)
+
+
 def boxes(leaves):
     return list(zip(leaves.x1.tolist(), leaves.y1.tolist(), leaves.size.tolist()))
 
@@ -39,10 +46,7 @@ def boxes(leaves):
 @given(h=st.integers(4, 90), w=st.integers(4, 90), c=st.sampled_from([1, 3, 16]),
        dtype=st.sampled_from(DTYPES), p_log=st.integers(0, 2), seed=st.integers(0, 2**31))  # fmt: skip
 def test_area_is_the_rounded_float64_box_average(h, w, c, dtype, p_log, seed):
-    p = 1 << p_log
-    rng = np.random.default_rng(seed)
-    image = random_image(rng, (h, w, c), dtype)
-    leaves = leaves_for(image, length=40, min_size=p, seed=seed)
+    image, p, leaves = random_case(h, w, c, dtype, p_log, seed)
     got = serialise_image(image, leaves, p, "area")
     assert got.shape == (len(leaves), p, p, c) and got.dtype == image.dtype
     for patch, (x1, y1, s) in zip(got, boxes(leaves)):
@@ -67,10 +71,7 @@ def test_area_rounds_half_up():
 @given(h=st.integers(4, 90), w=st.integers(4, 90), c=st.sampled_from([1, 3, 4]),
        dtype=st.sampled_from(DTYPES), p_log=st.integers(0, 2), seed=st.integers(0, 2**31))  # fmt: skip
 def test_nearest_matches_cv2_resize_per_leaf(h, w, c, dtype, p_log, seed):
-    p = 1 << p_log
-    rng = np.random.default_rng(seed)
-    image = random_image(rng, (h, w, c), dtype)
-    leaves = leaves_for(image, length=40, min_size=p, seed=seed)
+    image, p, leaves = random_case(h, w, c, dtype, p_log, seed)
     got = serialise_image(image, leaves, p, "nearest")
     for patch, (x1, y1, s) in zip(got, boxes(leaves)):
         np.testing.assert_array_equal(patch, oracle.nearest_patch(image, x1, y1, s, p))

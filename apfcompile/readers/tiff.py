@@ -19,6 +19,26 @@ def read(path: Path) -> np.ndarray:
     return np.ascontiguousarray(image)
 
 
+def _choose(levels: list, min_side: int | None) -> int:
+    """Index of the smallest level whose longer side is >= ``min_side`` (0 when None or none is)."""
+    chosen = 0
+    if min_side is not None:
+        for k, level in enumerate(levels[1:], 1):
+            if max(_hw(level)) >= min_side:
+                chosen = k
+    return chosen
+
+
+def choose_level(path: Path, min_side: int | None) -> tuple[int, tuple[int, int], tuple[int, int]]:
+    """(level, that level's (H, W), full-resolution (H, W)) that :func:`read_level` reads."""
+    with tifffile.TiffFile(path) as tif:
+        if not tif.series:
+            raise ValueError("no image series in the file")
+        levels = list(tif.series[0].levels)
+        k = _choose(levels, min_side)
+        return k, _hw(levels[k]), _hw(levels[0])
+
+
 def read_level(path: Path, min_side: int | None) -> tuple[np.ndarray, tuple[int, int]]:
     """The smallest pyramid level of series 0 whose longer side is >= ``min_side`` (level 0 when
     None or when no level is that large), and the full-resolution (H, W).
@@ -28,15 +48,9 @@ def read_level(path: Path, min_side: int | None) -> tuple[np.ndarray, tuple[int,
     with tifffile.TiffFile(path) as tif:
         if not tif.series:
             raise ValueError("no image series in the file")
-        series = tif.series[0]
-        levels = list(series.levels)
+        levels = list(tif.series[0].levels)
         full = _hw(levels[0])
-        chosen = levels[0]
-        if min_side is not None:
-            for level in levels[1:]:
-                if max(_hw(level)) >= min_side:
-                    chosen = level
-        image = chosen.asarray()
+        image = levels[_choose(levels, min_side)].asarray()
     while image.ndim > 3 and image.shape[0] == 1:
         image = image[0]
     return np.ascontiguousarray(image), full
