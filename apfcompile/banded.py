@@ -24,9 +24,9 @@ tifffile's Zarr view, resampled to the canvas by :mod:`apfcompile.resample`).
 
 from __future__ import annotations
 
+import contextlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Protocol
 
 import cv2
@@ -35,6 +35,7 @@ import numpy as np
 from .edges import EdgeParams, edge_count_grid, to_grey, to_uint8
 from .errors import ParameterError
 from .forest import Leaves, build_forest
+from .inputs import InputPath, open_input
 from .pipeline import PatchedSample, PatchParams
 from .pyramid import accumulator_dtype, next_level, sum_pyramid
 from .resample import resample_rows
@@ -81,14 +82,21 @@ class TiffSource:
     as resampling the whole level.
     """
 
-    def __init__(self, path: str | Path, level: int = 0, size: tuple[int, int] | None = None,
+    def __init__(self, path: InputPath, level: int = 0, size: tuple[int, int] | None = None,
                  nearest: bool = False, via: tuple[int, int] | None = None,
-                 pad_to: tuple[int, int] | None = None) -> None:  # fmt: skip
+                 pad_to: tuple[int, int] | None = None, storage_options: dict | None = None) -> None:  # fmt: skip
         import tifffile
         import zarr
 
-        self._tif = tifffile.TiffFile(path)
-        self._store = self._tif.series[0].aszarr(level=level)
+        self._stack = contextlib.ExitStack()  # a URL's file object stays open as long as the source
+        try:
+            source, _ = self._stack.enter_context(open_input(path, storage_options))
+            self._tif = self._stack.enter_context(tifffile.TiffFile(source))
+            self._store = self._tif.series[0].aszarr(level=level)
+            self._stack.callback(self._store.close)
+        except BaseException:
+            self._stack.close()
+            raise
         self._z = zarr.open(self._store, mode="r")
         self.nearest = nearest
         self.level_hw = tuple(self._z.shape[:2])
@@ -116,8 +124,7 @@ class TiffSource:
         return out
 
     def close(self) -> None:
-        self._store.close()
-        self._tif.close()
+        self._stack.close()
 
 
 class _StreamingPyramid:

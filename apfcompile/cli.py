@@ -83,11 +83,11 @@ STORAGE_OPTION = click.option(
 
 
 @main.command(context_settings={"max_content_width": 100})
-@click.argument("input", type=click.Path(path_type=Path))
+@click.argument("input")
 @click.argument("output")
 @click.option("--layout", type=click.Choice(["auto", "folder", "paip", "btcv", "list"]), default="auto",
               show_default=True, help="How INPUT is organised (see below).")
-@click.option("--masks", type=click.Path(path_type=Path), help="folder layout: masks here, paired by relative path and stem.")
+@click.option("--masks", help="folder layout: masks here (folder or URL), paired by relative path and stem.")
 @click.option("--paip-label", type=click.Choice(["both", "whole", "viable"]), default="both", show_default=True,
               help="PAIP labels: both = 0 bg / 1 whole-not-viable / 2 viable; whole or viable = 0/1.")
 @click.option("--resolution", type=click.IntRange(min=1), help="Canvas side R; default: each image's own size.")
@@ -132,7 +132,7 @@ STORAGE_OPTION = click.option(
 @click.option("--on-error", type=click.Choice(["fail", "skip"]), default="fail", show_default=True,
               help="fail: stop at the first bad input; skip: record it in the manifest and go on.")
 @_friendly
-def compile(input: Path, output: str, **options) -> None:  # noqa: A001 - the command's name
+def compile(input: str, output: str, **options) -> None:  # noqa: A001 - the command's name
     """Compile the images under INPUT into a dataset of shards in OUTPUT.
 
     \b
@@ -141,6 +141,10 @@ def compile(input: Path, output: str, **options) -> None:  # noqa: A001 - the co
       paip    CASE.svs + CASE_whole.tif + CASE_viable.tif (PAIP 2019)
       btcv    RawData/Training/img + label (or imagesTr + labelsTr); one sample per axial slice
       list    a .csv (image,mask[,key]) or .jsonl file
+
+    INPUT, --masks and OUTPUT are local paths or fsspec URLs (s3://bucket/prefix, gs://...,
+    memory://); --storage-option applies to every URL. Remote slides are read tile by tile:
+    only the pyramid level used is fetched.
     """
     from .compile import CompileConfig, compile_dataset
 
@@ -204,19 +208,20 @@ def verify(dataset: str, storage_options: dict | None) -> None:
 
 
 @main.command()
-@click.argument("dataset", type=click.Path(path_type=Path))
+@click.argument("dataset")
 @click.option("--sample", required=True, help="The sample, by id or key.")
 @click.option("-o", "--output", "out", type=click.Path(path_type=Path), default="preview.png", show_default=True)
-@click.option("--input", "input_root", type=click.Path(exists=True, path_type=Path),
-              help="The compile's INPUT, to show the source image and mask (else: rebuilt from patches).")
+@click.option("--input", "input_root", metavar="INPUT",
+              help="The compile's INPUT (path or URL), to show the source image and mask (else: rebuilt from patches).")
+@STORAGE_OPTION
 @_friendly
-def preview(dataset: Path, sample: str, out: Path, input_root: Path | None) -> None:
+def preview(dataset: str, sample: str, out: Path, input_root: str | None, storage_options: dict | None) -> None:
     """Write a PNG of one sample: image with leaf borders, mask, mask rebuilt from its patches."""
     from formats import open_dataset
 
     from .report import write_preview
 
-    click.echo(write_preview(open_dataset(dataset), sample, out, input_root))
+    click.echo(write_preview(open_dataset(dataset, storage_options), sample, out, input_root, storage_options))
 
 
 @main.command()

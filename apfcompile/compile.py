@@ -52,10 +52,10 @@ class CompileConfig:
     percentile stretch). mask_dtype: ``auto`` = uint8 for paip/btcv, uint16 otherwise.
     """
 
-    input: Path
+    input: str | Path
     output: str | Path
     layout: Layout = "auto"
-    masks: Path | None = None
+    masks: str | Path | None = None
     paip_label: str = "both"
     resolution: int | None = None
     fit: Fit = "square"
@@ -177,7 +177,7 @@ def _banded_records(task: _Task) -> list[SampleRecord] | None:
     if cfg.out_of_core == "auto" and (cfg.image_resample, cfg.mask_resample) != ("area", "mode"):
         return None
     try:
-        image, mask, full = paip_sources(item, cfg.resolution, cfg.paip_label, cfg.fit)
+        image, mask, full = paip_sources(item, cfg.resolution, cfg.paip_label, cfg.fit, cfg.storage_options)
     except InputError:
         if cfg.out_of_core == "always":
             raise
@@ -213,7 +213,7 @@ def _records(task: _Task) -> list[SampleRecord]:
     views = cfg.view_list()
     out = []
     info = np.iinfo(task.mask_dtype)
-    for f, frame in enumerate(load_frames(item, cfg.resolution, cfg.paip_label)):
+    for f, frame in enumerate(load_frames(item, cfg.resolution, cfg.paip_label, cfg.storage_options)):
         if frame.mask is not None and frame.mask.size and (frame.mask.min() < info.min or frame.mask.max() > info.max):
             raise InputError(item.masks[0] if item.masks else item.image,
                              f"labels {frame.mask.min()}..{frame.mask.max()} do not fit the dataset's mask dtype "
@@ -249,7 +249,7 @@ def _fingerprint(parameters: dict, plan: list[tuple[InputItem, int]]) -> str:
 def compile_dataset(cfg: CompileConfig) -> Manifest:
     """Compile ``cfg.input`` into the dataset ``cfg.output``; returns the manifest written."""
     started = time.perf_counter()
-    items, info = discover(cfg.input, cfg.layout, cfg.masks, cfg.paip_label)
+    items, info = discover(cfg.input, cfg.layout, cfg.masks, cfg.paip_label, cfg.storage_options)
     loc = locate(cfg.output, cfg.storage_options)
     prepare_output(loc, cfg.resume, cfg.overwrite)
     views = cfg.view_list()
@@ -262,7 +262,7 @@ def compile_dataset(cfg: CompileConfig) -> Manifest:
     plan, early = [], []
     for it in items:
         try:
-            plan.append((it, count_frames(it) * len(views)))
+            plan.append((it, count_frames(it, cfg.storage_options) * len(views)))
         except APFError as exc:
             if cfg.on_error == "fail":
                 raise

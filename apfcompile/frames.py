@@ -10,15 +10,14 @@ number), the same height and width as the image.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
-import nibabel as nib
 import numpy as np
 
-from .errors import InputError, UnreadableInputError
 from .canvas import canvas_size
+from .errors import InputError, InputNotFoundError, UnreadableInputError
+from .inputs import InputPath, open_input
 from .layouts import InputItem
-from .readers import read_array, tiff
+from .readers import nifti, read_array, tiff
 from .resample import resample
 
 __all__ = ["Frame", "count_frames", "load_frames"]
@@ -36,20 +35,23 @@ class Frame:
     original: tuple[int, int] | None = None  # full-resolution (H, W) when read from a lower level
 
 
-def count_frames(item: InputItem) -> int:
+def count_frames(item: InputItem, storage_options: dict | None = None) -> int:
     """How many frames (samples per view) an input gives, from its header only."""
     if item.kind != "volume":
         return 1
     try:
-        shape = nib.load(item.image).shape
-    except FileNotFoundError:
+        with open_input(item.image, storage_options) as (source, _):
+            shape = nifti.load(source).shape
+    except InputNotFoundError:
         return 1  # reported when the frame is loaded
+    except InputError:
+        raise
     except Exception as exc:  # nibabel raises many kinds for a bad header
         raise UnreadableInputError(item.image, f"cannot be read as NIfTI ({exc})") from exc
     return int(shape[2]) if len(shape) >= 3 else 1
 
 
-def _as_image(a: np.ndarray, path: Path) -> np.ndarray:
+def _as_image(a: np.ndarray, path: InputPath) -> np.ndarray:
     if a.ndim == 3 and a.shape[2] == 4 and a.dtype == np.uint8:
         a = a[:, :, :3]
     if a.ndim not in (2, 3):
@@ -66,7 +68,7 @@ def _as_image(a: np.ndarray, path: Path) -> np.ndarray:
     return np.ascontiguousarray(a)
 
 
-def as_labels(m: np.ndarray, path: Path, shape: tuple[int, int]) -> np.ndarray:
+def as_labels(m: np.ndarray, path: InputPath, shape: tuple[int, int]) -> np.ndarray:
     """Validate a label mask: integer values, 2-D, of the image's height and width."""
     if m.ndim == 3 and m.shape[2] == 1:
         m = m[:, :, 0]
@@ -92,9 +94,21 @@ def _fit_mask(m: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return resample(np.ascontiguousarray(m.astype(np.uint8)), shape, nearest=True)
 
 
-def _paip(item: InputItem, resolution: int | None, label: str) -> list[Frame]:
+def _read_level(path: InputPath, resolution: int | None, storage_options: dict | None):
+    with open_input(path, storage_options) as (source, _):
+        return tiff.read_level(source, resolution)
+
+
+def _choose_level(path: InputPath, resolution: int | None, storage_options: dict | None):
+    with open_input(path, storage_options) as (source, _):
+        return tiff.choose_level(source, resolution)
+
+
+def _paip(item: InputItem, resolution: int | None, label: str, storage_options: dict | None) -> list[Frame]:
     try:
-        image, full = tiff.read_level(item.image, resolution)
+        image, full = _read_level(item.image, resolution, storage_options)
+    except InputError:
+        raise
     except Exception as exc:
         raise UnreadableInputError(item.image, f"cannot be read as a slide ({exc})") from exc
     image = _as_image(image, item.image)
@@ -102,7 +116,9 @@ def _paip(item: InputItem, resolution: int | None, label: str) -> list[Frame]:
     planes = []
     for path in item.masks:
         try:
-            m, _ = tiff.read_level(path, resolution)
+            m, _ = _read_level(path, resolution, storage_options)
+        except InputError:
+            raise
         except Exception as exc:
             raise UnreadableInputError(path, f"cannot be read as a TIFF mask ({exc})") from exc
         if m.ndim == 3:
@@ -118,14 +134,18 @@ def _paip(item: InputItem, resolution: int | None, label: str) -> list[Frame]:
     return [Frame(item.key, image, mask, original=full)]
 
 
-def load_frames(item: InputItem, resolution: int | None = None, paip_label: str = "both") -> list[Frame]:
-    """Read an input's frames (see the module docstring); errors name the file."""
+def load_frames(item: InputItem, resolution: int | None = None, paip_label: str = "both",
+                storage_options: dict | None = None) -> list[Frame]:  # fmt: skip
+    """Read an input's frames (see the module docstring); errors name the file.
+
+    ``storage_options``: for inputs given as URLs, passed to their fsspec filesystem.
+    """
     if item.problem:
         raise InputError(item.image, item.problem)
     if item.kind == "paip":
-        return _paip(item, resolution, paip_label)
-    data = read_array(item.image)
-    mask = read_array(item.masks[0]) if item.masks else None
+        return _paip(item, resolution, paip_label, storage_options)
+    data = read_array(item.image, storage_options)
+    mask = read_array(item.masks[0], storage_options) if item.masks else None
     if item.kind == "volume":
         if data.ndim < 3:
             data = data[:, :, None]
@@ -160,7 +180,8 @@ class _PaipLabels:
         return (whole if self.label == "whole" else viable).view(np.uint8)
 
 
-def paip_sources(item: InputItem, resolution: int | None, label: str, fit: str = "square"):
+def paip_sources(item: InputItem, resolution: int | None, label: str, fit: str = "square",
+                 storage_options: dict | None = None):  # fmt: skip
     """Band readers for a PAIP slide and its labels on the canvas, and the full-resolution size.
 
     The same pixels as the in-memory path: the slide level ``tiff.read_level`` picks, each mask
@@ -171,15 +192,16 @@ def paip_sources(item: InputItem, resolution: int | None, label: str, fit: str =
 
     if item.problem:
         raise InputError(item.image, item.problem)
-    level, hw, full = tiff.choose_level(item.image, resolution)
+    level, hw, full = _choose_level(item.image, resolution, storage_options)
     size, canvas = canvas_size(hw[0], hw[1], resolution, fit)
-    opened = [TiffSource(item.image, level, size, pad_to=canvas)]
+    opened = [TiffSource(item.image, level, size, pad_to=canvas, storage_options=storage_options)]
     try:
         for path in item.masks:
-            m_level, m_hw, m_full = tiff.choose_level(path, resolution)
+            m_level, m_hw, m_full = _choose_level(path, resolution, storage_options)
             if m_full != full and m_hw != hw:
                 raise InputError(path, f"mask size {m_full} matches neither its slide ({full}) nor the level read ({hw})")
-            opened.append(TiffSource(path, m_level, size, nearest=True, via=hw, pad_to=canvas))
+            opened.append(TiffSource(path, m_level, size, nearest=True, via=hw, pad_to=canvas,
+                                     storage_options=storage_options))  # fmt: skip
     except BaseException:
         for source in opened:
             source.close()

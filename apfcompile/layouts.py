@@ -19,17 +19,26 @@ list       a ``.csv`` (header ``image,mask[,key]``) or ``.jsonl`` (objects with 
 ``auto`` picks ``list`` for a .csv/.jsonl file, ``btcv`` when the BTCV folders are present, ``paip``
 when an ``.svs`` has its ``_whole``/``_viable`` masks, else ``folder``. Inputs are sorted by their
 path relative to INPUT, which fixes sample ids and shards whatever the worker count.
+
+INPUT (and ``--masks``) may be a local folder or an fsspec URL (``s3://bucket/paip``): every
+layout works on one listing of the files under the root (hidden files and folders left out), so
+local and remote inputs are discovered by the same rules and give the same sample order.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import json
+import posixpath
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from formats._storage import Location
+
 from .errors import InputError, InputNotFoundError, ParameterError
+from .inputs import InputPath, as_input_path, input_root, is_file, join, list_files, name_of
 from .readers import READERS, suffix_of
 
 __all__ = ["BTCV_CLASSES", "InputItem", "LayoutInfo", "discover"]
@@ -54,21 +63,22 @@ _VOLUME_SUFFIXES = {".nii", ".nii.gz"}
 class InputItem:
     """One input file (and its masks), before it is read.
 
-    kind: ``image`` (one sample), ``volume`` (one sample per slice along the last axis), or
-    ``paip`` (a slide whose two masks combine into labels). ``problem``: set when the layout
-    already knows the input is unusable (e.g. a PAIP case missing a mask).
+    image, masks: local ``Path`` or URL ``str`` (see :mod:`apfcompile.inputs`). kind: ``image``
+    (one sample), ``volume`` (one sample per slice along the last axis), or ``paip`` (a slide
+    whose two masks combine into labels). ``problem``: set when the layout already knows the
+    input is unusable (e.g. a PAIP case missing a mask).
     """
 
     key: str
     source: str
-    image: Path
-    masks: tuple[Path, ...] = ()
+    image: InputPath
+    masks: tuple[InputPath, ...] = ()
     kind: str = "image"
     problem: str | None = None
 
     @property
     def mask_source(self) -> str | None:
-        return None if not self.masks else "+".join(m.name for m in self.masks)
+        return None if not self.masks else "+".join(name_of(m) for m in self.masks)
 
 
 @dataclass(frozen=True)
@@ -80,154 +90,192 @@ class LayoutInfo:
     window: tuple[float, float] | None = None
 
 
-def _rel(path: Path, root: Path) -> str:
-    return path.relative_to(root).as_posix()
+class _Tree:
+    """The files under a root (local folder or URL) as sorted relative POSIX paths."""
+
+    def __init__(self, root: InputPath, loc: Location) -> None:
+        self.root = root
+        self.files = list_files(loc)
+        self.dirs = {posixpath.dirname(f) for f in self.files}
+        self.dirs |= {d.rsplit("/", i)[0] for d in list(self.dirs) for i in range(1, d.count("/") + 1)}
+
+    def path(self, rel: str) -> InputPath:
+        return join(self.root, rel)
+
+    def images(self) -> list[str]:
+        return [f for f in self.files if suffix_of(Path(f)) in READERS]
+
+    def in_dir(self, folder: str) -> list[str]:
+        """Files directly inside ``folder`` (relative)."""
+        return [f for f in self.files if posixpath.dirname(f) == folder]
 
 
 def _strip(name: str) -> str:
-    suffix = suffix_of(name)
+    suffix = suffix_of(Path(name))
     return name[: len(name) - len(suffix)] if suffix else name
 
 
-def _image_files(root: Path) -> list[Path]:
-    return sorted((p for p in root.rglob("*") if p.is_file() and suffix_of(p) in READERS
-                   and not p.name.startswith(".")), key=lambda p: _rel(p, root))  # fmt: skip
+def _kind(rel: str) -> str:
+    return "volume" if suffix_of(Path(rel)) in _VOLUME_SUFFIXES else "image"
 
 
-def _kind(path: Path) -> str:
-    return "volume" if suffix_of(path) in _VOLUME_SUFFIXES else "image"
-
-
-def _folder(root: Path, masks_dir: Path | None) -> list[InputItem]:
-    files = _image_files(root)
-    if masks_dir is not None:
-        masks_dir = masks_dir.resolve()
-        by_stem = {_strip(_rel(p, masks_dir)): p for p in _image_files(masks_dir)}
+def _folder(tree: _Tree, masks: _Tree | None, masks_inside: str | None) -> list[InputItem]:
+    files = tree.images()
+    if masks is not None:
+        by_stem = {_strip(rel): rel for rel in masks.images()}
         items = []
-        for p in files:
-            if masks_dir in p.resolve().parents:
+        for rel in files:
+            if masks_inside is not None and (rel + "/").startswith(masks_inside + "/"):
                 continue
-            key = _strip(_rel(p, root))
+            key = _strip(rel)
             mask = by_stem.get(key) or by_stem.get(key + "_mask")
-            items.append(InputItem(key, _rel(p, root), p, (mask,) if mask else (), _kind(p)))
+            mask_paths = (masks.path(mask),) if mask else ()
+            items.append(InputItem(key, rel, tree.path(rel), mask_paths, _kind(rel)))
         return items
-    beside = {_strip(_rel(p, root)): p for p in files}
+    beside = {_strip(rel): rel for rel in files}
     items = []
-    for p in files:
-        key = _strip(_rel(p, root))
+    for rel in files:
+        key = _strip(rel)
         if key.endswith("_mask") and key[: -len("_mask")] in beside:
             continue
         mask = beside.get(key + "_mask")
-        items.append(InputItem(key, _rel(p, root), p, (mask,) if mask else (), _kind(p)))
+        items.append(InputItem(key, rel, tree.path(rel), (tree.path(mask),) if mask else (), _kind(rel)))
     return items
 
 
-def _paip(root: Path) -> list[InputItem]:
+def _paip_slides(tree: _Tree) -> list[str]:
+    return [f for f in tree.files if f.lower().endswith(".svs")]
+
+
+def _paip_masks(tree: _Tree, slide: str) -> tuple[str | None, str | None]:
+    folder = posixpath.dirname(slide)
+    case = posixpath.basename(slide)[: -len(".svs")]
+    found = {posixpath.basename(f).lower(): f for f in tree.in_dir(folder)}
+    return found.get(f"{case}_whole.tif".lower()), found.get(f"{case}_viable.tif".lower())
+
+
+def _paip(tree: _Tree) -> list[InputItem]:
     items = []
-    slides = sorted((p for p in root.rglob("*") if p.is_file() and p.suffix.lower() == ".svs"),
-                    key=lambda p: _rel(p, root))  # fmt: skip
-    for slide in slides:
-        case = slide.stem
-        found = {p.name.lower(): p for p in slide.parent.iterdir()}
-        whole = found.get(f"{case}_whole.tif".lower())
-        viable = found.get(f"{case}_viable.tif".lower())
+    for slide in _paip_slides(tree):
+        case = posixpath.basename(slide)[: -len(".svs")]
+        whole, viable = _paip_masks(tree, slide)
         missing = [n for n, p in (("_whole.tif", whole), ("_viable.tif", viable)) if p is None]
         problem = None
         if missing:
             problem = (f"PAIP case {case}: missing {' and '.join(case + m for m in missing)} beside the slide; "
                        "add it, or compile with --on-error skip")  # fmt: skip
-        masks = tuple(p for p in (whole, viable) if p is not None)
-        items.append(InputItem(case, _rel(slide, root), slide, masks, "paip", problem))
+        masks = tuple(tree.path(p) for p in (whole, viable) if p is not None)
+        items.append(InputItem(case, slide, tree.path(slide), masks, "paip", problem))
     return items
 
 
-def _btcv_dirs(root: Path) -> tuple[Path, Path] | None:
+def _btcv_dirs(tree: _Tree) -> tuple[str, str] | None:
     for img, lab in (("RawData/Training/img", "RawData/Training/label"), ("Training/img", "Training/label"),
                      ("img", "label"), ("imagesTr", "labelsTr")):  # fmt: skip
-        if (root / img).is_dir():
-            return root / img, root / lab
+        if img in tree.dirs:
+            return img, lab
     return None
 
 
-def _btcv(root: Path) -> list[InputItem]:
-    dirs = _btcv_dirs(root)
+def _btcv(tree: _Tree) -> list[InputItem]:
+    dirs = _btcv_dirs(tree)
     if dirs is None:
-        raise InputError(root, "no BTCV folders (RawData/Training/img or imagesTr) found",
+        raise InputError(tree.root, "no BTCV folders (RawData/Training/img or imagesTr) found",
                          "point INPUT at the BTCV root or use --layout folder")  # fmt: skip
     img_dir, lab_dir = dirs
+    labels = set(tree.in_dir(lab_dir))
     items = []
-    for p in sorted(img_dir.iterdir()):
-        if not p.is_file() or suffix_of(p) not in _VOLUME_SUFFIXES:
+    for rel in tree.in_dir(img_dir):
+        if suffix_of(Path(rel)) not in _VOLUME_SUFFIXES:
             continue
-        candidates = [lab_dir / p.name, lab_dir / p.name.replace("img", "label", 1)]
-        label = next((c for c in candidates if c.exists()), None)
-        key = _strip(p.name)
-        items.append(InputItem(key, _rel(p, root), p, (label,) if label else (), "volume"))
+        name = posixpath.basename(rel)
+        candidates = [f"{lab_dir}/{name}", f"{lab_dir}/{name.replace('img', 'label', 1)}"]
+        label = next((c for c in candidates if c in labels), None)
+        items.append(InputItem(_strip(name), rel, tree.path(rel), (tree.path(label),) if label else (), "volume"))
     return items
 
 
-def _list(path: Path) -> list[InputItem]:
-    base = path.parent
+def _list(path: InputPath, loc: Location) -> list[InputItem]:
+    base = path.parent if isinstance(path, Path) else path.rsplit("/", 1)[0]
     rows: list[dict] = []
     try:
-        if path.suffix.lower() == ".csv":
-            with open(path, newline="") as f:
-                rows = list(csv.DictReader(f))
+        text = loc.fs.cat_file(loc.path).decode()
+        if name_of(path).lower().endswith(".csv"):
+            rows = list(csv.DictReader(io.StringIO(text, newline="")))
         else:
-            rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+            rows = [json.loads(line) for line in text.splitlines() if line.strip()]
     except (OSError, ValueError, UnicodeDecodeError) as exc:
         raise InputError(path, f"cannot be read as a list of inputs ({exc})") from exc
     items = []
     for i, row in enumerate(rows):
         if not isinstance(row, dict) or not row.get("image"):
             raise InputError(path, f"row {i + 1} has no 'image' column", "give image[,mask[,key]] per row")
-        image = base / row["image"]
-        mask = base / row["mask"] if row.get("mask") else None
-        key = row.get("key") or _strip(Path(row["image"]).as_posix())
-        items.append(InputItem(key, Path(row["image"]).as_posix(), image, (mask,) if mask else (), _kind(image)))
+        image = join(base, row["image"])
+        mask = join(base, row["mask"]) if row.get("mask") else None
+        source = Path(row["image"]).as_posix() if "://" not in row["image"] else row["image"]
+        key = row.get("key") or _strip(source)
+        items.append(InputItem(key, source, image, (mask,) if mask else (), _kind(source)))
     return sorted(items, key=lambda it: it.source)
 
 
-def _auto(root: Path) -> str:
-    if root.is_file():
-        return "list"
-    if _btcv_dirs(root) is not None:
+def _auto(tree: _Tree) -> str:
+    if _btcv_dirs(tree) is not None:
         return "btcv"
-    for slide in root.rglob("*.svs"):
-        if (slide.parent / f"{slide.stem}_whole.tif").exists() or (slide.parent / f"{slide.stem}_viable.tif").exists():
-            return "paip"
+    if any(any(_paip_masks(tree, slide)) for slide in _paip_slides(tree)):
+        return "paip"
     return "folder"
 
 
 def discover(
-    root: str | Path, layout: Layout = "auto", masks_dir: str | Path | None = None, paip_label: str = "both"
+    root: str | Path, layout: Layout = "auto", masks_dir: str | Path | None = None, paip_label: str = "both",
+    storage_options: dict | None = None,
 ) -> tuple[list[InputItem], LayoutInfo]:
-    """The inputs under ``root`` for ``layout``, sorted, and what the layout says about labels."""
-    root = Path(root)
-    if not root.exists():
-        raise InputNotFoundError(root, "check the INPUT path")
+    """The inputs under ``root`` (a local path or an fsspec URL) for ``layout``, sorted, and what
+    the layout says about labels. ``storage_options`` go to the URL's filesystem."""
+    root = as_input_path(root)
     if paip_label not in PAIP_CLASSES:
         raise ParameterError("--paip-label", "whole, viable or both", paip_label)
-    name = _auto(root) if layout == "auto" else layout
-    if name == "list":
-        if not root.is_file() or root.suffix.lower() not in (".csv", ".jsonl"):
+    if layout not in ("auto", "folder", "paip", "btcv", "list"):
+        raise ParameterError("--layout", "auto, folder, paip, btcv or list", layout)
+    loc = input_root(root, storage_options)
+    single = is_file(loc)
+    if layout == "list" or (layout == "auto" and single):
+        if not single or not name_of(root).lower().endswith((".csv", ".jsonl")):
             raise InputError(root, "the list layout needs a .csv or .jsonl file")
-        items, info = _list(root), LayoutInfo("list")
-    elif root.is_file():
+        items, info = _list(root, loc), LayoutInfo("list")
+    elif single:
         raise InputError(root, "is a file; the folder, paip and btcv layouts need a folder",
                          "pass the folder, or a .csv/.jsonl list with --layout list")  # fmt: skip
-    elif name == "folder":
-        if masks_dir is not None and not Path(masks_dir).is_dir():
-            raise InputNotFoundError(masks_dir, "check --masks")
-        items, info = _folder(root, None if masks_dir is None else Path(masks_dir)), LayoutInfo("folder")
-    elif name == "paip":
-        items, info = _paip(root), LayoutInfo("paip", PAIP_CLASSES[paip_label])
-    elif name == "btcv":
-        items, info = _btcv(root), LayoutInfo("btcv", BTCV_CLASSES, CT_WINDOW)
     else:
-        raise ParameterError("--layout", "auto, folder, paip, btcv or list", layout)
+        tree = _Tree(root, loc)
+        name = _auto(tree) if layout == "auto" else layout
+        if name == "folder":
+            items, info = _folder(tree, *_masks_tree(root, loc, masks_dir, storage_options)), LayoutInfo("folder")
+        elif name == "paip":
+            items, info = _paip(tree), LayoutInfo("paip", PAIP_CLASSES[paip_label])
+        else:
+            items, info = _btcv(tree), LayoutInfo("btcv", BTCV_CLASSES, CT_WINDOW)
     if not items:
         known = " ".join(sorted(READERS))
-        raise InputError(root, f"no inputs found for the {name} layout",
+        raise InputError(root, f"no inputs found for the {info.name} layout",
                          f"check the path (image suffixes: {known})")  # fmt: skip
     return items, info
+
+
+def _masks_tree(root: InputPath, loc: Location, masks_dir, storage_options) -> tuple[_Tree | None, str | None]:
+    """The ``--masks`` tree, and its path relative to INPUT when it lies inside INPUT."""
+    if masks_dir is None:
+        return None, None
+    masks = as_input_path(masks_dir)
+    try:
+        mloc = input_root(masks, storage_options)
+    except InputNotFoundError:
+        raise InputNotFoundError(masks, "check --masks") from None
+    if is_file(mloc):
+        raise InputError(masks, "--masks must be a folder")
+    inside = None
+    if type(mloc.fs) is type(loc.fs):
+        a, b = (mloc.local.resolve().as_posix(), loc.local.resolve().as_posix()) if loc.local else (mloc.path, loc.path)
+        if a.startswith(b.rstrip("/") + "/"):
+            inside = a[len(b.rstrip("/")) + 1 :]
+    return _Tree(masks, mloc), inside

@@ -15,6 +15,7 @@ from formats import Dataset
 from .canvas import fit_canvas
 from .forest import Leaves
 from .frames import load_frames
+from .inputs import InputPath, as_input_path, join, parent_of
 from .layouts import InputItem
 from .outputs import STATS_NAME
 from .preview import colorize_labels, draw_leaves, side_by_side
@@ -119,22 +120,25 @@ def format_rows(rows: list[dict], fmt: str) -> str:
     return "\n".join(lines)
 
 
-def _original(ds: Dataset, meta: dict, input_root: Path) -> tuple[np.ndarray, np.ndarray | None]:
+def _original(ds: Dataset, meta: dict, input_root: InputPath,
+              storage_options: dict | None) -> tuple[np.ndarray, np.ndarray | None]:  # fmt: skip
     """The sample's source image (and mask) on its canvas, re-read from ``input_root``."""
     params = ds.manifest.parameters
-    masks = tuple(input_root / Path(meta["source"]).parent / n for n in (meta["mask_source"] or "").split("+") if n)
+    image = join(input_root, meta["source"])
+    masks = tuple(join(parent_of(image), n) for n in (meta["mask_source"] or "").split("+") if n)
     if params.get("layout") == "list" and meta["mask_source"]:
-        masks = (input_root / meta["mask_source"],)
+        masks = (join(input_root, meta["mask_source"]),)
     kind = "paip" if params.get("layout") == "paip" else ("volume" if meta["slice_index"] is not None else "image")
     item = InputItem(meta["key"].split("/z")[0] if kind == "volume" else meta["key"], meta["source"],
-                     input_root / meta["source"], masks, kind)  # fmt: skip
-    frames = load_frames(item, params.get("resolution"), params.get("paip_label", "both"))
+                     image, masks, kind)  # fmt: skip
+    frames = load_frames(item, params.get("resolution"), params.get("paip_label", "both"), storage_options)
     frame = next(f for f in frames if f.key == meta["key"])
     canvas = fit_canvas(frame.image, frame.mask, params.get("resolution"), params.get("fit", "square"))
     return canvas.image, canvas.mask
 
 
-def write_preview(ds: Dataset, sample: int | str, out: str | Path, input_root: str | Path | None = None) -> Path:
+def write_preview(ds: Dataset, sample: int | str, out: str | Path, input_root: str | Path | None = None,
+                  storage_options: dict | None = None) -> Path:
     """PNG of one sample, panels side by side.
 
     With ``input_root`` (the compile's INPUT): the source image on its canvas with the leaf borders,
@@ -146,7 +150,7 @@ def write_preview(ds: Dataset, sample: int | str, out: str | Path, input_root: s
     leaves = Leaves.from_columns(data.nodes, canvas)
     labelled = data.mask is not None and data.meta.get("mask_source")
     if input_root is not None:
-        image, mask = _original(ds, data.meta, Path(input_root))
+        image, mask = _original(ds, data.meta, as_input_path(input_root), storage_options)
         panels = [draw_leaves(image, leaves)]
         if mask is not None:
             panels.append(colorize_labels(mask))

@@ -11,23 +11,27 @@ suffix             reader                        gives
                                                   only array)
 =================  ============================  =====================================
 
-Every failure is an :class:`~apfcompile.errors.APFError` naming the file: a path that does not
-exist, a suffix no reader knows, an empty, truncated or otherwise unreadable file.
+Every reader takes a local ``Path`` or an open binary file object (a URL opened by
+:func:`apfcompile.inputs.open_input`). Every failure is an :class:`~apfcompile.errors.APFError`
+naming the file: a path that does not exist, a suffix no reader knows, an empty, truncated or
+otherwise unreadable file.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
-from ..errors import InputNotFoundError, UnreadableInputError
+from ..errors import UnreadableInputError
+from ..inputs import InputPath, name_of, open_input
 from . import arrays, nifti, raster, tiff
 
 __all__ = ["READERS", "read_array", "suffix_of"]
 
-READERS: dict[str, Callable[[Path], np.ndarray]] = {
+READERS: dict[str, Callable[[Path | BinaryIO], np.ndarray]] = {
     ".png": raster.read,
     ".jpg": raster.read,
     ".jpeg": raster.read,
@@ -42,33 +46,34 @@ READERS: dict[str, Callable[[Path], np.ndarray]] = {
 }
 
 
-def suffix_of(path: str | Path) -> str:
+def suffix_of(path: InputPath) -> str:
     """The suffix that picks a reader: ``.nii.gz`` counts as one, case is ignored."""
-    name = Path(path).name.lower()
+    name = name_of(path if not isinstance(path, str) or "://" in path else Path(path)).lower()
     return ".nii.gz" if name.endswith(".nii.gz") else Path(name).suffix
 
 
-def read_array(path: str | Path) -> np.ndarray:
-    """Read one image, mask or volume file as a numpy array (see the module table)."""
-    path = Path(path)
-    if not path.exists():
-        raise InputNotFoundError(path)
+def read_array(path: InputPath, storage_options: dict | None = None) -> np.ndarray:
+    """Read one image, mask or volume file (a local path or a URL) as a numpy array (see the
+    module table); ``storage_options`` go to a URL's filesystem."""
+    if isinstance(path, str) and "://" not in path:
+        path = Path(path)
     suffix = suffix_of(path)
     reader = READERS.get(suffix)
-    if reader is None:
-        known = " ".join(sorted(READERS))
-        raise UnreadableInputError(path, f"no reader for suffix {suffix or '(none)'!r}",
-                                   f"use one of: {known}")  # fmt: skip
-    if path.is_dir() or path.stat().st_size == 0:
-        raise UnreadableInputError(path, "the file is empty (0 bytes)", "re-export or remove it")
-    try:
-        out = reader(path)
-    except UnreadableInputError:
-        raise
-    except Exception as exc:  # the libraries raise many kinds; all mean "cannot read this file"
-        detail = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
-        raise UnreadableInputError(path, f"cannot be read as {suffix} ({detail})",
-                                   "check that the file is complete and of that format") from exc  # fmt: skip
+    with open_input(path, storage_options) as (source, size):
+        if reader is None:
+            known = " ".join(sorted(READERS))
+            raise UnreadableInputError(path, f"no reader for suffix {suffix or '(none)'!r}",
+                                       f"use one of: {known}")  # fmt: skip
+        if size == 0:
+            raise UnreadableInputError(path, "the file is empty (0 bytes)", "re-export or remove it")
+        try:
+            out = reader(source)
+        except UnreadableInputError:
+            raise
+        except Exception as exc:  # the libraries raise many kinds; all mean "cannot read this file"
+            detail = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+            raise UnreadableInputError(path, f"cannot be read as {suffix} ({detail})",
+                                       "check that the file is complete and of that format") from exc  # fmt: skip
     if out.size == 0:
         raise UnreadableInputError(path, "holds no pixels", "re-export or remove it")
     return out

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
 
-def read(path: Path) -> np.ndarray:
+def read(source: Path | BinaryIO) -> np.ndarray:
     """The array; for ``.npz`` the member ``image`` (or ``arr_0``, or the only member)."""
-    loaded = np.load(path, allow_pickle=False)
+    loaded = np.load(source, allow_pickle=False)
     if isinstance(loaded, np.ndarray):
         return loaded
     with loaded:

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import BinaryIO
 
 import cv2
 import numpy as np
 
 
-def read(path: Path) -> np.ndarray:
+def read(source: Path | BinaryIO) -> np.ndarray:
     """H x W (grey) or H x W x 3 (RGB; an alpha channel is dropped), in the file's bit depth."""
-    data = np.fromfile(path, dtype=np.uint8)
+    if isinstance(source, Path):
+        data = np.fromfile(source, dtype=np.uint8)
+    else:
+        data = np.frombuffer(source.read(), dtype=np.uint8)
     image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
     if image is None:
         raise ValueError("OpenCV could not decode it (not an image, or truncated)")

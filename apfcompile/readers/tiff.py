@@ -1,16 +1,22 @@
-"""TIFF, BigTIFF and Aperio SVS through tifffile (JPEG tiles need imagecodecs)."""
+"""TIFF, BigTIFF and Aperio SVS through tifffile (JPEG tiles need imagecodecs).
+
+Every function takes a local ``Path`` or an open binary file object: tifffile reads only the IFDs
+and the tiles it needs through either, so a slide on object storage costs the bytes of the level
+read, not the whole file.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import tifffile
 
 
-def read(path: Path) -> np.ndarray:
+def read(source: Path | BinaryIO) -> np.ndarray:
     """Series 0 at full resolution: H x W or H x W x C (a leading plane axis of 1 is dropped)."""
-    with tifffile.TiffFile(path) as tif:
+    with tifffile.TiffFile(source) as tif:
         if not tif.series:
             raise ValueError("no image series in the file")
         image = tif.series[0].asarray()
@@ -29,9 +35,9 @@ def _choose(levels: list, min_side: int | None) -> int:
     return chosen
 
 
-def choose_level(path: Path, min_side: int | None) -> tuple[int, tuple[int, int], tuple[int, int]]:
+def choose_level(source: Path | BinaryIO, min_side: int | None) -> tuple[int, tuple[int, int], tuple[int, int]]:
     """(level, that level's (H, W), full-resolution (H, W)) that :func:`read_level` reads."""
-    with tifffile.TiffFile(path) as tif:
+    with tifffile.TiffFile(source) as tif:
         if not tif.series:
             raise ValueError("no image series in the file")
         levels = list(tif.series[0].levels)
@@ -39,13 +45,13 @@ def choose_level(path: Path, min_side: int | None) -> tuple[int, tuple[int, int]
         return k, _hw(levels[k]), _hw(levels[0])
 
 
-def read_level(path: Path, min_side: int | None) -> tuple[np.ndarray, tuple[int, int]]:
+def read_level(source: Path | BinaryIO, min_side: int | None) -> tuple[np.ndarray, tuple[int, int]]:
     """The smallest pyramid level of series 0 whose longer side is >= ``min_side`` (level 0 when
     None or when no level is that large), and the full-resolution (H, W).
 
     Only that level is decoded (tile by tile, by tifffile), never level 0 when a smaller one serves.
     """
-    with tifffile.TiffFile(path) as tif:
+    with tifffile.TiffFile(source) as tif:
         if not tif.series:
             raise ValueError("no image series in the file")
         levels = list(tif.series[0].levels)

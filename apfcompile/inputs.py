@@ -1,0 +1,127 @@
+"""Where inputs live: a local path, or an fsspec URL (``s3://``, ``gs://``, ``memory://``...).
+
+An input path is a :class:`~pathlib.Path` on local disk or a ``str`` URL elsewhere; both flow
+through layouts, frames and readers unchanged, and every function that opens one takes the
+``storage_options`` of its filesystem (credentials, endpoint). Remote files are never copied
+whole unless a reader needs a file name: slides are read tile by tile through a file object (only
+the pyramid level chosen is fetched), PNG/NumPy files are read into memory, NIfTI headers are read
+from the first bytes of the stream.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import posixpath
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+from formats._storage import Location, locate
+from formats.errors import FormatError
+
+from .errors import InputError, InputNotFoundError
+
+__all__ = ["InputPath", "input_root", "is_url", "join", "list_files", "name_of", "open_input", "parent_of"]
+
+InputPath = Path | str
+"""A local file (``Path``) or a URL (``str`` with ``://``)."""
+
+_BLOCK = 4 << 20  # remote read-ahead: big enough for a run of slide tiles, small next to a slide
+
+
+def is_url(path: object) -> bool:
+    """True for an fsspec URL other than ``file://``."""
+    text = os.fspath(path) if isinstance(path, os.PathLike) else str(path)
+    return "://" in text and not text.startswith("file://")
+
+
+def as_input_path(path: str | os.PathLike) -> InputPath:
+    """A URL stays a ``str``; anything else (``file://`` included) becomes a ``Path``."""
+    if is_url(path):
+        return str(path).rstrip("/")
+    return Path(os.fspath(path).removeprefix("file://"))
+
+
+def name_of(path: InputPath) -> str:
+    return path.name if isinstance(path, Path) else posixpath.basename(path)
+
+
+def parent_of(path: InputPath) -> InputPath:
+    return path.parent if isinstance(path, Path) else path.rsplit("/", 1)[0]
+
+
+def join(base: InputPath, rel: str) -> InputPath:
+    """``rel`` (a relative POSIX path, or itself a URL) under ``base``."""
+    if is_url(rel):
+        return rel
+    if isinstance(base, Path):
+        return base / rel
+    protocol, rest = base.split("://", 1)
+    return f"{protocol}://{posixpath.normpath(posixpath.join(rest, rel))}"
+
+
+def _unreachable(where: object, exc: BaseException) -> InputError:
+    detail = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return InputError(where, f"cannot be read ({type(exc).__name__}: {detail})",
+                      "check the URL, the credentials (--storage-option or the environment) and the endpoint")  # fmt: skip
+
+
+def input_root(path: InputPath, storage_options: dict | None = None) -> Location:
+    """The :class:`~formats._storage.Location` of an INPUT (or ``--masks``) root; raises
+    :class:`InputNotFoundError` when nothing is there, :class:`InputError` when it cannot be asked."""
+    try:
+        loc = locate(path, storage_options)
+        exists = loc.fs.exists(loc.path)
+    except FormatError as exc:
+        raise InputError(path, str(exc).split(": ", 1)[-1]) from None
+    except Exception as exc:  # object storage clients raise their own kinds (credentials, endpoint)
+        raise _unreachable(path, exc) from None
+    if not exists:
+        raise InputNotFoundError(path, "check the INPUT path (and for a URL, the bucket and credentials)")
+    return loc
+
+
+def list_files(loc: Location) -> list[str]:
+    """Every file under ``loc`` as sorted relative POSIX paths; hidden files and folders are left out."""
+    if loc.local is not None:
+        root = loc.local
+        if root.is_file():
+            return []
+        rels = (p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
+    else:
+        try:
+            found = loc.fs.find(loc.path)
+        except Exception as exc:
+            raise _unreachable(loc.url, exc) from None
+        prefix = loc.path.rstrip("/") + "/"
+        rels = (p[len(prefix):] for p in found if p.startswith(prefix))
+    return sorted(r for r in rels if not any(part.startswith(".") for part in r.split("/")))
+
+
+def is_file(loc: Location) -> bool:
+    return loc.local.is_file() if loc.local is not None else loc.fs.isfile(loc.path)
+
+
+@contextlib.contextmanager
+def open_input(path: InputPath, storage_options: dict | None = None) -> Iterator[tuple[Path | BinaryIO, int]]:
+    """``(source, size in bytes)`` of one input file: the ``Path`` itself for a local file, an open
+    binary file object (seekable, read ahead in blocks) for a URL. Raises InputNotFoundError."""
+    if not is_url(path):
+        local = Path(path)
+        if not local.exists():
+            raise InputNotFoundError(local)
+        yield local, (0 if local.is_dir() else local.stat().st_size)
+        return
+    try:
+        loc = locate(path, storage_options)
+        info = loc.fs.info(loc.path)
+        handle = loc.fs.open(loc.path, "rb", block_size=_BLOCK)
+    except FileNotFoundError:
+        raise InputNotFoundError(path) from None
+    except FormatError as exc:
+        raise InputError(path, str(exc).split(": ", 1)[-1]) from None
+    except Exception as exc:
+        raise _unreachable(path, exc) from None
+    with handle:
+        yield handle, (0 if info.get("type") == "directory" else int(info.get("size") or 0))
