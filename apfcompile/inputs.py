@@ -67,12 +67,22 @@ def _unreachable(where: object, exc: BaseException) -> InputError:
                       "check the URL, the credentials (--storage-option or the environment) and the endpoint")  # fmt: skip
 
 
+def _exists_after_all(loc: Location) -> bool:
+    """Object storage clients answer ``exists`` with no for any failure: ask again, so that a
+    credential or endpoint problem raises its own error instead of reading as "not found"."""
+    try:
+        loc.fs.info(loc.path)
+    except FileNotFoundError:
+        return False
+    return True
+
+
 def input_root(path: InputPath, storage_options: dict | None = None) -> Location:
     """The :class:`~formats._storage.Location` of an INPUT (or ``--masks``) root; raises
     :class:`InputNotFoundError` when nothing is there, :class:`InputError` when it cannot be asked."""
     try:
         loc = locate(path, storage_options)
-        exists = loc.fs.exists(loc.path)
+        exists = loc.fs.exists(loc.path) or _exists_after_all(loc)
     except FormatError as exc:
         raise InputError(path, str(exc).split(": ", 1)[-1]) from None
     except Exception as exc:  # object storage clients raise their own kinds (credentials, endpoint)

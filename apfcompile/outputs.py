@@ -59,13 +59,23 @@ def remove_stale_shards(loc: Location, keep: set[int]) -> None:
             loc.fs.rm(child, recursive=True)
 
 
+def _missing(fs, path: str) -> bool:
+    """After ``exists`` said no (clients answer no for any failure): True when the path is truly
+    missing; raises the client's own error (credentials, endpoint) otherwise."""
+    try:
+        fs.info(path)
+    except FileNotFoundError:
+        return True
+    return False
+
+
 def prepare_output(loc: Location, resume: bool, overwrite: bool) -> None:
     """Make ``loc`` ready for a compile, or raise without touching it (see the error messages)."""
     out = loc.display()
     fs = loc.fs
     try:
         bucket = loc.path.split("/", 1)[0]
-        if loc.local is None and not fs.exists(bucket):
+        if loc.local is None and not fs.exists(bucket) and _missing(fs, bucket):
             raise OutputError(f"{out}: bucket {bucket!r} does not exist or is not visible with these credentials; "
                               "create it first (apfcompile does not create buckets)")  # fmt: skip
         exists = fs.exists(loc.path)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -109,7 +110,7 @@ def test_torchrun_ranks_stream_from_s3(s3, tmp_path):
 
 
 @pytest.mark.parametrize("case", ["wrong-credentials", "missing-bucket", "unreachable-endpoint"])
-def test_storage_errors_are_one_line(s3, case, monkeypatch):
+def test_storage_errors_are_one_line(s3, case, monkeypatch, tmp_path):
     endpoint, src = s3
     import s3fs
 
@@ -127,8 +128,32 @@ def test_storage_errors_are_one_line(s3, case, monkeypatch):
     else:
         opts = ["--storage-option", f"endpoint_url=http://127.0.0.1:{free_port()}",
                 "--storage-option", "config_kwargs={}"][:2]  # fmt: skip
-    for command in (["inspect", url], ["compile", src, url + "-new", "-L", "48", "-j", "1"]):
+    commands = (["inspect", url], ["compile", src, url + "-new", "-L", "48", "-j", "1"],
+                ["compile", url, tmp_path / "from-s3", "-L", "48", "-j", "1"])  # INPUT on S3
+    cause = {"wrong-credentials": "NoCredentialsError", "unreachable-endpoint": "Could not connect",
+             "missing-bucket": "no apfcompile dataset|does not exist|no such file"}[case]  # fmt: skip
+    for command in commands:
         code, out = run(*command, *opts)
         assert code != 0 and "Traceback" not in out
         errors = [line for line in out.splitlines() if line.startswith("apfcompile: error:")]
         assert len(errors) == 1 and url.split("/")[2] in errors[0], out
+        assert re.search(cause, errors[0]), errors[0]  # the real cause, not a guess
+
+
+def test_compile_from_s3_inputs_with_worker_processes(s3, tmp_path):
+    """INPUT on S3, read by two spawned workers: the same bytes as compiling the local copy."""
+    endpoint, src = s3
+    import s3fs
+
+    fs = s3fs.S3FileSystem(client_kwargs={"endpoint_url": endpoint})
+    fs.put(str(src), "apf-bucket/inputs/btcv", recursive=True)
+    opt = ["--storage-option", f"endpoint_url={endpoint}"]
+    code, out = run("compile", "s3://apf-bucket/inputs/btcv", tmp_path / "remote", "-L", "48", "--shard-samples",
+                    "8", "-j", "2", *opt)  # fmt: skip
+    assert code == 0, out
+    code, out = run("compile", src, tmp_path / "local", "-L", "48", "--shard-samples", "8", "-j", "1")
+    assert code == 0, out
+    assert builders.tree_bytes(tmp_path / "remote") == builders.tree_bytes(tmp_path / "local")
+    code, out = run("compile", "s3://apf-bucket/inputs/nothing-here", tmp_path / "x", "-j", "1", *opt)
+    errors = [line for line in out.splitlines() if line.startswith("apfcompile: error:")]
+    assert code != 0 and len(errors) == 1 and "nothing-here" in errors[0], out
