@@ -4,22 +4,24 @@ The patch arrays are standard Zarr v3 (sharding codec, inner chunks of ``bytes``
 index at the end with crc32c). For local datasets whose arrays have exactly that layout, rows are
 read straight from the memory-mapped shard file: the shard index is parsed once, and a sample
 costs one slice per inner chunk it touches (plus a zstd decode where the chunk is compressed).
-zarr-python's per-call machinery costs more than the read itself at these sizes. Anything else
-(other codecs, object storage) is read through zarr-python. Both give identical arrays.
+zarr-python's per-call machinery costs more than the read itself at these sizes. On object
+storage the same layout is read with ranged requests: the shard index once, then one request per
+sample spanning the inner chunks it touches (through the local block cache when ``cache_dir`` is
+set). Arrays of any other layout are read through zarr-python. All give identical arrays.
 """
 
 from __future__ import annotations
 
 import json
-import mmap
 import os
-from pathlib import Path
 
 import numcodecs
 import numpy as np
 import pyarrow.parquet as pq
 
 from formats import Dataset
+
+from ._ranges import CachedFile, MappedFile, RangeFile, RemoteFile
 
 __all__ = ["ShardReader"]
 
@@ -28,9 +30,13 @@ _MISSING = np.uint64(2**64 - 1)
 
 
 class _DirectArray:
-    """Rows of one sharded Zarr v3 array read from its single shard file (see module docstring)."""
+    """Rows of one sharded Zarr v3 array read from its single shard file (see module docstring).
 
-    def __init__(self, folder: Path, meta: dict) -> None:
+    ``source``: the shard file's bytes (local map, remote ranges, cached ranges), or None when
+    zarr wrote no file because every chunk held the fill value.
+    """
+
+    def __init__(self, source: MappedFile | RemoteFile | CachedFile | None, meta: dict) -> None:
         codec = meta["codecs"][0]["configuration"]
         self.dtype = np.dtype(meta["data_type"])
         self.shape = tuple(meta["shape"])
@@ -38,15 +44,13 @@ class _DirectArray:
         self.row_shape = tuple(codec["chunk_shape"][1:])
         self.zstd = any(c["name"] == "zstd" for c in codec["codecs"])
         n_inner = -(-int(meta["chunk_grid"]["configuration"]["chunk_shape"][0]) // self.chunk_rows)
-        path = folder / "c" / "/".join("0" for _ in self.shape)
-        self.empty = not path.exists()  # every chunk held the fill value: zarr wrote none
+        self.source = source
+        self.empty = source is None
         if self.empty:
             return
-        with open(path, "rb") as f:
-            self.map = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
         index_bytes = 16 * n_inner
-        index = np.frombuffer(self.map, np.uint64, count=2 * n_inner, offset=len(self.map) - index_bytes - 4)
-        self.index = index.reshape(n_inner, 2)
+        tail = source.read(source.size - index_bytes - 4, index_bytes)
+        self.index = np.frombuffer(tail, np.uint64).reshape(n_inner, 2).copy()
         self.codec = numcodecs.Zstd() if self.zstd else None
 
     def read_into(self, start: int, stop: int, out: np.ndarray, channels_first: bool = False) -> None:
@@ -55,17 +59,23 @@ class _DirectArray:
             out[...] = 0
             return
         c = self.chunk_rows
-        for k in range(start // c, (stop - 1) // c + 1):
+        first, last = start // c, (stop - 1) // c
+        entries = self.index[first : last + 1]
+        stored = entries[:, 0] != _MISSING
+        if stored.any():  # one read spanning the chunks (zarr lays them out in order)
+            lo = int(entries[stored, 0].min())
+            span = memoryview(self.source.read(lo, int((entries[stored, 0] + entries[stored, 1]).max()) - lo))
+        for k in range(first, last + 1):
             offset, nbytes = self.index[k]
-            lo, hi = max(start, k * c), min(stop, (k + 1) * c)
-            dst = out[lo - start : hi - start]
+            lo_row, hi_row = max(start, k * c), min(stop, (k + 1) * c)
+            dst = out[lo_row - start : hi_row - start]
             if offset == _MISSING:
                 dst[...] = 0
                 continue
-            raw = memoryview(self.map)[int(offset) : int(offset + nbytes)]
+            raw = span[int(offset) - lo : int(offset + nbytes) - lo]
             if self.codec is not None:
                 raw = self.codec.decode(raw)
-            chunk = np.frombuffer(raw, self.dtype).reshape((c,) + self.row_shape)[lo - k * c : hi - k * c]
+            chunk = np.frombuffer(raw, self.dtype).reshape((c,) + self.row_shape)[lo_row - k * c : hi_row - k * c]
             dst[...] = chunk.transpose(0, 3, 1, 2) if channels_first else chunk
 
     def rows(self, start: int, stop: int) -> np.ndarray:
@@ -94,28 +104,51 @@ def _direct_ok(meta: dict) -> bool:
 
 
 class ShardReader:
-    """Node columns and patch rows of one shard, opened in the process that uses it."""
+    """Node columns and patch rows of one shard, opened in the process that uses it.
 
-    def __init__(self, dataset: Dataset, shard: int) -> None:
+    ``cache_dir``: for datasets on object storage, a local folder that keeps the blocks fetched
+    (:mod:`loaders._ranges`); ignored for local datasets.
+    """
+
+    def __init__(self, dataset: Dataset, shard: int, cache_dir: str | os.PathLike | None = None) -> None:
         info = dataset.manifest.shards[shard]
         loc = dataset.location
-        path, fs = loc.parquet_args(f"{info.path}/nodes.parquet")
+
+        def source(rel: str) -> MappedFile | RemoteFile | CachedFile | None:
+            """The shard file ``rel``, or None when the shard has no such file."""
+            if loc.local is not None:
+                path = loc.local / info.path / rel
+                return MappedFile(path) if path.exists() else None
+            record = info.files.get(rel)
+            if record is None:
+                return None
+            remote = RemoteFile(loc.fs, loc.sub(f"{info.path}/{rel}"), record.bytes)
+            return remote if cache_dir is None else CachedFile(remote, cache_dir, record.sha256)
+
         self.nodes: dict[str, np.ndarray] | None = None
         if loc.local is not None:  # local: the shard's node table once, then slices of it
-            table = pq.read_table(path, filesystem=fs, columns=list(_NODE_COLUMNS))
+            path, _ = loc.parquet_args(f"{info.path}/nodes.parquet")
+            table = pq.read_table(path, columns=list(_NODE_COLUMNS))
             self.nodes = {name: table[name].to_numpy() for name in _NODE_COLUMNS}
         else:  # object storage: only the row groups a sample needs
-            self._parquet = pq.ParquetFile(path, filesystem=fs)
+            if cache_dir is None:
+                path, fs = loc.parquet_args(f"{info.path}/nodes.parquet")
+                self._parquet = pq.ParquetFile(path, filesystem=fs)
+            else:
+                self._parquet = pq.ParquetFile(RangeFile(source("nodes.parquet")))
             meta = self._parquet.metadata
             self._group_starts = np.cumsum([0] + [meta.row_group(i).num_rows for i in range(meta.num_row_groups)])
         self.arrays: dict[str, object] = {}
         group_rel = f"{info.path}/patches.zarr"
         names = ["image", "mask"] if dataset.manifest.mask_dtype else ["image"]
         for name in names:
-            folder = None if loc.local is None else loc.local / group_rel / name
-            meta = json.loads((folder / "zarr.json").read_text()) if folder is not None else None
-            if meta is not None and _direct_ok(meta):
-                self.arrays[name] = _DirectArray(folder, meta)
+            meta_rel = f"patches.zarr/{name}/zarr.json"
+            cached = source(meta_rel) if cache_dir is not None and loc.local is None else None
+            raw = cached.read(0, cached.size) if cached is not None else loc.read_bytes(f"{info.path}/{meta_rel}")
+            meta = json.loads(bytes(raw))
+            if _direct_ok(meta):
+                chunk = "/".join("0" for _ in meta["shape"])
+                self.arrays[name] = _DirectArray(source(f"patches.zarr/{name}/c/{chunk}"), meta)
             else:
                 self.arrays[name] = loc.zarr_group(group_rel)[name]
         self.pid = os.getpid()

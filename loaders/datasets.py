@@ -66,13 +66,14 @@ class _Frames:
 class _Reader:
     """Shared machinery: the index, lazily opened shards (per process, bounded), item building."""
 
-    def __init__(self, path, length, view, drop, seed, cache_shards, storage_options=None) -> None:
+    def __init__(self, path, length, view, drop, seed, cache_shards, storage_options=None, cache_dir=None) -> None:
         if length is not None and (not isinstance(length, int) or length < 1):
             raise ValueError(f"length: expected None or an integer >= 1, found {length!r}")
         if drop not in DROP_RULES:
             raise ValueError(f"drop: expected one of {DROP_RULES}, found {drop!r}")
         self.dataset = open_dataset(path, storage_options)
         self.storage_options = storage_options
+        self.cache_dir = None if cache_dir is None else os.fspath(cache_dir)
         self.frames = _Frames(self.dataset)
         if view != "random" and not (isinstance(view, int) and 0 <= view < self.frames.n_views):
             raise ValueError(f"view: expected 'random' or an int in 0..{self.frames.n_views - 1}, found {view!r}")
@@ -95,7 +96,7 @@ class _Reader:
                 self.dataset.location = locate(self.dataset.location.url, self.storage_options, fresh=True)
         reader = self._readers.get(shard)
         if reader is None:
-            reader = ShardReader(self.dataset, shard)
+            reader = ShardReader(self.dataset, shard, self.cache_dir)
             self._readers[shard] = reader
             while len(self._readers) > self.cache_shards:
                 self._readers.popitem(last=False)
@@ -182,12 +183,15 @@ class APFDataset(TorchDataset):
         seed: seeds view draws and random drops together with :meth:`set_epoch`.
         cache_shards: how many shards each process keeps open.
         storage_options: fsspec options for URLs (``s3://``...), e.g. an endpoint or credentials.
+        cache_dir: for a dataset on object storage, a local folder that keeps every block fetched
+            (1 MiB blocks, keyed by the checksums in the manifest, shareable by the workers and
+            processes of one node, never evicted); later epochs then read from local disk.
     """
 
     def __init__(self, path_or_url, length: int | None = None, view: str | int = "random",
                  drop: str = "priority", seed: int = 0, cache_shards: int = 8,
-                 storage_options: dict | None = None) -> None:  # fmt: skip
-        self._r = _Reader(path_or_url, length, view, drop, seed, cache_shards, storage_options)
+                 storage_options: dict | None = None, cache_dir: str | os.PathLike | None = None) -> None:  # fmt: skip
+        self._r = _Reader(path_or_url, length, view, drop, seed, cache_shards, storage_options, cache_dir)
 
     def __len__(self) -> int:
         return len(self._r.frames)
@@ -229,7 +233,8 @@ class APFStream(IterableDataset):
     ``state_dict(last)`` after consuming ``last`` and ``load_state_dict`` resume mid-epoch exactly.
 
     Args:
-        path_or_url, length, view, drop, seed, cache_shards, storage_options: as :class:`APFDataset`.
+        path_or_url, length, view, drop, seed, cache_shards, storage_options, cache_dir: as
+            :class:`APFDataset`.
         batch_size: frames per yielded batch (collated), or None for single items.
         shuffle: shuffle shards and frames each epoch.
         drop_last: drop the order's tail instead of wrapping so ranks get equal counts.
@@ -239,11 +244,12 @@ class APFStream(IterableDataset):
     def __init__(self, path_or_url, length: int | None = None, shuffle: bool = True, seed: int = 0,
                  batch_size: int | None = None, view: str | int = "random", drop: str = "priority",
                  drop_last: bool = False, rank: int | None = None, world_size: int | None = None,
-                 cache_shards: int = 8, storage_options: dict | None = None) -> None:  # fmt: skip
+                 cache_shards: int = 8, storage_options: dict | None = None,
+                 cache_dir: str | os.PathLike | None = None) -> None:  # fmt: skip
         super().__init__()
         if batch_size is not None and batch_size < 1:
             raise ValueError(f"batch_size: expected None or an integer >= 1, found {batch_size!r}")
-        self._r = _Reader(path_or_url, length, view, drop, seed, cache_shards, storage_options)
+        self._r = _Reader(path_or_url, length, view, drop, seed, cache_shards, storage_options, cache_dir)
         self.shuffle, self.batch_size, self.drop_last = shuffle, batch_size, drop_last
         self._rank, self._world = rank, world_size
         self._resume: tuple[int, int] | None = None  # (epoch, units already consumed)

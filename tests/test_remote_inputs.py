@@ -6,14 +6,10 @@ test_object_storage.py compile from a real S3 endpoint with worker processes.
 
 from __future__ import annotations
 
-import uuid
-
 import fsspec
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from fsspec.implementations.memory import MemoryFileSystem
-from fsspec.spec import AbstractBufferedFile
 
 from apfcompile import inputs
 from apfcompile.cli import main
@@ -22,14 +18,7 @@ from apfcompile.layouts import discover
 from apfcompile.readers import read_array
 
 from . import builders
-
-
-def upload(local, prefix: str = "memory") -> str:
-    """Copy a local tree to a fresh ``memory://`` (or other registered) URL."""
-    url = f"{prefix}://in-{uuid.uuid4().hex[:8]}"
-    fs = fsspec.filesystem(prefix)
-    fs.put(str(local), url.split("://")[1], recursive=True)
-    return url
+from .remote_fs import CountingFS, upload
 
 
 def same_compile(local_src, url_src, tmp_path, **kw) -> dict:
@@ -84,30 +73,7 @@ def test_readers_take_urls(tmp_path):
     np.testing.assert_array_equal(read_array(url + "/b.npz"), a)
 
 
-class _CountingFile(AbstractBufferedFile):
-    def _fetch_range(self, start, end):
-        CountingFS.fetched += end - start
-        return MemoryFileSystem.cat_file(self.fs, self.path, start, end)
-
-
-class CountingFS(MemoryFileSystem):
-    """memory:// that counts the bytes its files fetch."""
-
-    protocol = "countmem"
-    fetched = 0
-
-    @classmethod
-    def _strip_protocol(cls, path):
-        return MemoryFileSystem._strip_protocol(path.replace("countmem://", "memory://", 1))
-
-    def _open(self, path, mode="rb", block_size=None, **kwargs):
-        if mode != "rb":
-            return super()._open(path, mode, **kwargs)
-        return _CountingFile(self, path, mode, block_size=block_size or 2**16, size=self.size(path))
-
-
 def test_a_remote_slide_costs_the_bytes_of_the_level_read(tmp_path, monkeypatch):
-    fsspec.register_implementation("countmem", CountingFS, clobber=True)
     monkeypatch.setattr(inputs, "_BLOCK", 16 << 10)  # small read-ahead, to see what is fetched
     src = builders.paip(tmp_path / "paip", cases=("c1",))
     url = upload(src, "countmem")
