@@ -34,7 +34,10 @@ from .spec import (
     Failure, FileRecord, Manifest, ShardInfo, manifest_bytes,
 )  # fmt: skip
 
-__all__ = ["CHUNK_NODES", "SampleRecord", "read_shard_record", "shard_name", "write_manifest", "write_shard"]
+__all__ = ["CHUNK_NODES", "NODE_ROW_GROUP", "SampleRecord", "read_shard_record", "shard_name", "write_manifest", "write_shard"]
+
+NODE_ROW_GROUP = 1 << 16
+"""Rows per Parquet row group in nodes.parquet: the unit a reader on object storage fetches."""
 
 CHUNK_NODES = 512
 """Nodes per Zarr chunk: a sample reads only the chunks its rows touch (one file per array)."""
@@ -192,7 +195,7 @@ def write_shard(
     tmp.mkdir()
     offsets = list(np.cumsum([0] + [len(r.image) for r in records[:-1]]).tolist()) if records else []
     pq.write_table(_nodes_table(records) if records else NODE_SCHEMA.empty_table(), tmp / NODES_NAME,
-                   compression="zstd", row_group_size=1 << 16)  # fmt: skip
+                   compression="zstd", row_group_size=NODE_ROW_GROUP)  # fmt: skip
     pq.write_table(_samples_table(records, offsets), tmp / SAMPLES_NAME, compression="zstd")
     empty_image = np.zeros((0, patch_size, patch_size, channels), image_dtype)
     image = np.concatenate([r.image for r in records]) if records else empty_image

@@ -65,13 +65,19 @@ class CachedFile:
         if nbytes <= 0:
             return b""
         first, last = offset // CACHE_BLOCK, (offset + nbytes - 1) // CACHE_BLOCK
-        blocks: dict[int, bytes] = {}
+        parts: dict[int, bytes] = {}  # block -> the part of it this read needs
         missing = []
         for k in range(first, last + 1):
+            lo, hi = max(offset, k * CACHE_BLOCK) - k * CACHE_BLOCK, min(offset + nbytes, (k + 1) * CACHE_BLOCK) - k * CACHE_BLOCK
             try:
-                blocks[k] = self._block_path(k).read_bytes()
+                fd = os.open(self._block_path(k), os.O_RDONLY)
             except FileNotFoundError:
                 missing.append(k)
+                continue
+            try:
+                parts[k] = os.pread(fd, hi - lo, lo)  # only the bytes needed, not the whole block
+            finally:
+                os.close(fd)
         # one request per run of consecutive missing blocks
         runs: list[list[int]] = []
         for k in missing:
@@ -84,11 +90,10 @@ class CachedFile:
             data = self.remote.read(start, min(self.size, (run[-1] + 1) * CACHE_BLOCK) - start)
             for i, k in enumerate(run):
                 block = data[i * CACHE_BLOCK : (i + 1) * CACHE_BLOCK]
-                blocks[k] = block
                 self._store(k, block)
-        joined = b"".join(blocks[k] for k in range(first, last + 1))
-        skip = offset - first * CACHE_BLOCK
-        return joined[skip : skip + nbytes]
+                lo = max(offset, k * CACHE_BLOCK) - k * CACHE_BLOCK
+                parts[k] = block[lo : min(offset + nbytes, (k + 1) * CACHE_BLOCK) - k * CACHE_BLOCK]
+        return parts[first] if first == last else b"".join(parts[k] for k in range(first, last + 1))
 
     def _store(self, k: int, block: bytes) -> None:
         tmp = self.folder / f".{k:08d}.{uuid.uuid4().hex}.tmp"

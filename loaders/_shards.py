@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections import OrderedDict
 
 import numcodecs
 import numpy as np
@@ -27,6 +28,7 @@ __all__ = ["ShardReader"]
 
 _NODE_COLUMNS = ("x1", "x2", "y1", "y2", "size", "cx", "cy", "edges")
 _MISSING = np.uint64(2**64 - 1)
+_KEEP_GROUPS = 2
 
 
 class _DirectArray:
@@ -131,13 +133,15 @@ class ShardReader:
             table = pq.read_table(path, columns=list(_NODE_COLUMNS))
             self.nodes = {name: table[name].to_numpy() for name in _NODE_COLUMNS}
         else:  # object storage: only the row groups a sample needs
-            if cache_dir is None:
-                path, fs = loc.parquet_args(f"{info.path}/nodes.parquet")
-                self._parquet = pq.ParquetFile(path, filesystem=fs)
-            else:
-                self._parquet = pq.ParquetFile(RangeFile(source("nodes.parquet")))
+            parquet = source("nodes.parquet")
+            if parquet is None:  # not in the manifest's file list: ask the store for its size
+                parquet = RemoteFile(loc.fs, loc.sub(f"{info.path}/nodes.parquet"), 0)
+                parquet.size = loc.size(f"{info.path}/nodes.parquet")
+            # pre_buffer: one request for a row group's column chunks instead of one per column
+            self._parquet = pq.ParquetFile(RangeFile(parquet), pre_buffer=True)
             meta = self._parquet.metadata
             self._group_starts = np.cumsum([0] + [meta.row_group(i).num_rows for i in range(meta.num_row_groups)])
+            self._groups: OrderedDict[int, dict[str, np.ndarray]] = OrderedDict()  # the last few decoded
         self.arrays: dict[str, object] = {}
         group_rel = f"{info.path}/patches.zarr"
         names = ["image", "mask"] if dataset.manifest.mask_dtype else ["image"]
@@ -160,9 +164,24 @@ class ShardReader:
         starts = self._group_starts
         first = int(np.searchsorted(starts, start, side="right")) - 1
         last = int(np.searchsorted(starts, start + max(count, 1) - 1, side="right")) - 1
-        table = self._parquet.read_row_groups(list(range(first, last + 1)), columns=list(_NODE_COLUMNS))
+        parts = [self._group(g) for g in range(first, last + 1)]
         skip = start - int(starts[first])
-        return {name: table[name].to_numpy()[skip : skip + count] for name in _NODE_COLUMNS}
+        return {name: np.concatenate([p[name] for p in parts])[skip : skip + count] if len(parts) > 1
+                else parts[0][name][skip : skip + count] for name in _NODE_COLUMNS}  # fmt: skip
+
+    def _group(self, g: int) -> dict[str, np.ndarray]:
+        """Row group ``g``'s node columns; neighbouring samples usually share a group, so the last
+        ``_KEEP_GROUPS`` stay decoded."""
+        cols = self._groups.get(g)
+        if cols is None:
+            table = self._parquet.read_row_group(g, columns=list(_NODE_COLUMNS))
+            cols = {name: table[name].to_numpy() for name in _NODE_COLUMNS}
+            self._groups[g] = cols
+            while len(self._groups) > _KEEP_GROUPS:
+                self._groups.popitem(last=False)
+        else:
+            self._groups.move_to_end(g)
+        return cols
 
     def rows(self, name: str, start: int, stop: int) -> np.ndarray:
         """Rows [start, stop) of array ``name`` as stored."""

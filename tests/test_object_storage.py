@@ -81,9 +81,12 @@ def test_compile_verify_and_stream_from_s3(s3, tmp_path):
 
     from loaders import APFStream
 
-    stream = APFStream(url, length=48, batch_size=4, storage_options={"client_kwargs": {"endpoint_url": endpoint}})
-    ids = [i for b in DataLoader(stream, batch_size=None, num_workers=2) for i in b["id"].tolist()]
-    assert sorted(ids) == list(range(30))
+    options = {"client_kwargs": {"endpoint_url": endpoint}}
+    for cache_dir in (None, tmp_path / "cache", tmp_path / "cache"):  # uncached, cold, warm
+        stream = APFStream(url, length=48, batch_size=4, storage_options=options, cache_dir=cache_dir)
+        ids = [i for b in DataLoader(stream, batch_size=None, num_workers=2) for i in b["id"].tolist()]
+        assert sorted(ids) == list(range(30))
+    assert any((tmp_path / "cache").iterdir())
 
 
 def test_torchrun_ranks_stream_from_s3(s3, tmp_path):
