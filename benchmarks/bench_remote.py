@@ -6,6 +6,8 @@ real H&E texture, L = 4,096, p = 8, C = 3. Loader figures are samples/s over ful
 (batch 8, 0 workers, median of several epochs), each beside its baselines from the same run:
 
 - the same dataset on local disk (memory-mapped): the ceiling;
+- one ranged GET of a sample's bytes per sample with s3fs, nothing else: the floor of any reader
+  that fetches per sample from this server;
 - zarr-python + pyarrow reading the same rows from S3 (FsspecStore): what a user would write;
 - APFStream from S3 with ranged requests, no cache; with ``cache_dir``: the first (cold) epoch
   and the following (warm) ones. Bytes and requests per sample are counted too.
@@ -126,6 +128,17 @@ def main() -> None:
         rows.append(("local disk, APFStream", base))
         rows.append(("S3, zarr-python + pyarrow rows", statistics.median(
             epoch_rates(lambda: zarr_rows(url, options), n, args.epochs))))  # fmt: skip
+        chunk_file = next(p for p in fs.find("bench/ds") if "/image/c/" in p)
+        size, each = fs.size(chunk_file), L * 8 * 8 * 3
+
+        def raw_gets():  # the floor: one ranged GET of a sample's bytes per sample, nothing else
+            for i in range(n):
+                start = (i * each) % max(1, size - each)
+                fs.cat_file(chunk_file, start=start, end=start + each)
+                yield {"id": [i]}
+
+        gets = statistics.median(epoch_rates(raw_gets, n, args.epochs))
+        rows.append(("S3, ranged GET of 768 KiB per sample", gets))
         Counting.requests = Counting.bytes = 0
         uncached = epoch_rates(stream(url, storage_options=options), n, args.epochs)
         per_req, per_bytes = Counting.requests / (n * args.epochs), Counting.bytes / (n * args.epochs)
@@ -137,9 +150,9 @@ def main() -> None:
         Counting.requests = 0
         warm = epoch_rates(warm_make, n, args.epochs)
         rows.append(("S3, APFStream, cache_dir, warm epochs", statistics.median(warm)))
-        print(f"{'':<40} {'samples/s':>10} {'vs local':>9}")
+        print(f"{'':<40} {'samples/s':>10} {'vs local':>9} {'vs GET floor':>13}")
         for name, r in rows:
-            print(f"{name:<40} {r:>10.1f} {r / base:>8.2f}x")
+            print(f"{name:<40} {r:>10.1f} {r / base:>8.2f}x {r / gets:>12.2f}x")
         print(f"no cache: {per_req:.1f} ranged requests and {per_bytes / 1024:.0f} KiB per sample "
               f"(a sample's patches are {L * 8 * 8 * 3 / 1024:.0f} KiB raw); warm epochs: "
               f"{Counting.requests} shard requests")  # fmt: skip
