@@ -13,10 +13,11 @@ import numpy as np
 from formats import Dataset
 
 from .canvas import fit_canvas
+from .errors import InputError
 from .forest import Leaves
 from .frames import load_frames
-from .inputs import InputPath, as_input_path, join, parent_of
-from .layouts import InputItem
+from .inputs import InputPath, as_input_path
+from .layouts import discover
 from .outputs import STATS_NAME
 from .preview import colorize_labels, draw_leaves, side_by_side
 from .reconstruct import reconstruct
@@ -122,16 +123,18 @@ def format_rows(rows: list[dict], fmt: str) -> str:
 
 def _original(ds: Dataset, meta: dict, input_root: InputPath,
               storage_options: dict | None) -> tuple[np.ndarray, np.ndarray | None]:  # fmt: skip
-    """The sample's source image (and mask) on its canvas, re-read from ``input_root``."""
+    """The sample's source image (and mask) on its canvas, re-read from ``input_root``: the
+    inputs are found again by the dataset's layout, so masks come from where that layout keeps
+    them (a folder compiled with ``--masks`` shows no mask here)."""
     params = ds.manifest.parameters
-    image = join(input_root, meta["source"])
-    masks = tuple(join(parent_of(image), n) for n in (meta["mask_source"] or "").split("+") if n)
-    if params.get("layout") == "list" and meta["mask_source"]:
-        masks = (join(input_root, meta["mask_source"]),)
-    kind = "paip" if params.get("layout") == "paip" else ("volume" if meta["slice_index"] is not None else "image")
-    item = InputItem(meta["key"].split("/z")[0] if kind == "volume" else meta["key"], meta["source"],
-                     image, masks, kind)  # fmt: skip
-    frames = load_frames(item, params.get("resolution"), params.get("paip_label", "both"), storage_options)
+    paip_label = params.get("paip_label", "both")
+    items, _ = discover(input_root, params.get("layout", "auto"), paip_label=paip_label,
+                        storage_options=storage_options)  # fmt: skip
+    item = next((it for it in items if it.source == meta["source"]), None)
+    if item is None:
+        raise InputError(input_root, f"holds no input {meta['source']!r} (the sample's source)",
+                         "pass the INPUT the dataset was compiled from")  # fmt: skip
+    frames = load_frames(item, params.get("resolution"), paip_label, storage_options)
     frame = next(f for f in frames if f.key == meta["key"])
     canvas = fit_canvas(frame.image, frame.mask, params.get("resolution"), params.get("fit", "square"))
     return canvas.image, canvas.mask

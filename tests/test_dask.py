@@ -31,6 +31,42 @@ def test_local_cluster_equals_local_compile(btcv):
     assert builders.tree_bytes(root / "local") == builders.tree_bytes(root / "local2")
 
 
+@pytest.mark.parametrize("kind", ["ct", "wsi"])
+def test_local_cluster_compiles_the_shared_data_like_a_local_compile(tmp_path, kind):
+    """../shared's real CT volume (BTCV layout) and real Aperio slide (PAIP layout, masks drawn
+    from its stain), each as two cases, on a 2-worker loopback cluster."""
+    import shutil
+
+    import numpy as np
+    import tifffile
+
+    from apfcompile.readers import read_array
+
+    from .conftest import shared
+
+    src = tmp_path / "src"
+    if kind == "ct":
+        ct, seg = shared("ct/example_ct_sm.nii.gz"), shared("ct/example_seg.nii.gz")
+        for folder in ("img", "label"):
+            (src / "RawData/Training" / folder).mkdir(parents=True)
+        for i in (1, 2):
+            shutil.copyfile(ct, src / f"RawData/Training/img/img{i:04d}.nii.gz")
+            shutil.copyfile(seg, src / f"RawData/Training/label/label{i:04d}.nii.gz")
+        opts = dict(length=48, shard_samples=16, mask_dtype="uint8")
+    else:
+        svs = shared("wsi/cmu_small_region.svs")
+        grey = read_array(svs).mean(axis=2)
+        src.mkdir()
+        for case in ("01_01_0101", "01_01_0102"):
+            shutil.copyfile(svs, src / f"{case}.svs")
+            tifffile.imwrite(src / f"{case}_whole.tif", (grey < 200).astype(np.uint8), compression="zlib")
+            tifffile.imwrite(src / f"{case}_viable.tif", (grey < 140).astype(np.uint8), compression="zlib")
+        opts = dict(length=256, resolution=512)
+    compile_dataset(CompileConfig(src, tmp_path / "local", workers=1, **opts))
+    compile_dataset(CompileConfig(src, tmp_path / "dask", scheduler="local:2", **opts))
+    assert builders.tree_bytes(tmp_path / "local") == builders.tree_bytes(tmp_path / "dask")
+
+
 def test_a_worker_killed_mid_run_loses_and_duplicates_nothing(btcv):
     src, root = btcv
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:

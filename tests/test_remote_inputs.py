@@ -104,3 +104,17 @@ def test_remote_input_errors_are_one_line(tmp_path):
     fs.pipe(url.split("://")[1] + "/broken.tif", b"not a tiff at all")
     result = CliRunner().invoke(main, ["compile", url, str(tmp_path / "d"), "-j", "1"])
     assert result.exit_code != 0 and "broken.tif" in result.output and "Traceback" not in result.output
+
+
+def test_file_urls_and_preview_from_a_url(tmp_path):
+    src = builders.btcv(tmp_path / "btcv", cases=1)
+    url = upload(src)
+    runner = CliRunner()
+    result = runner.invoke(main, ["compile", f"file://{src}", str(tmp_path / "ds"), "-L", "48", "-j", "1"])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(main, ["preview", str(tmp_path / "ds"), "--sample", "img0001/z010",
+                                  "-o", str(tmp_path / "p.png"), "--input", url])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    local = runner.invoke(main, ["preview", str(tmp_path / "ds"), "--sample", "img0001/z010",
+                                 "-o", str(tmp_path / "q.png"), "--input", str(src)])  # fmt: skip
+    assert local.exit_code == 0 and (tmp_path / "p.png").read_bytes() == (tmp_path / "q.png").read_bytes()
