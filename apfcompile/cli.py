@@ -77,8 +77,8 @@ def _storage_options(ctx, param, values: tuple[str, ...]) -> dict | None:
 
 STORAGE_OPTION = click.option(
     "--storage-option", "storage_options", multiple=True, callback=_storage_options, metavar="KEY=VALUE",
-    help="fsspec option for s3:// / gs:// URLs (repeatable), e.g. endpoint_url=..., anon=true; "
-         "credentials also come from the usual environment variables.",
+    help="fsspec option for every s3:// / gs:// URL of the command (repeatable), e.g. endpoint_url=..., "
+         "anon=true; credentials also come from the usual environment variables.",
 )  # fmt: skip
 
 

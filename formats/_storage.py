@@ -78,6 +78,7 @@ def locate(path_or_url: str | os.PathLike, storage_options: dict | None = None, 
             options["skip_instance_cache"] = True
         fs, path = fsspec.core.url_to_fs(text, **options)
     except ImportError as exc:
-        raise FormatError(f"{text}: reading or writing this URL needs {exc.name or 'its fsspec backend'} "
-                          "(for s3:// install apfcompile[s3])") from None  # fmt: skip
+        need = exc.name or str(exc).rstrip(".") or "its fsspec backend"
+        raise FormatError(f"{text}: reading or writing this URL needs a filesystem package ({need}); "
+                          "for s3:// install apfcompile[s3]") from None  # fmt: skip
     return Location(text, fs, path.rstrip("/"), None)

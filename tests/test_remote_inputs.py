@@ -118,3 +118,19 @@ def test_file_urls_and_preview_from_a_url(tmp_path):
     local = runner.invoke(main, ["preview", str(tmp_path / "ds"), "--sample", "img0001/z010",
                                  "-o", str(tmp_path / "q.png"), "--input", str(src)])  # fmt: skip
     assert local.exit_code == 0 and (tmp_path / "p.png").read_bytes() == (tmp_path / "q.png").read_bytes()
+
+
+def test_a_url_whose_filesystem_is_not_installed_is_one_line(tmp_path):
+    pytest.importorskip("fsspec")
+    try:
+        import gcsfs  # noqa: F401
+
+        pytest.skip("gcsfs is installed here")
+    except ImportError:
+        pass
+    src = builders.nuclei_folder(tmp_path / "in", copies=1)
+    for args in (["compile", "gs://bucket/in", str(tmp_path / "o")], ["compile", str(src), "gs://b/o"],
+                 ["inspect", "gs://bucket/ds"]):  # fmt: skip
+        result = CliRunner().invoke(main, args)
+        errors = [line for line in result.output.splitlines() if line.startswith("apfcompile: error:")]
+        assert result.exit_code != 0 and len(errors) == 1 and "gcsfs" in errors[0], result.output
