@@ -22,7 +22,10 @@ from formats.errors import FormatError
 
 from .errors import InputError, InputNotFoundError
 
-__all__ = ["InputPath", "input_root", "is_url", "join", "list_files", "name_of", "open_input", "parent_of"]
+__all__ = [
+    "InputPath", "as_input_path", "input_root", "is_file", "is_url", "join", "list_files", "name_of", "open_input",
+    "parent_of",
+]  # fmt: skip
 
 InputPath = Path | str
 """A local file (``Path``) or a URL (``str`` with ``://``)."""
@@ -44,6 +47,7 @@ def as_input_path(path: str | os.PathLike) -> InputPath:
 
 
 def name_of(path: InputPath) -> str:
+    """The file name: last component of a path or URL."""
     return path.name if isinstance(path, Path) else posixpath.basename(path)
 
 

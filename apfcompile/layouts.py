@@ -38,7 +38,7 @@ from typing import Literal
 from formats._storage import Location
 
 from .errors import InputError, InputNotFoundError, ParameterError
-from .inputs import InputPath, as_input_path, input_root, is_file, join, list_files, name_of
+from .inputs import InputPath, as_input_path, input_root, is_file, join, list_files, name_of, parent_of
 from .readers import READERS, suffix_of
 
 __all__ = ["BTCV_CLASSES", "InputItem", "LayoutInfo", "discover"]
@@ -196,7 +196,7 @@ def _btcv(tree: _Tree) -> list[InputItem]:
 
 
 def _list(path: InputPath, loc: Location) -> list[InputItem]:
-    base = path.parent if isinstance(path, Path) else path.rsplit("/", 1)[0]
+    base = parent_of(path)
     rows: list[dict] = []
     try:
         text = loc.fs.cat_file(loc.path).decode()

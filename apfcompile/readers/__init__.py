@@ -48,7 +48,7 @@ READERS: dict[str, Callable[[Path | BinaryIO], np.ndarray]] = {
 
 def suffix_of(path: InputPath) -> str:
     """The suffix that picks a reader: ``.nii.gz`` counts as one, case is ignored."""
-    name = name_of(path if not isinstance(path, str) or "://" in path else Path(path)).lower()
+    name = name_of(path).lower()
     return ".nii.gz" if name.endswith(".nii.gz") else Path(name).suffix
 
 
