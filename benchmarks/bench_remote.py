@@ -9,13 +9,17 @@ real H&E texture, L = 4,096, p = 8, C = 3. Loader figures are samples/s over ful
 - one ranged GET of a sample's bytes per sample with s3fs, nothing else: the floor of any reader
   that fetches per sample from this server;
 - zarr-python + pyarrow reading the same rows from S3 (FsspecStore): what a user would write;
-- APFStream from S3 with ranged requests, no cache; with ``cache_dir``: the first (cold) epoch
-  and the following (warm) ones. Bytes and requests per sample are counted too.
+- APFStream from S3 with ranged requests, no cache (also with ``prefetch`` threads reading
+  ahead); with ``cache_dir``: the first (cold) epoch and the following (warm) ones. Bytes and
+  requests per sample are counted too.
 
 Compile figures: ``apfcompile compile`` of 8 BTCV-layout CT volumes (the bundled real one) from a
 local folder and from S3, same workers; the outputs are compared byte for byte.
 
-Usage: python benchmarks/bench_remote.py [--epochs 3]   (needs apfcompile[s3] and moto[server])
+``--latency-ms 20`` adds 20 ms to every ranged request (the floor's and the loader's), a model of a
+store that is far away rather than a measurement, to show what ``prefetch`` hides.
+
+Usage: python benchmarks/bench_remote.py [--epochs 3] [--latency-ms 0]   (needs apfcompile[s3], moto[server])
 """
 
 from __future__ import annotations
@@ -51,6 +55,7 @@ class Counting:
 
     requests = 0
     bytes = 0
+    latency = 0.0  # seconds added to every request (--latency-ms): a model of a distant store
 
     def __init__(self) -> None:
         real = _ranges.RemoteFile.read
@@ -58,6 +63,7 @@ class Counting:
         def read(self_, offset, nbytes):
             Counting.requests += 1
             Counting.bytes += nbytes
+            time.sleep(Counting.latency)
             return real(self_, offset, nbytes)
 
         _ranges.RemoteFile.read = read
@@ -91,7 +97,10 @@ def zarr_rows(url: str, options: dict):
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--epochs", type=int, default=3)
+    ap.add_argument("--latency-ms", type=float, default=0.0,
+                    help="add this much to every ranged request (simulated distance; skips the zarr row)")
     args = ap.parse_args()
+    Counting.latency = args.latency_ms / 1000
     torch.set_num_threads(1)
     import logging
 
@@ -126,14 +135,16 @@ def main() -> None:
         rows = []
         base = statistics.median(epoch_rates(stream(local), n, args.epochs))
         rows.append(("local disk, APFStream", base))
-        rows.append(("S3, zarr-python + pyarrow rows", statistics.median(
-            epoch_rates(lambda: zarr_rows(url, options), n, args.epochs))))  # fmt: skip
+        if not args.latency_ms:
+            rows.append(("S3, zarr-python + pyarrow rows", statistics.median(
+                epoch_rates(lambda: zarr_rows(url, options), n, args.epochs))))  # fmt: skip
         chunk_file = next(p for p in fs.find("bench/ds") if "/image/c/" in p)
         size, each = fs.size(chunk_file), L * 8 * 8 * 3
 
         def raw_gets():  # the floor: one ranged GET of a sample's bytes per sample, nothing else
             for i in range(n):
                 start = (i * each) % max(1, size - each)
+                time.sleep(Counting.latency)
                 fs.cat_file(chunk_file, start=start, end=start + each)
                 yield {"id": [i]}
 
@@ -143,6 +154,9 @@ def main() -> None:
         uncached = epoch_rates(stream(url, storage_options=options), n, args.epochs)
         per_req, per_bytes = Counting.requests / (n * args.epochs), Counting.bytes / (n * args.epochs)
         rows.append(("S3, APFStream, no cache", statistics.median(uncached)))
+        for k in (4, 8):
+            rows.append((f"S3, APFStream, no cache, prefetch={k}", statistics.median(
+                epoch_rates(stream(url, storage_options=options, prefetch=k), n, args.epochs))))  # fmt: skip
         cache = work / "cache"
         warm_make = stream(url, storage_options=options, cache_dir=cache)
         cold = epoch_rates(warm_make, n, 1)[0]
@@ -150,9 +164,9 @@ def main() -> None:
         Counting.requests = 0
         warm = epoch_rates(warm_make, n, args.epochs)
         rows.append(("S3, APFStream, cache_dir, warm epochs", statistics.median(warm)))
-        print(f"{'':<40} {'samples/s':>10} {'vs local':>9} {'vs GET floor':>13}")
+        print(f"{'':<42} {'samples/s':>10} {'vs local':>9} {'vs GET floor':>13}")
         for name, r in rows:
-            print(f"{name:<40} {r:>10.1f} {r / base:>8.2f}x {r / gets:>12.2f}x")
+            print(f"{name:<42} {r:>10.1f} {r / base:>8.2f}x {r / gets:>12.2f}x")
         print(f"no cache: {per_req:.1f} ranged requests and {per_bytes / 1024:.0f} KiB per sample "
               f"(a sample's patches are {L * 8 * 8 * 3 / 1024:.0f} KiB raw); warm epochs: "
               f"{Counting.requests} shard requests")  # fmt: skip

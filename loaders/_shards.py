@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from collections import OrderedDict
 
 import numcodecs
@@ -142,6 +143,7 @@ class ShardReader:
             meta = self._parquet.metadata
             self._group_starts = np.cumsum([0] + [meta.row_group(i).num_rows for i in range(meta.num_row_groups)])
             self._groups: OrderedDict[int, dict[str, np.ndarray]] = OrderedDict()  # the last few decoded
+            self._groups_lock = threading.Lock()  # the Parquet file object has one position
         self.arrays: dict[str, object] = {}
         group_rel = f"{info.path}/patches.zarr"
         names = ["image", "mask"] if dataset.manifest.mask_dtype else ["image"]
@@ -172,16 +174,17 @@ class ShardReader:
     def _group(self, g: int) -> dict[str, np.ndarray]:
         """Row group ``g``'s node columns; neighbouring samples usually share a group, so the last
         ``_KEEP_GROUPS`` stay decoded."""
-        cols = self._groups.get(g)
-        if cols is None:
-            table = self._parquet.read_row_group(g, columns=list(_NODE_COLUMNS))
-            cols = {name: table[name].to_numpy() for name in _NODE_COLUMNS}
-            self._groups[g] = cols
-            while len(self._groups) > _KEEP_GROUPS:
-                self._groups.popitem(last=False)
-        else:
-            self._groups.move_to_end(g)
-        return cols
+        with self._groups_lock:
+            cols = self._groups.get(g)
+            if cols is None:
+                table = self._parquet.read_row_group(g, columns=list(_NODE_COLUMNS))
+                cols = {name: table[name].to_numpy() for name in _NODE_COLUMNS}
+                self._groups[g] = cols
+                while len(self._groups) > _KEEP_GROUPS:
+                    self._groups.popitem(last=False)
+            else:
+                self._groups.move_to_end(g)
+            return cols
 
     def rows(self, name: str, start: int, stop: int) -> np.ndarray:
         """Rows [start, stop) of array ``name`` as stored."""

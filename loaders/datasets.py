@@ -22,7 +22,9 @@ own length and :func:`loaders.collate` pads the batch.
 from __future__ import annotations
 
 import os
-from collections import OrderedDict
+import threading
+from collections import OrderedDict, deque
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
@@ -83,13 +85,23 @@ class _Reader:
         self.epoch = 0
         self._readers: OrderedDict[int, ShardReader] = OrderedDict()
         self._pid = os.getpid()
+        self._lock = threading.Lock()  # prefetch threads share the open shards
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
         state["_readers"] = OrderedDict()  # open files stay in the process that opened them
+        del state["_lock"]
         return state
 
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
     def _reader(self, shard: int) -> ShardReader:
+        with self._lock:
+            return self._open_reader(shard)
+
+    def _open_reader(self, shard: int) -> ShardReader:
         if self._pid != os.getpid():  # a worker process: reopen everything here
             self._readers, self._pid = OrderedDict(), os.getpid()
             if self.dataset.location.local is None:  # object storage clients are per process
@@ -239,16 +251,22 @@ class APFStream(IterableDataset):
         shuffle: shuffle shards and frames each epoch.
         drop_last: drop the order's tail instead of wrapping so ranks get equal counts.
         rank, world_size: override ``torch.distributed`` (e.g. for tests); default from it, or 0/1.
+        prefetch: units each process reads ahead on that many background threads (0: none).
+            Worth it on object storage, where a read waits on the network: the stream's order and
+            ``state_dict`` are unchanged.
     """
 
     def __init__(self, path_or_url, length: int | None = None, shuffle: bool = True, seed: int = 0,
                  batch_size: int | None = None, view: str | int = "random", drop: str = "priority",
                  drop_last: bool = False, rank: int | None = None, world_size: int | None = None,
                  cache_shards: int = 8, storage_options: dict | None = None,
-                 cache_dir: str | os.PathLike | None = None) -> None:  # fmt: skip
+                 cache_dir: str | os.PathLike | None = None, prefetch: int = 0) -> None:  # fmt: skip
         super().__init__()
         if batch_size is not None and batch_size < 1:
             raise ValueError(f"batch_size: expected None or an integer >= 1, found {batch_size!r}")
+        if not isinstance(prefetch, int) or prefetch < 0:
+            raise ValueError(f"prefetch: expected an integer >= 0, found {prefetch!r}")
+        self.prefetch = prefetch
         self._r = _Reader(path_or_url, length, view, drop, seed, cache_shards, storage_options, cache_dir)
         self.shuffle, self.batch_size, self.drop_last = shuffle, batch_size, drop_last
         self._rank, self._world = rank, world_size
@@ -306,14 +324,38 @@ class APFStream(IterableDataset):
         info = get_worker_info()
         wid, workers = (0, 1) if info is None else (info.id, info.num_workers)
         start = self._resume[1] if self._resume is not None and self._resume[0] == self._r.epoch else 0
-        for j in range(start, len(units)):
-            if j % workers != wid:
-                continue
-            unit = self._r.item(int(units[j][0])) if self.batch_size is None else self._r.batch(list(units[j]))
+        mine = [j for j in range(start, len(units)) if j % workers == wid]
+
+        def read(j: int) -> dict:
+            return self._r.item(int(units[j][0])) if self.batch_size is None else self._r.batch(list(units[j]))
+
+        for j, unit in zip(mine, self._ahead(read, mine)):
             unit["position"] = j + 1
             if info is None:
                 self._position = j + 1
             yield unit
+
+    def _ahead(self, read, indices: list[int]):
+        """``read(j)`` for each j in order, up to ``prefetch`` of them running ahead on threads."""
+        if self.prefetch == 0:
+            yield from map(read, indices)
+            return
+        pool = ThreadPoolExecutor(self.prefetch, thread_name_prefix="apf-prefetch")
+        pending: deque = deque()
+        todo = iter(indices)
+        try:
+            for j in todo:
+                pending.append(pool.submit(read, j))
+                if len(pending) > self.prefetch:
+                    break
+            while pending:
+                unit = pending.popleft().result()
+                nxt = next(todo, None)
+                if nxt is not None:
+                    pending.append(pool.submit(read, nxt))
+                yield unit
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
 
     def state_dict(self, last: dict | None = None) -> dict:
         """Where this rank is: ``{"epoch", "seed", "position"}``; O(1) to save and restore.

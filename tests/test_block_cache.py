@@ -100,3 +100,15 @@ def test_cached_ranges_equal_the_file(tmp_path_factory, data, reads):
             assert r.read() == data[min(reads[0][0], len(data)) :]
     finally:
         _ranges.CACHE_BLOCK = old
+
+
+@pytest.mark.parametrize("cached", [False, True])
+def test_prefetch_threads_on_object_storage(ct, tmp_path, cached):
+    _, local_ds = ct
+    url = upload(local_ds)
+    kw = dict(length=48, batch_size=2, seed=5)
+    want = list(APFStream(local_ds, **kw))
+    got = list(APFStream(url, prefetch=4, cache_dir=tmp_path / "c" if cached else None, **kw))
+    assert [u["id"].tolist() for u in got] == [u["id"].tolist() for u in want]
+    for a, b in zip(want, got):
+        assert all(torch.equal(a[k], b[k]) for k in KEYS)

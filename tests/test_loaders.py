@@ -291,3 +291,34 @@ def test_remote_reads_only_needed_row_groups_and_match_local(tmp_path, monkeypat
                 assert torch.equal(a[key], b[key]), key
     finally:
         fs.rm(root, recursive=True)
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_prefetch_changes_nothing_but_timing(ct_dataset, workers):
+    def units(**kw):
+        stream = APFStream(ct_dataset, length=48, batch_size=4, seed=3, **kw)
+        return list(DataLoader(stream, batch_size=None, num_workers=workers))
+
+    plain, ahead = units(), units(prefetch=3)
+    assert [u["id"].tolist() for u in plain] == [u["id"].tolist() for u in ahead]
+    assert [u["position"] for u in plain] == [u["position"] for u in ahead]
+    for a, b in zip(plain, ahead):
+        assert all(torch.equal(a[k], b[k]) for k in ("image", "mask", "box", "valid"))
+
+
+def test_prefetch_stops_cleanly_and_resumes(ct_dataset):
+    import threading
+
+    stream = APFStream(ct_dataset, length=48, batch_size=4, seed=1, prefetch=4)
+    it = iter(stream)
+    first = [next(it) for _ in range(3)]
+    it.close()  # a loop that breaks early: no thread is left running
+    assert not [t for t in threading.enumerate() if t.name.startswith("apf-prefetch")]
+    state = stream.state_dict(first[-1])
+    resumed = APFStream(ct_dataset, length=48, batch_size=4, seed=1, prefetch=2)
+    resumed.load_state_dict(state)
+    rest = [u["id"].tolist() for u in resumed]
+    whole = [u["id"].tolist() for u in APFStream(ct_dataset, length=48, batch_size=4, seed=1)]
+    assert [u["id"].tolist() for u in first] + rest == whole
+    with pytest.raises(ValueError, match="prefetch"):
+        APFStream(ct_dataset, prefetch=-1)
