@@ -1,8 +1,10 @@
 """From an input file to frames: the 2-D image/mask pairs that become samples.
 
 An ``image`` input is one frame; a ``volume`` (NIfTI) gives one frame per slice along its last
-axis (axial for BTCV), slice ``k`` keyed ``KEY/zKKK``; a ``paip`` slide is read at the pyramid
-level closest above the target resolution and its two 0/1 masks are combined into labels.
+axis (axial for BTCV), slice ``k`` keyed ``KEY/zKKK``. TIFF/SVS images and ``paip`` slides are
+read at the pyramid level closest above the target resolution (level 0 without one, or for a
+plain TIFF), masks at their own level brought to it; a PAIP slide's two 0/1 masks are combined
+into labels.
 Masks are checked here: integer labels (a float mask is accepted only if every value is a whole
 number), the same height and width as the image.
 """
@@ -17,7 +19,7 @@ from .canvas import canvas_size
 from .errors import InputError, InputNotFoundError, UnreadableInputError
 from .inputs import InputPath, open_input
 from .layouts import InputItem
-from .readers import nifti, read_array, tiff
+from .readers import SLIDE_SUFFIXES, nifti, read_array, read_slide_level, suffix_of, tiff
 from .resample import resample
 
 __all__ = ["Frame", "count_frames", "load_frames"]
@@ -88,49 +90,63 @@ def as_labels(m: np.ndarray, path: InputPath, shape: tuple[int, int]) -> np.ndar
     return m
 
 
-def _fit_mask(m: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    if m.shape[:2] == shape:
-        return m
-    return resample(np.ascontiguousarray(m.astype(np.uint8)), shape, nearest=True)
-
-
-def _read_level(path: InputPath, resolution: int | None, storage_options: dict | None):
-    with open_input(path, storage_options) as (source, _):
-        return tiff.read_level(source, resolution)
-
-
 def _choose_level(path: InputPath, resolution: int | None, storage_options: dict | None):
-    with open_input(path, storage_options) as (source, _):
-        return tiff.choose_level(source, resolution)
-
-
-def _paip(item: InputItem, resolution: int | None, label: str, storage_options: dict | None) -> list[Frame]:
     try:
-        image, full = _read_level(item.image, resolution, storage_options)
+        with open_input(path, storage_options) as (source, _):
+            return tiff.choose_level(source, resolution)
     except InputError:
         raise
     except Exception as exc:
-        raise UnreadableInputError(item.image, f"cannot be read as a slide ({exc})") from exc
-    image = _as_image(image, item.image)
+        raise UnreadableInputError(path, f"cannot be read as a TIFF ({exc})") from exc
+
+
+def _mask_at(path: InputPath, resolution: int | None, full: tuple[int, int], shape: tuple[int, int],
+             storage_options: dict | None, first_channel: bool = False) -> np.ndarray:  # fmt: skip
+    """A slide's mask: a TIFF read at its own pyramid level (any other file whole), which must
+    match the slide at full resolution or at the level read; brought to ``shape`` (the level
+    read) by nearest neighbour. ``first_channel``: keep channel 0 of a multi-channel mask."""
+    if suffix_of(path) in SLIDE_SUFFIXES:
+        m, _ = read_slide_level(path, resolution, storage_options)
+    else:
+        m = read_array(path, storage_options)
+    if m.ndim == 3 and (m.shape[2] == 1 or first_channel):
+        m = m[..., 0]
+    if m.shape[:2] == shape or full == shape:  # as_labels reports any other mismatch
+        return m
+    if m.shape[:2] != full:
+        raise InputError(path, f"mask size {m.shape[:2]} matches neither its slide ({full}) nor the level read ({shape})")
+    return resample(np.ascontiguousarray(m), shape, nearest=True)
+
+
+def _slide(item: InputItem, resolution: int | None, storage_options: dict | None) -> tuple[np.ndarray, tuple]:
+    image, full = read_slide_level(item.image, resolution, storage_options)
+    return _as_image(image, item.image), full
+
+
+def _paip(item: InputItem, resolution: int | None, label: str, storage_options: dict | None) -> list[Frame]:
+    image, full = _slide(item, resolution, storage_options)
     shape = image.shape[:2]
-    planes = []
-    for path in item.masks:
-        try:
-            m, _ = _read_level(path, resolution, storage_options)
-        except InputError:
-            raise
-        except Exception as exc:
-            raise UnreadableInputError(path, f"cannot be read as a TIFF mask ({exc})") from exc
-        if m.ndim == 3:
-            m = m[..., 0]
-        if m.shape != full and m.shape != shape:
-            raise InputError(path, f"mask size {m.shape} matches neither its slide ({full}) nor the level read ({shape})")
-        planes.append(_fit_mask(m != 0, shape))
-    whole, viable = planes
+    whole, viable = (_mask_at(p, resolution, full, shape, storage_options, first_channel=True) != 0
+                     for p in item.masks)  # fmt: skip
+    if whole.shape != shape or viable.shape != shape:
+        bad = item.masks[0] if whole.shape != shape else item.masks[1]
+        raise InputError(bad, f"mask size {(whole if whole.shape != shape else viable).shape} differs from its "
+                              f"slide's {shape}")  # fmt: skip
     if label == "both":
         mask = np.where(viable, 2, np.where(whole, 1, 0)).astype(np.uint8)
     else:
         mask = (whole if label == "whole" else viable).astype(np.uint8)
+    return [Frame(item.key, image, mask, original=full)]
+
+
+def _tiff_image(item: InputItem, resolution: int | None, storage_options: dict | None) -> list[Frame]:
+    """A TIFF/SVS image input: read at the pyramid level that serves ``resolution`` (level 0 for a
+    plain TIFF or no resolution), its mask brought to that level."""
+    image, full = _slide(item, resolution, storage_options)
+    shape = image.shape[:2]
+    mask = None
+    if item.masks:
+        mask = as_labels(_mask_at(item.masks[0], resolution, full, shape, storage_options), item.masks[0], shape)
     return [Frame(item.key, image, mask, original=full)]
 
 
@@ -144,6 +160,8 @@ def load_frames(item: InputItem, resolution: int | None = None, paip_label: str 
         raise InputError(item.image, item.problem)
     if item.kind == "paip":
         return _paip(item, resolution, paip_label, storage_options)
+    if item.kind == "image" and suffix_of(item.image) in SLIDE_SUFFIXES:
+        return _tiff_image(item, resolution, storage_options)
     data = read_array(item.image, storage_options)
     mask = read_array(item.masks[0], storage_options) if item.masks else None
     if item.kind == "volume":

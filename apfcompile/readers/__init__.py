@@ -29,7 +29,7 @@ from ..errors import UnreadableInputError
 from ..inputs import InputPath, name_of, open_input
 from . import arrays, nifti, raster, tiff
 
-__all__ = ["READERS", "read_array", "suffix_of"]
+__all__ = ["READERS", "SLIDE_SUFFIXES", "read_array", "read_slide_level", "suffix_of"]
 
 READERS: dict[str, Callable[[Path | BinaryIO], np.ndarray]] = {
     ".png": raster.read,
@@ -55,10 +55,33 @@ def suffix_of(path: InputPath) -> str:
 def read_array(path: InputPath, storage_options: dict | None = None) -> np.ndarray:
     """Read one image, mask or volume file (a local path or a URL) as a numpy array (see the
     module table); ``storage_options`` go to a URL's filesystem."""
+    reader = READERS.get(suffix_of(path))
+    return _read(path, storage_options, reader)
+
+
+SLIDE_SUFFIXES = (".tif", ".tiff", ".svs")
+"""Suffixes read as (possibly pyramidal) slides: :func:`read_slide_level` picks their level."""
+
+
+def read_slide_level(path: InputPath, min_side: int | None,
+                     storage_options: dict | None = None) -> tuple[np.ndarray, tuple[int, int]]:  # fmt: skip
+    """A TIFF/SVS at the smallest pyramid level whose longer side is >= ``min_side`` (level 0
+    when None or none is), and its full-resolution (H, W); errors as :func:`read_array`'s."""
+    full: list[tuple[int, int]] = []
+
+    def reader(source):
+        image, hw = tiff.read_level(source, min_side)
+        full.append(hw)
+        return image
+
+    image = _read(path, storage_options, reader if suffix_of(path) in SLIDE_SUFFIXES else None)
+    return image, full[0]
+
+
+def _read(path: InputPath, storage_options: dict | None, reader) -> np.ndarray:
     if isinstance(path, str) and "://" not in path:
         path = Path(path)
     suffix = suffix_of(path)
-    reader = READERS.get(suffix)
     with open_input(path, storage_options) as (source, size):
         if reader is None:
             known = " ".join(sorted(READERS))
