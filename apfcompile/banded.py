@@ -92,7 +92,7 @@ class TiffSource:
         try:
             source, _ = self._stack.enter_context(open_input(path, storage_options))
             self._tif = self._stack.enter_context(tifffile.TiffFile(source))
-            self._store = self._tif.series[0].aszarr(level=level)
+            self._store = self._tif.series[0].aszarr(level=level, read_only=True)
             self._stack.callback(self._store.close)
         except BaseException:
             self._stack.close()

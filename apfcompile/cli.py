@@ -117,7 +117,8 @@ STORAGE_OPTION = click.option(
 @click.option("--mask-dtype", type=click.Choice(["auto", "uint8", "uint16", "int16", "int32"]), default="auto",
               show_default=True, help="Stored mask dtype; auto = uint8 for paip/btcv, uint16 otherwise.")
 @click.option("--out-of-core", type=click.Choice(["auto", "always", "never"]), default="auto", show_default=True,
-              help="PAIP slides band by band (bounded memory); auto: canvases from 16,384^2 px.")
+              help="Slides (PAIP; TIFF/SVS images with TIFF masks, <= 16 labels) band by band in bounded "
+                   "memory; auto: canvases from 16,384^2 px.")
 @click.option("--band-rows", type=click.IntRange(min=8), default=512, show_default=True,
               help="Rows per band on the out-of-core path (a multiple of 8).")
 @click.option("--workers", "-j", type=click.IntRange(min=1), default=os.cpu_count() or 1, show_default="all cores",

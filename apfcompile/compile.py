@@ -33,6 +33,7 @@ from .forest import ForestParams
 from .frames import count_frames, load_frames
 from .layouts import InputItem, Layout, LayoutInfo, discover
 from .pipeline import PatchParams, patchify
+from .readers import SLIDE_SUFFIXES, suffix_of
 
 __all__ = ["CompileConfig", "CompileError", "OutputError", "OutputExistsError", "compile_dataset"]
 
@@ -163,46 +164,82 @@ def _compile_input(task: _Task) -> _Result:
 
 
 OUT_OF_CORE_PIXELS = 1 << 28
-"""``--out-of-core auto`` compiles PAIP slides band by band from 16,384^2 canvas pixels up."""
+"""``--out-of-core auto`` compiles slides band by band from 16,384^2 canvas pixels up."""
+
+OUT_OF_CORE_LABELS = 16
+"""The most mask labels the out-of-core path takes: it keeps a count per label per cell, and a
+band of one-hot rows costs band x width x labels bytes. ``auto`` compiles masks with more labels
+in memory; ``always`` refuses them."""
 
 
 def _banded_records(task: _Task) -> list[SampleRecord] | None:
-    """A PAIP slide compiled band by band, or None when the in-memory path should be used."""
+    """A PAIP slide or a TIFF/SVS image (with a TIFF mask) compiled band by band, or None when the
+    in-memory path should be used."""
     from .banded import patchify_banded
-    from .frames import paip_sources
+    from .frames import mask_labels, paip_sources, slide_canvas, tiff_sources
 
     cfg, item = task.config, task.item
-    if item.kind != "paip" or cfg.out_of_core == "never":
+    slide = item.kind == "image" and suffix_of(item.image) in SLIDE_SUFFIXES and all(
+        suffix_of(m) in SLIDE_SUFFIXES for m in item.masks)  # fmt: skip
+    if item.kind != "paip" and not slide or cfg.out_of_core == "never":
         return None
-    if cfg.out_of_core == "auto" and (cfg.image_resample, cfg.mask_resample) != ("area", "mode"):
-        return None
+    if cfg.out_of_core == "auto":
+        if (cfg.image_resample, cfg.mask_resample) != ("area", "mode"):
+            return None
+        try:  # the header alone decides; small slides are not opened twice
+            h, w = slide_canvas(item, cfg.resolution, cfg.fit, cfg.storage_options)
+        except InputError:
+            return None
+        if h * w < OUT_OF_CORE_PIXELS:
+            return None
     try:
-        image, mask, full = paip_sources(item, cfg.resolution, cfg.paip_label, cfg.fit, cfg.storage_options)
+        if item.kind == "paip":
+            image, mask, full, opened = paip_sources(item, cfg.resolution, cfg.paip_label, cfg.fit,
+                                                     cfg.storage_options)  # fmt: skip
+        else:
+            image, mask, full, opened = tiff_sources(item, cfg.resolution, cfg.fit, cfg.storage_options)
     except InputError:
         if cfg.out_of_core == "always":
             raise
         return None
     h, w = image.shape[:2]
     size = image.size
-    labels = [0, 1, 2] if cfg.paip_label == "both" else [0, 1]
     out = []
     try:
-        if cfg.out_of_core == "auto" and h * w < OUT_OF_CORE_PIXELS:
-            return None
+        if mask is None:
+            labels = None
+        elif item.kind == "paip":
+            labels = [0, 1, 2] if cfg.paip_label == "both" else [0, 1]
+        else:
+            labels = mask_labels(mask, cfg.band_rows)
+            if len(labels) > OUT_OF_CORE_LABELS:
+                if cfg.out_of_core == "auto":
+                    return None
+                raise InputError(item.masks[0], f"the mask holds {len(labels)} labels, the out-of-core path takes "
+                                 f"at most {OUT_OF_CORE_LABELS}", "compile it with --out-of-core never")  # fmt: skip
+            _check_mask_range(np.asarray(labels), task, item.masks[0])
         for v, view in enumerate(cfg.view_list()):
             sample, _ = patchify_banded(image, mask, cfg.patch_params(view, task.window), labels, cfg.band_rows)
             out.append(SampleRecord(
-                sample=task.first + v, key=item.key, source=item.source, mask_source=item.mask_source, view=v,
+                sample=task.first + v, key=item.key, source=item.source,
+                mask_source=item.mask_source if mask is not None else None, view=v,
                 canvas=(h, w), original=full, scale=(full[0] / size[0], full[1] / size[1]), offset=(0.0, 0.0),
                 slice_axis=None, slice_index=None, gamma=sample.gamma, ceiling=sample.ceiling, blur=view[0],
                 canny=(view[1], view[2]), nodes=dict(sample.leaves.columns()), image=sample.patches,
-                mask=sample.mask.astype(task.mask_dtype),
+                mask=None if mask is None else sample.mask.astype(task.mask_dtype),
             ))  # fmt: skip
     finally:
-        image.close()
-        for m in (mask.whole, mask.viable):
-            m.close()
+        for source in opened:
+            source.close()
     return out
+
+
+def _check_mask_range(values: np.ndarray, task: _Task, path) -> None:
+    """Labels must fit the dataset's mask dtype."""
+    info = np.iinfo(task.mask_dtype)
+    if values.size and (values.min() < info.min or values.max() > info.max):
+        raise InputError(path, f"labels {values.min()}..{values.max()} do not fit the dataset's mask dtype "
+                               f"{task.mask_dtype}", "use --mask-dtype int32")  # fmt: skip
 
 
 def _records(task: _Task) -> list[SampleRecord]:
@@ -212,12 +249,10 @@ def _records(task: _Task) -> list[SampleRecord]:
     cfg, item = task.config, task.item
     views = cfg.view_list()
     out = []
-    info = np.iinfo(task.mask_dtype)
     for f, frame in enumerate(load_frames(item, cfg.resolution, cfg.paip_label, cfg.storage_options)):
-        if frame.mask is not None and frame.mask.size and (frame.mask.min() < info.min or frame.mask.max() > info.max):
-            raise InputError(item.masks[0] if item.masks else item.image,
-                             f"labels {frame.mask.min()}..{frame.mask.max()} do not fit the dataset's mask dtype "
-                             f"{task.mask_dtype}", "use --mask-dtype int32")  # fmt: skip
+        if frame.mask is not None and frame.mask.size:
+            _check_mask_range(np.array([frame.mask.min(), frame.mask.max()]), task,
+                              item.masks[0] if item.masks else item.image)  # fmt: skip
         canvas = fit_canvas(frame.image, frame.mask, cfg.resolution, cfg.fit)
         # A slide read from a lower pyramid level maps to its full-resolution pixels.
         original = frame.original or canvas.original

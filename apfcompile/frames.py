@@ -198,14 +198,17 @@ class _PaipLabels:
         return (whole if self.label == "whole" else viable).view(np.uint8)
 
 
-def paip_sources(item: InputItem, resolution: int | None, label: str, fit: str = "square",
-                 storage_options: dict | None = None):  # fmt: skip
-    """Band readers for a PAIP slide and its labels on the canvas, and the full-resolution size.
+def slide_canvas(item: InputItem, resolution: int | None, fit: str = "square",
+                 storage_options: dict | None = None) -> tuple[int, int]:  # fmt: skip
+    """The canvas (H, W) a TIFF/SVS input compiles to, from its header alone."""
+    _, hw, _ = _choose_level(item.image, resolution, storage_options)
+    return canvas_size(hw[0], hw[1], resolution, fit)[1]
 
-    The same pixels as the in-memory path: the slide level ``tiff.read_level`` picks, each mask
-    read at its own level and brought to the slide level's size (nearest), then both resampled to
-    the canvas (:mod:`apfcompile.resample`) and padded for ``fit="pad"``.
-    """
+
+def _open_sources(item: InputItem, masks: tuple, resolution: int | None, fit: str,
+                  storage_options: dict | None):  # fmt: skip
+    """TiffSources of a slide on its canvas and of each of ``masks`` (nearest, through the slide
+    level's size), plus the slide's full-resolution (H, W)."""
     from .banded import TiffSource
 
     if item.problem:
@@ -214,7 +217,7 @@ def paip_sources(item: InputItem, resolution: int | None, label: str, fit: str =
     size, canvas = canvas_size(hw[0], hw[1], resolution, fit)
     opened = [TiffSource(item.image, level, size, pad_to=canvas, storage_options=storage_options)]
     try:
-        for path in item.masks:
+        for path in masks:
             m_level, m_hw, m_full = _choose_level(path, resolution, storage_options)
             if m_full != full and m_hw != hw:
                 raise InputError(path, f"mask size {m_full} matches neither its slide ({full}) nor the level read ({hw})")
@@ -224,4 +227,66 @@ def paip_sources(item: InputItem, resolution: int | None, label: str, fit: str =
         for source in opened:
             source.close()
         raise
-    return opened[0], _PaipLabels(opened[1], opened[2], label), full
+    return opened, full
+
+
+def paip_sources(item: InputItem, resolution: int | None, label: str, fit: str = "square",
+                 storage_options: dict | None = None):  # fmt: skip
+    """Band readers for a PAIP slide and its labels on the canvas, the full-resolution size and
+    every source to close.
+
+    The same pixels as the in-memory path: the slide level ``tiff.read_level`` picks, each mask
+    read at its own level and brought to the slide level's size (nearest), then both resampled to
+    the canvas (:mod:`apfcompile.resample`) and padded for ``fit="pad"``.
+    """
+    opened, full = _open_sources(item, item.masks, resolution, fit, storage_options)
+    return opened[0], _PaipLabels(opened[1], opened[2], label), full, opened
+
+
+class _Labels:
+    """Band reader of a single-channel label mask (a trailing channel of 1 dropped, bool as 0/1)."""
+
+    def __init__(self, source) -> None:
+        self.source = source
+        self.shape = source.shape[:2]
+        self.dtype = np.dtype(np.uint8) if source.dtype == np.bool_ else source.dtype
+
+    def rows(self, y0: int, y1: int) -> np.ndarray:
+        rows = self.source.rows(y0, y1)
+        rows = rows[..., 0] if rows.ndim == 3 else rows
+        return rows.view(np.uint8) if rows.dtype == np.bool_ else rows
+
+
+def tiff_sources(item: InputItem, resolution: int | None, fit: str = "square",
+                 storage_options: dict | None = None):  # fmt: skip
+    """Band readers for a TIFF/SVS image input and its TIFF mask (or None) on the canvas, the
+    full-resolution size and every source to close; the same pixels as :func:`load_frames`.
+    Raises InputError for a mask that is not one channel of integer labels."""
+    opened, full = _open_sources(item, item.masks[:1], resolution, fit, storage_options)
+    mask = None
+    if len(opened) > 1:
+        m = opened[1]
+        if len(m.shape) == 3 and m.shape[2] != 1:
+            for source in opened:
+                source.close()
+            raise InputError(item.masks[0], f"a mask must be H x W labels, found {m.shape[2]} channels")
+        if m.dtype.kind not in "uib":
+            for source in opened:
+                source.close()
+            raise InputError(item.masks[0], f"mask dtype {m.dtype} is not integer", "masks hold integer class ids")
+        mask = _Labels(m)
+    return opened[0], mask, full, opened
+
+
+def mask_labels(mask, band_rows: int = 512) -> np.ndarray:
+    """The sorted label values of a band reader's whole mask (one streaming pass)."""
+    h = mask.shape[0]
+    if mask.dtype in (np.uint8, np.uint16):
+        seen = np.zeros(np.iinfo(mask.dtype).max + 1, np.int64)
+        for y in range(0, h, band_rows):
+            seen += np.bincount(mask.rows(y, min(h, y + band_rows)).ravel(), minlength=seen.size)
+        return np.flatnonzero(seen).astype(mask.dtype)
+    found = np.zeros(0, mask.dtype)
+    for y in range(0, h, band_rows):
+        found = np.union1d(found, np.unique(mask.rows(y, min(h, y + band_rows))))
+    return found

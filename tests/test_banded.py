@@ -134,3 +134,60 @@ def test_out_of_core_any_resolution_matches_in_memory(tmp_path, fit):
         np.testing.assert_array_equal(x.image, y.image)
         np.testing.assert_array_equal(x.mask, y.mask)
         np.testing.assert_array_equal(x.nodes["size"], y.nodes["size"])
+
+
+def slide_folder(root, tissue, mask_levels: int = 3):
+    """A folder of two TIFF slides (pyramids of the real tissue) with multi-label TIFF masks
+    (0..4 by stain darkness, 255 where unlabelled), one mask pyramidal and one plain."""
+    root.mkdir(parents=True)
+    grey = tissue.mean(axis=2)
+    for i in range(2):
+        image = np.ascontiguousarray(np.rot90(tissue, i))
+        g = np.rot90(grey, i)
+        labels = np.digitize(g, [90, 130, 170, 210]).astype(np.uint8)
+        labels[:40, :40] = 255
+        builders.write_pyramid(root / f"s{i}.tif", image)
+        builders.write_pyramid(root / f"s{i}_mask.tif", labels, levels=mask_levels if i == 0 else 1, jpeg=False)
+    return root
+
+
+@pytest.mark.parametrize("resolution,fit", [(512, "square"), (300, "pad"), (None, "square")])
+def test_folder_slides_out_of_core_match_in_memory(tmp_path, tissue, resolution, fit):
+    """TIFF images with multi-label TIFF masks in the folder layout: --out-of-core always equals
+    never (leaves, patches, masks, ceiling), with an ignore label."""
+    from apfcompile.compile import CompileConfig, compile_dataset
+    from formats import open_dataset
+
+    src = slide_folder(tmp_path / "slides", tissue)
+    for mode in ("never", "always"):
+        compile_dataset(CompileConfig(src, tmp_path / mode, resolution=resolution, fit=fit, length=200,
+                                      out_of_core=mode, band_rows=128, ignore_index=255, workers=1))  # fmt: skip
+    a, b = open_dataset(tmp_path / "never"), open_dataset(tmp_path / "always")
+    ra, rb = a.samples.to_pylist(), b.samples.to_pylist()
+    for key in ("canvas_h", "canvas_w", "orig_h", "orig_w", "scale_y", "scale_x", "mask_source"):
+        assert [r[key] for r in ra] == [r[key] for r in rb]
+    for key in ("s0", "s1"):
+        x, y = a.read_sample(key), b.read_sample(key)
+        np.testing.assert_array_equal(x.nodes["size"], y.nodes["size"])
+        np.testing.assert_array_equal(x.image, y.image)
+        np.testing.assert_array_equal(x.mask, y.mask)
+        assert set(np.unique(x.mask).tolist()) <= {0, 1, 2, 3, 4, 255}
+        assert x.meta["ceiling_dice"] == pytest.approx(y.meta["ceiling_dice"])
+
+
+def test_out_of_core_refuses_masks_with_many_labels(tmp_path, tissue):
+    from click.testing import CliRunner
+
+    from apfcompile.cli import main
+
+    root = tmp_path / "many"
+    root.mkdir()
+    builders.write_pyramid(root / "s.tif", tissue)
+    labels = (np.arange(tissue.shape[0] * tissue.shape[1]) % 40).reshape(tissue.shape[:2]).astype(np.uint16)
+    builders.write_pyramid(root / "s_mask.tif", labels, levels=1, jpeg=False)
+    run = CliRunner().invoke
+    result = run(main, ["compile", str(root), str(tmp_path / "a"), "--out-of-core", "always", "-L", "64", "-j", "1"])
+    errors = [line for line in result.output.splitlines() if line.startswith("apfcompile: error:")]
+    assert result.exit_code != 0 and len(errors) == 1 and "40 labels" in errors[0], result.output
+    result = run(main, ["compile", str(root), str(tmp_path / "b"), "--out-of-core", "auto", "-L", "64", "-j", "1"])
+    assert result.exit_code == 0, result.output  # small canvas: in memory
