@@ -187,6 +187,41 @@ def _one_hot(mask_rows: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return out
 
 
+_CV_MASK_DTYPES = (np.uint8, np.int8, np.uint16, np.int16, np.int32)
+
+
+def _class_counts_4x4(mask_rows: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Level 2 of the one-hot count pyramid straight from mask rows: (ceil(h/4), ceil(w/4), K)
+    uint8, the number of pixels of each label in every 4 x 4 block (0..16; rows and columns past
+    the edge count as nothing). Equal to ``sum_pyramid(_one_hot(...), 2)[2]`` without ever
+    building the full-size one-hot: per label, OpenCV compares (0/255), keeps 0/16 and averages
+    4 x 4 blocks, which on values of 0/16 is exactly the count."""
+    h, w = mask_rows.shape
+    if h * w < 64:  # OpenCV takes arrays of up to 4 values for scalars
+        return sum_pyramid(_one_hot(mask_rows, labels), 2)[2].astype(np.uint8)
+    hp, wp = -(-h // 4) * 4, -(-w // 4) * 4
+    plane = np.zeros((hp, wp), np.uint8)
+    out = np.empty((hp // 4, wp // 4, len(labels)), np.uint8)
+    reduced = np.empty((hp // 4, wp // 4), np.uint8)
+    rows = np.ascontiguousarray(mask_rows)
+    for j, label in enumerate(labels.tolist()):
+        cv2.compare(rows, label, cv2.CMP_EQ, dst=plane[:h, :w])
+        cv2.bitwise_and(plane, 16, dst=plane)
+        cv2.resize(plane, (wp // 4, hp // 4), dst=reduced, interpolation=cv2.INTER_AREA)
+        out[..., j] = reduced
+    return out
+
+
+def _values_outside(mask: RegionSource, labels: np.ndarray, band_rows: int) -> list:
+    """Mask values not among ``labels`` (the first few), found by re-reading the mask."""
+    h = mask.shape[0]
+    for y in range(0, h, band_rows):
+        bad = np.setdiff1d(np.unique(mask.rows(y, min(h, y + band_rows))), labels)
+        if bad.size:
+            return bad[:5].tolist()
+    return []
+
+
 @dataclass(frozen=True)
 class BandedStats:
     """What the banded path did: band height, halo, kept level, bands read in each pass."""
@@ -243,6 +278,10 @@ def patchify_banded(
     top = max(keep_level, (max(h, w) // p).bit_length())
     img_pyr = _StreamingPyramid(image.dtype, keep_level, top)
     msk_pyr = _StreamingPyramid(np.dtype(np.uint8), keep_level, top) if mask is not None else None
+    # With levels 0 and 1 not kept and bands of a multiple of 4 rows, the mask enters its pyramid
+    # at level 2 as per-label 4 x 4 counts; the values are then checked once, from the totals.
+    counts_4x4 = (mask is not None and keep_level >= 2 and band_rows % 4 == 0 and mask.dtype in _CV_MASK_DTYPES
+                  and labels.min() >= np.iinfo(mask.dtype).min and labels.max() <= np.iinfo(mask.dtype).max)  # fmt: skip
     grid_rows, n1 = [], 0
 
     def read(y0: int):
@@ -266,12 +305,18 @@ def patchify_banded(
             own = block[y0 - a0 : y1 - a0]
             img_pyr.push(own if own.ndim == 3 else own[:, :, None])
             if msk_pyr is not None:
-                msk_pyr.push(_one_hot(mask_rows, labels))
+                if counts_4x4:
+                    msk_pyr.push(_class_counts_4x4(mask_rows, labels), level=2)
+                else:
+                    msk_pyr.push(_one_hot(mask_rows, labels))
             n1 += 1
     counts = np.concatenate(grid_rows)
     leaves = build_forest(counts, (h, w), params.forest)
     stored = img_pyr.finish()
     stored_mask = msk_pyr.finish() if msk_pyr is not None else None
+    if counts_4x4 and int(stored_mask[top].sum(dtype=np.int64)) != h * w:
+        raise ParameterError("labels", f"every mask value among {labels.tolist()}",
+                             _values_outside(mask, labels, band_rows))  # fmt: skip
 
     factors = leaves.size // p
     level_of = np.log2(factors).astype(int)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
 from .canvas import canvas_size
@@ -281,10 +282,12 @@ def tiff_sources(item: InputItem, resolution: int | None, fit: str = "square",
 def mask_labels(mask, band_rows: int = 512) -> np.ndarray:
     """The sorted label values of a band reader's whole mask (one streaming pass)."""
     h = mask.shape[0]
-    if mask.dtype in (np.uint8, np.uint16):
-        seen = np.zeros(np.iinfo(mask.dtype).max + 1, np.int64)
+    if mask.dtype in (np.uint8, np.uint16):  # a histogram per band (OpenCV: no int64 copy)
+        bins = np.iinfo(mask.dtype).max + 1
+        seen = np.zeros(bins, bool)
         for y in range(0, h, band_rows):
-            seen += np.bincount(mask.rows(y, min(h, y + band_rows)).ravel(), minlength=seen.size)
+            rows = np.ascontiguousarray(mask.rows(y, min(h, y + band_rows)))
+            seen |= cv2.calcHist([rows], [0], None, [bins], [0, bins]).ravel() > 0
         return np.flatnonzero(seen).astype(mask.dtype)
     found = np.zeros(0, mask.dtype)
     for y in range(0, h, band_rows):

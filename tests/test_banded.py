@@ -89,11 +89,25 @@ def test_tiff_source_reads_a_pyramid_level(tmp_path, tissue):
     padded.close()
 
 
-def test_mask_values_outside_the_labels_are_refused(tissue):
+@pytest.mark.parametrize("keep", [None, 2, 5])
+def test_mask_values_outside_the_labels_are_refused(tissue, keep):
     mask = np.zeros(tissue.shape[:2], np.uint8)
-    mask[5, 5] = 9
-    with pytest.raises(ValueError, match="labels"):
-        patchify_banded(ArraySource(tissue), ArraySource(mask), PatchParams.make(8, length=64), [0, 1], 256)
+    mask[500, 5] = 9
+    with pytest.raises(ValueError, match=r"labels.*\[9\]"):
+        patchify_banded(ArraySource(tissue), ArraySource(mask), PatchParams.make(8, length=64), [0, 1], 256, keep)
+
+
+@settings(max_examples=40, deadline=None)
+@given(h=st.integers(1, 70), w=st.integers(1, 70), k=st.integers(1, 6), seed=st.integers(0, 2**31),
+       dtype=st.sampled_from([np.uint8, np.int8, np.uint16, np.int16, np.int32]))  # fmt: skip
+def test_4x4_class_counts_equal_the_one_hot_pyramid(h, w, k, seed, dtype):
+    from apfcompile.banded import _class_counts_4x4, _one_hot
+    from apfcompile.pyramid import sum_pyramid
+
+    rng = np.random.default_rng(seed)
+    labels = np.sort(rng.choice(np.arange(-3, 120), k, replace=False)).astype(dtype)
+    mask = rng.choice(labels, (h, w)).astype(dtype)
+    np.testing.assert_array_equal(_class_counts_4x4(mask, labels), sum_pyramid(_one_hot(mask, labels), 2)[2])
 
 
 def test_compile_paip_out_of_core_matches_in_memory(tmp_path):
@@ -191,3 +205,15 @@ def test_out_of_core_refuses_masks_with_many_labels(tmp_path, tissue):
     assert result.exit_code != 0 and len(errors) == 1 and "40 labels" in errors[0], result.output
     result = run(main, ["compile", str(root), str(tmp_path / "b"), "--out-of-core", "auto", "-L", "64", "-j", "1"])
     assert result.exit_code == 0, result.output  # small canvas: in memory
+
+
+@settings(max_examples=30, deadline=None)
+@given(h=st.integers(1, 90), w=st.integers(1, 90), band=st.integers(1, 40), seed=st.integers(0, 2**31),
+       dtype=st.sampled_from([np.uint8, np.uint16, np.int16, np.int32]))  # fmt: skip
+def test_mask_labels_are_the_unique_values(h, w, band, seed, dtype):
+    from apfcompile.frames import mask_labels
+
+    rng = np.random.default_rng(seed)
+    pool = rng.choice(np.arange(0, 3000 if dtype != np.uint8 else 255), 5, replace=False)
+    mask = rng.choice(pool, (h, w)).astype(dtype)
+    np.testing.assert_array_equal(mask_labels(ArraySource(mask), band), np.unique(mask))
