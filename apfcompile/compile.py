@@ -167,9 +167,9 @@ OUT_OF_CORE_PIXELS = 1 << 28
 """``--out-of-core auto`` compiles slides band by band from 16,384^2 canvas pixels up."""
 
 OUT_OF_CORE_LABELS = 16
-"""The most mask labels the out-of-core path takes: it keeps a count per label per cell, and a
-band of one-hot rows costs band x width x labels bytes. ``auto`` compiles masks with more labels
-in memory; ``always`` refuses them."""
+"""The most mask labels the out-of-core path takes: its memory and time grow with the labels (a
+count per label for every cell of the stored pyramid levels). ``auto`` compiles masks with more
+labels in memory; ``always`` refuses them."""
 
 
 def _banded_records(task: _Task) -> list[SampleRecord] | None:
