@@ -11,7 +11,11 @@ the same run (warm page cache, batch 8, median of several epochs):
   with 0 and 2 workers.
 Goals: >= 100x the published way; >= 0.7x raw Zarr read.
 
-Usage: python benchmarks/bench_loader.py [--epochs 5]
+``--step-ms S`` adds a table: the same streams feeding a training loop whose step takes S ms
+(simulated by a sleep, as a loop waiting on the GPU), to show what ``prefetch`` threads and
+DataLoader workers overlap: samples/s against the step-only bound.
+
+Usage: python benchmarks/bench_loader.py [--epochs 5] [--step-ms 0]
 """
 
 from __future__ import annotations
@@ -112,11 +116,44 @@ class RawZarr:
             yield {"id": [r["sample"]], "image": a}
 
 
+def with_training_step(step: float, epochs: int) -> None:
+    """Samples/s when every batch is followed by ``step`` seconds of (simulated) training."""
+    path = compiled(2048, 32)
+    n = open_dataset(path).manifest.totals["samples"]
+
+    class Training:
+        """Iterating it is one epoch of the loop: every batch, then the step."""
+
+        def __init__(self, loader) -> None:
+            self.loader = loader
+
+        def __iter__(self):
+            for unit in self.loader:
+                time.sleep(step)
+                yield unit
+
+    def loop(make):
+        return lambda: Training(make())
+
+    bound = 2 / step
+    print(f"{n} samples of 2048^2, batch 2, a {step * 1000:.0f} ms step per batch: at most {bound:.0f} samples/s")
+    print(f"{'':<36} {'samples/s':>10} {'vs bound':>9}")
+    for name, kw, workers in (("APFStream, 0 workers", {}, 0), ("APFStream, 0 workers, prefetch=2", {"prefetch": 2}, 0),
+                              ("APFStream, 2 workers", {}, 2)):  # fmt: skip
+        stream = APFStream(path, length=L, batch_size=2, **kw)
+        r = rate(loop(lambda: DataLoader(stream, batch_size=None, num_workers=workers,
+                                         persistent_workers=workers > 0)), n, epochs)  # fmt: skip
+        print(f"{name:<36} {r:>10.1f} {r / bound:>8.2f}x")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--epochs", type=int, default=5)
+    ap.add_argument("--step-ms", type=float, default=0.0)
     args = ap.parse_args()
     torch.set_num_threads(1)
+    if args.step_ms:
+        return with_training_step(args.step_ms / 1000, args.epochs)
     for side, count in ((2048, 32), (8192, 8)):
         path = compiled(side, count)
         n = open_dataset(path).manifest.totals["samples"]
