@@ -76,36 +76,43 @@ def _write(path: Path, block: np.ndarray, side: int, levels: int, jpeg: bool) ->
             tif.write(_tiles(block, side, 1 << k), shape=(s, s) + extra, subfiletype=1, **kw)
 
 
-def make_case(side: int) -> Path:
-    folder = CACHE / f"paip_{side}"
-    done = folder / "done"
-    if done.exists():
-        return folder
-    shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir(parents=True)
-    block, whole, viable, _ = _blocks()
-    levels = max(1, (side // 1024).bit_length())
-    t0 = time.perf_counter()
-    _write(folder / "01_01_0001.svs", block, side, levels, jpeg=True)
-    _write(folder / "01_01_0001_whole.tif", whole, side, levels, jpeg=False)
-    _write(folder / "01_01_0001_viable.tif", viable, side, levels, jpeg=False)
-    done.write_text(f"{time.perf_counter() - t0:.0f} s to build\n")
+def _built(name: str, build) -> Path:
+    """CACHE/name, made once by ``build(folder)`` (a ``done`` file marks it complete)."""
+    folder = CACHE / name
+    if not (folder / "done").exists():
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+        t0 = time.perf_counter()
+        build(folder)
+        (folder / "done").write_text(f"{time.perf_counter() - t0:.0f} s to build\n")
     return folder
+
+
+def _levels(side: int) -> int:
+    return max(1, (side // 1024).bit_length())
+
+
+def make_case(side: int) -> Path:
+    """A PAIP case: 01_01_0001.svs with its _whole and _viable mask TIFFs."""
+
+    def build(folder: Path) -> None:
+        block, whole, viable, _ = _blocks()
+        _write(folder / "01_01_0001.svs", block, side, _levels(side), jpeg=True)
+        _write(folder / "01_01_0001_whole.tif", whole, side, _levels(side), jpeg=False)
+        _write(folder / "01_01_0001_viable.tif", viable, side, _levels(side), jpeg=False)
+
+    return _built(f"paip_{side}", build)
 
 
 def make_folder_case(side: int) -> Path:
     """The PAIP case's slide (hard-linked) as slide.tif, with a 5-label slide_mask.tif."""
     paip = make_case(side)
-    folder = CACHE / f"slides_{side}"
-    done = folder / "done"
-    if done.exists():
-        return folder
-    shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir(parents=True)
-    (folder / "slide.tif").hardlink_to(paip / "01_01_0001.svs")
-    _write(folder / "slide_mask.tif", _labels(), side, max(1, (side // 1024).bit_length()), jpeg=False)
-    done.write_text("built\n")
-    return folder
+
+    def build(folder: Path) -> None:
+        (folder / "slide.tif").hardlink_to(paip / "01_01_0001.svs")
+        _write(folder / "slide_mask.tif", _labels(), side, _levels(side), jpeg=False)
+
+    return _built(f"slides_{side}", build)
 
 
 def floor(folder: Path, band_rows: int) -> float:
