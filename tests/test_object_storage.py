@@ -160,3 +160,23 @@ def test_compile_from_s3_inputs_with_worker_processes(s3, tmp_path):
     code, out = run("compile", "s3://apf-bucket/inputs/nothing-here", tmp_path / "x", "-j", "1", *opt)
     errors = [line for line in out.splitlines() if line.startswith("apfcompile: error:")]
     assert code != 0 and len(errors) == 1 and "nothing-here" in errors[0], out
+
+
+def test_dask_cluster_from_s3_inputs_to_s3(s3, tmp_path):
+    """The multi-node recipe in small: S3 in, a 2-worker Dask cluster, S3 out == a local compile."""
+    pytest.importorskip("distributed")
+    endpoint, src = s3
+    import s3fs
+
+    fs = s3fs.S3FileSystem(client_kwargs={"endpoint_url": endpoint})
+    if not fs.exists("apf-bucket/inputs-dask/btcv"):
+        fs.put(str(src), "apf-bucket/inputs-dask/btcv", recursive=True)
+    opt = ["--storage-option", f"endpoint_url={endpoint}"]
+    code, out = run("compile", "s3://apf-bucket/inputs-dask/btcv", "s3://apf-bucket/ct-dask", "-L", "48",
+                    "--shard-samples", "8", "--scheduler", "local:2", *opt)  # fmt: skip
+    assert code == 0, out
+    code, out = run("compile", src, tmp_path / "local", "-L", "48", "--shard-samples", "8", "-j", "1")
+    assert code == 0, out
+    remote = {p.removeprefix("apf-bucket/ct-dask/"): fs.cat_file(p) for p in fs.find("apf-bucket/ct-dask")
+              if not p.endswith("compile-stats.json")}  # fmt: skip
+    assert remote == builders.tree_bytes(tmp_path / "local")
