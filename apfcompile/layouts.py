@@ -233,6 +233,8 @@ def discover(
     """The inputs under ``root`` (a local path or an fsspec URL) for ``layout``, sorted, and what
     the layout says about labels. ``storage_options`` go to the URL's filesystem."""
     root = as_input_path(root)
+    if isinstance(root, Path):
+        root = root.absolute()  # Dask workers on other hosts resolve no relative path
     if paip_label not in PAIP_CLASSES:
         raise ParameterError("--paip-label", "whole, viable or both", paip_label)
     if layout not in ("auto", "folder", "paip", "btcv", "list"):
@@ -267,6 +269,7 @@ def _masks_tree(root: InputPath, loc: Location, masks_dir, storage_options) -> t
     if masks_dir is None:
         return None, None
     masks = as_input_path(masks_dir)
+    masks = masks.absolute() if isinstance(masks, Path) else masks
     try:
         mloc = input_root(masks, storage_options)
     except InputNotFoundError:
