@@ -35,7 +35,7 @@ import numpy as np
 from .edges import EdgeParams, edge_count_grid, to_grey, to_uint8
 from .errors import ParameterError
 from .forest import Leaves, build_forest
-from .inputs import InputPath, open_input
+from .inputs import STREAM_BLOCK, InputPath, open_input
 from .pipeline import PatchedSample, PatchParams
 from .pyramid import accumulator_dtype, next_level, sum_pyramid
 from .resample import resample_rows
@@ -90,7 +90,7 @@ class TiffSource:
 
         self._stack = contextlib.ExitStack()  # a URL's file object stays open as long as the source
         try:
-            source, _ = self._stack.enter_context(open_input(path, storage_options))
+            source, _ = self._stack.enter_context(open_input(path, storage_options, STREAM_BLOCK))
             self._tif = self._stack.enter_context(tifffile.TiffFile(source))
             self._store = self._tif.series[0].aszarr(level=level, read_only=True)
             self._stack.callback(self._store.close)

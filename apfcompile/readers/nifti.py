@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import io
 from pathlib import Path
 from typing import BinaryIO
 
@@ -29,5 +30,9 @@ def load(source: Path | BinaryIO) -> nib.spatialimages.SpatialImage:
 
 
 def read(source: Path | BinaryIO) -> np.ndarray:
-    """The voxel array in its stored dtype and axis order (scaling slopes ignored for ints)."""
+    """The voxel array in its stored dtype and axis order (scaling slopes ignored for ints).
+
+    A stream is read whole first, in one request: gzip would otherwise pull it in small pieces."""
+    if not isinstance(source, Path):
+        source = io.BytesIO(source.read())
     return np.asarray(load(source).dataobj)
