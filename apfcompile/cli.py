@@ -75,6 +75,13 @@ def _storage_options(ctx, param, values: tuple[str, ...]) -> dict | None:
     return out or None
 
 
+INPUT_STORAGE_OPTION = click.option(
+    "--input-storage-option", "input_storage_options", multiple=True, callback=_storage_options,
+    metavar="KEY=VALUE",
+    help="fsspec option for INPUT and --masks URLs only (repeatable), e.g. anon=true for a public "
+         "bucket; when given, --storage-option applies to OUTPUT alone.",
+)  # fmt: skip
+
 STORAGE_OPTION = click.option(
     "--storage-option", "storage_options", multiple=True, callback=_storage_options, metavar="KEY=VALUE",
     help="fsspec option for every s3:// / gs:// URL of the command (repeatable), e.g. endpoint_url=..., "
@@ -128,6 +135,7 @@ STORAGE_OPTION = click.option(
                    "(needs apfcompile[dask]). Output is byte-identical to a local compile.")
 @click.option("--shard-samples", type=click.IntRange(min=1), default=256, show_default=True, help="Samples per shard.")
 @STORAGE_OPTION
+@INPUT_STORAGE_OPTION
 @click.option("--resume", is_flag=True, help="Finish an interrupted compile into OUTPUT, keeping finished shards.")
 @click.option("--overwrite", is_flag=True, help="Replace the dataset already in OUTPUT.")
 @click.option("--on-error", type=click.Choice(["fail", "skip"]), default="fail", show_default=True,
@@ -144,7 +152,8 @@ def compile(input: str, output: str, **options) -> None:  # noqa: A001 - the com
       list    a .csv (image,mask[,key]) or .jsonl file
 
     INPUT, --masks and OUTPUT are local paths or fsspec URLs (s3://bucket/prefix, gs://...,
-    memory://); --storage-option applies to every URL. Remote slides are read tile by tile:
+    memory://); --storage-option applies to every URL unless --input-storage-option gives the
+    inputs their own (e.g. a public bucket in, a private one out). Remote slides are read tile by tile:
     only the pyramid level used is fetched.
     """
     from .compile import CompileConfig, compile_dataset
@@ -215,14 +224,17 @@ def verify(dataset: str, storage_options: dict | None) -> None:
 @click.option("--input", "input_root", metavar="INPUT",
               help="The compile's INPUT (path or URL), to show the source image and mask (else: rebuilt from patches).")
 @STORAGE_OPTION
+@INPUT_STORAGE_OPTION
 @_friendly
-def preview(dataset: str, sample: str, out: Path, input_root: str | None, storage_options: dict | None) -> None:
+def preview(dataset: str, sample: str, out: Path, input_root: str | None, storage_options: dict | None,
+            input_storage_options: dict | None) -> None:  # fmt: skip
     """Write a PNG of one sample: image with leaf borders, mask, mask rebuilt from its patches."""
     from formats import open_dataset
 
     from .report import write_preview
 
-    click.echo(write_preview(open_dataset(dataset, storage_options), sample, out, input_root, storage_options))
+    inputs = storage_options if input_storage_options is None else input_storage_options
+    click.echo(write_preview(open_dataset(dataset, storage_options), sample, out, input_root, inputs))
 
 
 @main.command()

@@ -80,6 +80,7 @@ class CompileConfig:
     workers: int = 1
     scheduler: str | None = None
     storage_options: dict | None = None
+    input_storage_options: dict | None = None
     shard_samples: int = 256
     resume: bool = False
     overwrite: bool = False
@@ -106,6 +107,11 @@ class CompileConfig:
             raise ParameterError("--resume/--overwrite", "at most one of them", "both")
         self.patch_params(self.view_list()[0], None)  # validates every patch parameter now
 
+    @property
+    def input_options(self) -> dict | None:
+        """fsspec options for INPUT and --masks URLs: their own when given, else OUTPUT's."""
+        return self.storage_options if self.input_storage_options is None else self.input_storage_options
+
     def view_list(self) -> list[tuple[int, float, float]]:
         views = list(self.views) or [(self.blur, self.canny[0], self.canny[1])]
         return [(int(b), float(lo), float(hi)) for b, lo, hi in views]
@@ -123,7 +129,7 @@ class CompileConfig:
     def parameters(self, info: LayoutInfo) -> dict:
         """The parameters that decide the output, as stored in the manifest (no paths, no workers)."""
         skip = {"input", "output", "masks", "workers", "resume", "overwrite", "on_error", "progress", "views",
-                "out_of_core", "band_rows", "scheduler", "storage_options"}
+                "out_of_core", "band_rows", "scheduler", "storage_options", "input_storage_options"}
         d = {k: v for k, v in asdict(self).items() if k not in skip}
         d.update(layout=info.name, canny=list(self.canny), window=list(self.window or info.window or []) or None,
                  min_size=self.min_size or self.patch_size, mask_dtype=self.resolved_mask_dtype(info))  # fmt: skip
@@ -187,7 +193,7 @@ def _banded_records(task: _Task) -> list[SampleRecord] | None:
         if (cfg.image_resample, cfg.mask_resample) != ("area", "mode"):
             return None
         try:  # the header alone decides; small slides are not opened twice
-            h, w = slide_canvas(item, cfg.resolution, cfg.fit, cfg.storage_options)
+            h, w = slide_canvas(item, cfg.resolution, cfg.fit, cfg.input_options)
         except InputError:
             return None
         if h * w < OUT_OF_CORE_PIXELS:
@@ -195,9 +201,9 @@ def _banded_records(task: _Task) -> list[SampleRecord] | None:
     try:
         if item.kind == "paip":
             image, mask, full, opened = paip_sources(item, cfg.resolution, cfg.paip_label, cfg.fit,
-                                                     cfg.storage_options)  # fmt: skip
+                                                     cfg.input_options)  # fmt: skip
         else:
-            image, mask, full, opened = tiff_sources(item, cfg.resolution, cfg.fit, cfg.storage_options)
+            image, mask, full, opened = tiff_sources(item, cfg.resolution, cfg.fit, cfg.input_options)
     except InputError:
         if cfg.out_of_core == "always":
             raise
@@ -249,7 +255,7 @@ def _records(task: _Task) -> list[SampleRecord]:
     cfg, item = task.config, task.item
     views = cfg.view_list()
     out = []
-    for f, frame in enumerate(load_frames(item, cfg.resolution, cfg.paip_label, cfg.storage_options)):
+    for f, frame in enumerate(load_frames(item, cfg.resolution, cfg.paip_label, cfg.input_options)):
         if frame.mask is not None and frame.mask.size:
             _check_mask_range(np.array([frame.mask.min(), frame.mask.max()]), task,
                               item.masks[0] if item.masks else item.image)  # fmt: skip
@@ -284,7 +290,7 @@ def _fingerprint(parameters: dict, plan: list[tuple[InputItem, int]]) -> str:
 def compile_dataset(cfg: CompileConfig) -> Manifest:
     """Compile ``cfg.input`` into the dataset ``cfg.output``; returns the manifest written."""
     started = time.perf_counter()
-    items, info = discover(cfg.input, cfg.layout, cfg.masks, cfg.paip_label, cfg.storage_options)
+    items, info = discover(cfg.input, cfg.layout, cfg.masks, cfg.paip_label, cfg.input_options)
     loc = locate(cfg.output, cfg.storage_options)
     prepare_output(loc, cfg.resume, cfg.overwrite)
     views = cfg.view_list()
@@ -297,7 +303,7 @@ def compile_dataset(cfg: CompileConfig) -> Manifest:
     plan, early = [], []
     for it in items:
         try:
-            plan.append((it, count_frames(it, cfg.storage_options) * len(views)))
+            plan.append((it, count_frames(it, cfg.input_options) * len(views)))
         except APFError as exc:
             if cfg.on_error == "fail":
                 raise

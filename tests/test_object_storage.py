@@ -180,3 +180,28 @@ def test_dask_cluster_from_s3_inputs_to_s3(s3, tmp_path):
     remote = {p.removeprefix("apf-bucket/ct-dask/"): fs.cat_file(p) for p in fs.find("apf-bucket/ct-dask")
               if not p.endswith("compile-stats.json")}  # fmt: skip
     assert remote == builders.tree_bytes(tmp_path / "local")
+
+
+def test_inputs_take_their_own_storage_options(s3, tmp_path):
+    """--input-storage-option reaches INPUT (and preview --input) without any --storage-option;
+    the config falls back to --storage-option for inputs only when no input options are given."""
+    endpoint, src = s3
+    import s3fs
+
+    fs = s3fs.S3FileSystem(client_kwargs={"endpoint_url": endpoint})
+    if not fs.exists("apf-bucket/inputs-own/btcv"):
+        fs.put(str(src), "apf-bucket/inputs-own/btcv", recursive=True)
+    url = "s3://apf-bucket/inputs-own/btcv"
+    code, out = run("compile", url, tmp_path / "ds", "-L", "48", "-j", "1",
+                    "--input-storage-option", f"endpoint_url={endpoint}")  # fmt: skip
+    assert code == 0, out
+    code, out = run("compile", src, tmp_path / "local", "-L", "48", "-j", "1")
+    assert builders.tree_bytes(tmp_path / "ds") == builders.tree_bytes(tmp_path / "local")
+    code, out = run("preview", tmp_path / "ds", "--sample", "img0001/z003", "-o", tmp_path / "p.png", "--input", url,
+                    "--input-storage-option", f"endpoint_url={endpoint}")  # fmt: skip
+    assert code == 0 and (tmp_path / "p.png").exists(), out
+    from apfcompile.compile import CompileConfig
+
+    both = CompileConfig(input=url, output="o", storage_options={"a": 1})
+    assert both.input_options == {"a": 1}
+    assert CompileConfig(input=url, output="o", storage_options={"a": 1}, input_storage_options={}).input_options == {}
