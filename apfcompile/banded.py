@@ -98,13 +98,26 @@ class TiffSource:
             self._stack.close()
             raise
         self._z = zarr.open(self._store, mode="r")
-        self.nearest = nearest
+        self.nearest, self.level = nearest, level
         self.level_hw = tuple(self._z.shape[:2])
         self.via = tuple(via) if via is not None else self.level_hw
         self.size = tuple(size) if size is not None else self.via
         self.canvas = tuple(pad_to) if pad_to is not None else self.size
         self.shape = self.canvas + tuple(self._z.shape[2:])
         self.dtype = np.dtype(self._z.dtype)
+
+    def overview(self, min_pixels: int = 1 << 20) -> np.ndarray | None:
+        """The coarsest pyramid level with at least ``min_pixels`` pixels, whole (None when the
+        file has no level coarser than the one read): a cheap sample of the slide's values."""
+        levels = list(self._tif.series[0].levels)
+        pixels = [level.shape[level.axes.index("Y")] * level.shape[level.axes.index("X")] for level in levels]
+        coarser = [k for k in range(self.level + 1, len(levels)) if pixels[k] >= min_pixels]
+        if not coarser:
+            return None
+        image = levels[coarser[-1]].asarray()
+        while image.ndim > 3 and image.shape[0] == 1:
+            image = image[0]
+        return image
 
     def _level_rows(self, y0: int, y1: int) -> np.ndarray:
         return np.asarray(self._z[y0:y1])
@@ -236,9 +249,14 @@ class BandedStats:
 def _stretch_window(source: RegionSource, params: EdgeParams) -> tuple[float, float] | None:
     if params.window is not None or source.dtype == np.uint8:
         return params.window
-    h = source.shape[0]
-    step = max(1, h // 64)
-    sample = np.concatenate([to_grey(source.rows(y, y + 1), params.channel).reshape(-1) for y in range(0, h, step)])
+    overview = source.overview() if hasattr(source, "overview") else None
+    if overview is not None:  # a coarse pyramid level: decoding 64 rows would cost 64 tile rows
+        sample = to_grey(overview, params.channel).reshape(-1)
+    else:
+        h = source.shape[0]
+        step = max(1, h // 64)
+        sample = np.concatenate([to_grey(source.rows(y, y + 1), params.channel).reshape(-1)
+                                 for y in range(0, h, step)])  # fmt: skip
     lo, hi = np.percentile(sample, params.percentiles)
     return float(lo), float(hi) if hi > lo else float(lo) + 1.0
 

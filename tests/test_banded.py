@@ -217,3 +217,22 @@ def test_mask_labels_are_the_unique_values(h, w, band, seed, dtype):
     pool = rng.choice(np.arange(0, 3000 if dtype != np.uint8 else 255), 5, replace=False)
     mask = rng.choice(pool, (h, w)).astype(dtype)
     np.testing.assert_array_equal(mask_labels(ArraySource(mask), band), np.unique(mask))
+
+
+def test_uint16_slides_take_their_stretch_from_a_coarse_level(tmp_path):
+    """A 16-bit slide: the percentile window comes from a coarse pyramid level (no band reads),
+    close to the full image's; a TIFF without levels falls back to sampled rows."""
+    from apfcompile.banded import _stretch_window
+    from apfcompile.edges import EdgeParams
+
+    rng = np.random.default_rng(0)
+    image = (rng.gamma(2.0, 3000.0, (2048, 2048))).clip(0, 65535).astype(np.uint16)
+    builders.write_pyramid(tmp_path / "s.tif", image, levels=3, jpeg=False)
+    builders.write_pyramid(tmp_path / "flat.tif", image, levels=1, jpeg=False)
+    exact = np.percentile(image, (1.0, 99.0))
+    for name, has_overview in (("s.tif", True), ("flat.tif", False)):
+        source = TiffSource(tmp_path / name)
+        assert (source.overview() is not None) == has_overview
+        lo, hi = _stretch_window(source, EdgeParams())
+        assert abs(lo - exact[0]) < 0.1 * exact[1] and abs(hi - exact[1]) < 0.1 * exact[1]
+        source.close()
