@@ -63,15 +63,21 @@ def _view(ctx, param, values: tuple[str, ...]) -> tuple[tuple[int, float, float]
 
 
 def _storage_options(ctx, param, values: tuple[str, ...]) -> dict | None:
-    out = {}
+    """KEY=VALUE pairs as fsspec options. ``PROTOCOL.KEY=VALUE`` addresses one filesystem of a
+    chained URL (``filecache.cache_storage=DIR`` with ``filecache::s3://...``); endpoint_url and
+    region_name go inside client_kwargs, where s3fs wants them; true/false become booleans."""
+    out: dict = {}
     for v in values:
         key, sep, value = v.partition("=")
-        if not sep or not key:
+        *scope, name = key.split(".")
+        if not sep or not name or not all(scope):
             raise click.BadParameter(f"{v!r}: expected KEY=VALUE, e.g. endpoint_url=http://127.0.0.1:9000")
-        if key in ("endpoint_url", "region_name"):  # s3fs wants these inside client_kwargs
-            out.setdefault("client_kwargs", {})[key] = value
-        else:
-            out[key] = {"true": True, "false": False}.get(value.lower(), value)
+        target = out
+        for part in scope:
+            target = target.setdefault(part, {})
+        if name in ("endpoint_url", "region_name"):
+            target = target.setdefault("client_kwargs", {})
+        target[name] = {"true": True, "false": False}.get(value.lower(), value)
     return out or None
 
 
@@ -153,7 +159,10 @@ def compile(input: str, output: str, **options) -> None:  # noqa: A001 - the com
 
     INPUT, --masks and OUTPUT are local paths or fsspec URLs (s3://bucket/prefix, gs://...,
     memory://); --storage-option applies to every URL unless --input-storage-option gives the
-    inputs their own (e.g. a public bucket in, a private one out). Remote slides are read tile by tile:
+    inputs their own (e.g. a public bucket in, a private one out). Chained URLs work too:
+    INPUT filecache::s3://bucket/raw with --input-storage-option filecache.cache_storage=DIR
+    --input-storage-option s3.endpoint_url=... keeps a local copy of every input read, for the
+    next compile. Remote slides are read tile by tile:
     only the pyramid level used is fetched.
     """
     from .compile import CompileConfig, compile_dataset

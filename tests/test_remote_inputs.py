@@ -134,3 +134,30 @@ def test_a_url_whose_filesystem_is_not_installed_is_one_line(tmp_path):
         result = CliRunner().invoke(main, args)
         errors = [line for line in result.output.splitlines() if line.startswith("apfcompile: error:")]
         assert result.exit_code != 0 and len(errors) == 1 and "gcsfs" in errors[0], result.output
+
+
+def test_chained_urls_keep_a_local_copy_of_the_inputs(tmp_path):
+    src = builders.btcv(tmp_path / "btcv", cases=1)
+    url = upload(src)
+    cache = tmp_path / "input-cache"
+    result = CliRunner().invoke(main, ["compile", f"filecache::{url}", str(tmp_path / "ds"), "-L", "48", "-j", "1",
+                                       "--input-storage-option", f"filecache.cache_storage={cache}"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert len([p for p in cache.iterdir() if p.name != "cache"]) == 2  # the volume and its labels
+    compile_dataset(CompileConfig(input=src, output=tmp_path / "local", length=48, workers=1))
+    assert builders.tree_bytes(tmp_path / "ds") == builders.tree_bytes(tmp_path / "local")
+
+
+def test_storage_option_parsing():
+    from apfcompile.cli import _storage_options
+
+    parsed = _storage_options(None, None, ("endpoint_url=http://e", "anon=true", "s3.region_name=eu",
+                                           "filecache.cache_storage=/c", "s3.requester_pays=false"))  # fmt: skip
+    assert parsed == {"client_kwargs": {"endpoint_url": "http://e"}, "anon": True,
+                      "s3": {"client_kwargs": {"region_name": "eu"}, "requester_pays": False},
+                      "filecache": {"cache_storage": "/c"}}  # fmt: skip
+    import click
+
+    for bad in ("novalue", "=x", "s3.=x", ".a=b"):
+        with pytest.raises(click.BadParameter):
+            _storage_options(None, None, (bad,))
