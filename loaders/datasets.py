@@ -76,6 +76,13 @@ class _Reader:
         self.dataset = open_dataset(path, storage_options)
         self.storage_options = storage_options
         self.cache_dir = None if cache_dir is None else os.fspath(cache_dir)
+        if self.cache_dir is not None:
+            try:
+                os.makedirs(self.cache_dir, exist_ok=True)
+            except OSError as exc:
+                raise ValueError(f"cache_dir: expected a writable folder, found {self.cache_dir!r} ({exc})") from None
+            if not os.access(self.cache_dir, os.W_OK):
+                raise ValueError(f"cache_dir: expected a writable folder, found {self.cache_dir!r} (not writable)")
         self.frames = _Frames(self.dataset)
         if view != "random" and not (isinstance(view, int) and 0 <= view < self.frames.n_views):
             raise ValueError(f"view: expected 'random' or an int in 0..{self.frames.n_views - 1}, found {view!r}")

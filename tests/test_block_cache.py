@@ -112,3 +112,10 @@ def test_prefetch_threads_on_object_storage(ct, tmp_path, cached):
     assert [u["id"].tolist() for u in got] == [u["id"].tolist() for u in want]
     for a, b in zip(want, got):
         assert all(torch.equal(a[k], b[k]) for k in KEYS)
+
+
+def test_an_unusable_cache_dir_is_refused_at_once(ct, tmp_path):
+    _, local_ds = ct
+    (tmp_path / "file").write_text("not a folder")
+    with pytest.raises(ValueError, match="cache_dir"):
+        APFStream(upload(local_ds), cache_dir=tmp_path / "file" / "sub")
