@@ -103,7 +103,7 @@ class _Tree:
         return join(self.root, rel)
 
     def images(self) -> list[str]:
-        return [f for f in self.files if suffix_of(Path(f)) in READERS]
+        return [f for f in self.files if suffix_of(f) in READERS]
 
     def in_dir(self, folder: str) -> list[str]:
         """Files directly inside ``folder`` (relative)."""
@@ -111,12 +111,12 @@ class _Tree:
 
 
 def _strip(name: str) -> str:
-    suffix = suffix_of(Path(name))
+    suffix = suffix_of(name)
     return name[: len(name) - len(suffix)] if suffix else name
 
 
 def _kind(rel: str) -> str:
-    return "volume" if suffix_of(Path(rel)) in _VOLUME_SUFFIXES else "image"
+    return "volume" if suffix_of(rel) in _VOLUME_SUFFIXES else "image"
 
 
 def _folder(tree: _Tree, masks: _Tree | None, masks_inside: str | None) -> list[InputItem]:
@@ -186,7 +186,7 @@ def _btcv(tree: _Tree) -> list[InputItem]:
     labels = set(tree.in_dir(lab_dir))
     items = []
     for rel in tree.in_dir(img_dir):
-        if suffix_of(Path(rel)) not in _VOLUME_SUFFIXES:
+        if suffix_of(rel) not in _VOLUME_SUFFIXES:
             continue
         name = posixpath.basename(rel)
         candidates = [f"{lab_dir}/{name}", f"{lab_dir}/{name.replace('img', 'label', 1)}"]
