@@ -1,28 +1,88 @@
 """apfcompile: compile high-resolution images into adaptive patch sequences, once.
 
-The core, importable without torch:
-
-- :mod:`apfcompile.edges`: grey reduction, blur, Canny, edge-count grids;
-- :mod:`apfcompile.forest`: the quadtree forest (greedy and threshold policies) in Z-order;
-- :mod:`apfcompile.serialise`: leaves -> p x p patches (area / nearest; masks by mode / nearest);
-- :mod:`apfcompile.reconstruct`: patches -> full-size canvases, Dice, the reconstruction ceiling;
-- :mod:`apfcompile.sequence`: pad or drop to a fixed length;
-- :mod:`apfcompile.pipeline`: :func:`patchify`, all of the above for one image.
+The package is in layers (see README, "Layout"): :mod:`apfcompile.core` (one canvas -> one
+sequence; numpy/OpenCV, no torch), :mod:`apfcompile.inputs` (places, readers, layouts, frames,
+region sources) and :mod:`apfcompile.build` (options, plan, workers, output), with the CLI, report,
+preview and demo on top. The names below are the public API; each is imported on first use, so
+``import apfcompile`` (and ``apfcompile --help``) costs almost nothing.
 """
 
-from .edges import EdgeParams, edge_count_grid, edge_map
-from .errors import APFError, InputError, InputNotFoundError, ParameterError, UnreadableInputError
-from .forest import ForestParams, Leaves, build_forest
-from .pipeline import PatchedSample, PatchParams, patchify
-from .reconstruct import ceiling_dice, dice_per_class, reconstruct
-from .sequence import FixedSequence, fit_length, select_leaves
-from .serialise import serialise_image, serialise_mask
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "APFError", "EdgeParams", "FixedSequence", "ForestParams", "InputError", "InputNotFoundError",
-    "Leaves", "ParameterError", "PatchParams", "PatchedSample", "UnreadableInputError",
-    "build_forest", "ceiling_dice", "dice_per_class", "edge_count_grid", "edge_map", "fit_length",
-    "patchify", "reconstruct", "select_leaves", "serialise_image", "serialise_mask",
-]  # fmt: skip
+_EXPORTS = {
+    "APFError": "errors",
+    "CompileError": "errors",
+    "InputError": "errors",
+    "InputNotFoundError": "errors",
+    "OutputError": "errors",
+    "OutputExistsError": "errors",
+    "ParameterError": "errors",
+    "UnreadableInputError": "errors",
+    "EdgeParams": "core.edges",
+    "edge_count_grid": "core.edges",
+    "edge_map": "core.edges",
+    "ForestParams": "core.forest",
+    "Leaves": "core.forest",
+    "build_forest": "core.forest",
+    "PatchParams": "core.patchify",
+    "PatchedSample": "core.patchify",
+    "patchify": "core.patchify",
+    "ceiling_dice": "core.reconstruct",
+    "dice": "core.reconstruct",
+    "dice_per_class": "core.reconstruct",
+    "reconstruct": "core.reconstruct",
+    "FixedSequence": "core.sequence",
+    "fit_length": "core.sequence",
+    "select_leaves": "core.sequence",
+    "serialise_image": "core.patches",
+    "serialise_mask": "core.patches",
+    "Place": "inputs.locations",
+    "read_array": "inputs.readers",
+    "CompileConfig": "build.config",
+    "DataConfig": "build.config",
+    "RunConfig": "build.config",
+    "compile_dataset": "build.run",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> object:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'apfcompile' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))
+
+
+if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerly
+    from .build.config import CompileConfig, DataConfig, RunConfig
+    from .build.run import compile_dataset
+    from .core.edges import EdgeParams, edge_count_grid, edge_map
+    from .core.forest import ForestParams, Leaves, build_forest
+    from .core.patches import serialise_image, serialise_mask
+    from .core.patchify import PatchedSample, PatchParams, patchify
+    from .core.reconstruct import ceiling_dice, dice, dice_per_class, reconstruct
+    from .core.sequence import FixedSequence, fit_length, select_leaves
+    from .errors import (
+        APFError,
+        CompileError,
+        InputError,
+        InputNotFoundError,
+        OutputError,
+        OutputExistsError,
+        ParameterError,
+        UnreadableInputError,
+    )
+    from .inputs.locations import Place
+    from .inputs.readers import read_array

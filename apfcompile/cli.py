@@ -14,14 +14,27 @@ from pathlib import Path
 
 import click
 
-from . import __version__
-from formats import FormatError
+from formats.errors import FormatError
 
+from . import __version__
+from .choices import Fit, ImageMethod, Layout, MaskDtype, MaskMethod, OnError, OutOfCore, PaipLabel, Policy, choices
 from .errors import APFError, ParameterError
 
 
+def flag_of(name: str, command: click.Command | None) -> str:
+    """The flag(s) of the parameter the library calls ``name`` (``patch_size`` -> ``--patch-size``;
+    ``resume/overwrite`` -> ``--resume/--overwrite``), from ``command``'s options; ``name`` itself
+    when no option of the command takes it (e.g. ``labels``)."""
+    options = {p.name: max(p.opts, key=len) for p in (command.params if command else []) if isinstance(p, click.Option)}
+    parts = name.split("/")
+    if all(part in options for part in parts):
+        return "/".join(options[part] for part in parts)
+    return name
+
+
 def _friendly(fn: Callable) -> Callable:
-    """Turn APFError / FormatError into one line on stderr and exit status 1 (no traceback)."""
+    """Turn APFError / FormatError into one line on stderr and exit status 1 (no traceback);
+    a ParameterError names the command's flag instead of the library's parameter."""
 
     @wraps(fn)
     def run(*args, **kwargs):
@@ -29,12 +42,10 @@ def _friendly(fn: Callable) -> Callable:
             return fn(*args, **kwargs)
         except (APFError, FormatError) as exc:
             message = str(exc)
-            if isinstance(exc, ParameterError) and not exc.name.startswith("-"):
-                message = f"--{exc.name.replace('_', '-')}" + message[len(exc.name):]  # the option's own name
+            if isinstance(exc, ParameterError):
+                ctx = click.get_current_context(silent=True)
+                message = exc.message(flag_of(exc.name, ctx.command if ctx else None))
             click.echo(f"apfcompile: error: {message}", err=True)
-            sys.exit(1)
-        except KeyError as exc:  # a sample that is not in the dataset
-            click.echo(f"apfcompile: error: {exc.args[0] if exc.args else exc}", err=True)
             sys.exit(1)
 
     return run
@@ -98,19 +109,19 @@ STORAGE_OPTION = click.option(
 @main.command(context_settings={"max_content_width": 100})
 @click.argument("input")
 @click.argument("output")
-@click.option("--layout", type=click.Choice(["auto", "folder", "paip", "btcv", "list"]), default="auto",
+@click.option("--layout", type=click.Choice(choices(Layout)), default="auto",
               show_default=True, help="How INPUT is organised (see below).")
 @click.option("--masks", help="folder layout: masks here (folder or URL), paired by relative path and stem.")
-@click.option("--paip-label", type=click.Choice(["both", "whole", "viable"]), default="both", show_default=True,
+@click.option("--paip-label", type=click.Choice(choices(PaipLabel)), default="both", show_default=True,
               help="PAIP labels: both = 0 bg / 1 whole-not-viable / 2 viable; whole or viable = 0/1.")
 @click.option("--resolution", type=click.IntRange(min=1), help="Canvas side R; default: each image's own size.")
-@click.option("--fit", type=click.Choice(["square", "pad"]), default="square", show_default=True,
+@click.option("--fit", type=click.Choice(choices(Fit)), default="square", show_default=True,
               help="square: resize to R x R (the paper); pad: keep aspect, pad to R x R.")
 @click.option("--patch-size", "-p", type=click.IntRange(min=1), default=8, show_default=True,
               help="Side of every output patch (a power of two).")
 @click.option("--length", "-L", type=click.IntRange(min=1), default=1024, show_default=True,
               help="greedy: the most leaves per sample.")
-@click.option("--policy", type=click.Choice(["greedy", "threshold"]), default="greedy", show_default=True,
+@click.option("--policy", type=click.Choice(choices(Policy)), default="greedy", show_default=True,
               help="greedy: split the most-edged leaf until L; threshold: split while edges > v.")
 @click.option("--split-value", type=click.IntRange(min=0), default=0, show_default=True,
               help="threshold: split nodes with more edge pixels than this.")
@@ -122,14 +133,14 @@ STORAGE_OPTION = click.option(
 @click.option("--view", "views", multiple=True, callback=_view, metavar="K:LO:HI",
               help="Compile each sample again under these edge settings (repeatable; replaces --blur/--canny).")
 @click.option("--window", type=(float, float), help="Fixed intensity window LO HI for edges of non-uint8 images.")
-@click.option("--image-resample", type=click.Choice(["area", "nearest"]), default="area", show_default=True,
+@click.option("--image-resample", type=click.Choice(choices(ImageMethod)), default="area", show_default=True,
               help="Leaf -> patch for images: exact box mean, or nearest (published code parity).")
-@click.option("--mask-resample", type=click.Choice(["mode", "nearest"]), default="mode", show_default=True,
+@click.option("--mask-resample", type=click.Choice(choices(MaskMethod)), default="mode", show_default=True,
               help="Leaf -> patch for masks: majority label, or nearest.")
 @click.option("--ignore-index", type=int, help="Mask label that marks unlabelled pixels (e.g. 255).")
-@click.option("--mask-dtype", type=click.Choice(["auto", "uint8", "uint16", "int16", "int32"]), default="auto",
+@click.option("--mask-dtype", type=click.Choice(choices(MaskDtype)), default="auto",
               show_default=True, help="Stored mask dtype; auto = uint8 for paip/btcv, uint16 otherwise.")
-@click.option("--out-of-core", type=click.Choice(["auto", "always", "never"]), default="auto", show_default=True,
+@click.option("--out-of-core", type=click.Choice(choices(OutOfCore)), default="auto", show_default=True,
               help="Slides (PAIP; TIFF/SVS images with TIFF masks, <= 16 labels) band by band in bounded "
                    "memory; auto: canvases from 16,384^2 px.")
 @click.option("--band-rows", type=click.IntRange(min=8), default=512, show_default=True,
@@ -144,7 +155,7 @@ STORAGE_OPTION = click.option(
 @INPUT_STORAGE_OPTION
 @click.option("--resume", is_flag=True, help="Finish an interrupted compile into OUTPUT, keeping finished shards.")
 @click.option("--overwrite", is_flag=True, help="Replace the dataset already in OUTPUT.")
-@click.option("--on-error", type=click.Choice(["fail", "skip"]), default="fail", show_default=True,
+@click.option("--on-error", type=click.Choice(choices(OnError)), default="fail", show_default=True,
               help="fail: stop at the first bad input; skip: record it in the manifest and go on.")
 @_friendly
 def compile(input: str, output: str, **options) -> None:  # noqa: A001 - the command's name
@@ -165,10 +176,10 @@ def compile(input: str, output: str, **options) -> None:  # noqa: A001 - the com
     next compile. Remote slides are read tile by tile:
     only the pyramid level used is fetched.
     """
-    from .compile import CompileConfig, compile_dataset
+    from .build.config import CompileConfig
+    from .build.run import compile_dataset
 
-    opts = dict(options)
-    cfg = CompileConfig(input=input, output=output, progress=sys.stderr.isatty(), **opts)
+    cfg = CompileConfig.from_options(input, output, progress=sys.stderr.isatty(), **options)
     manifest = compile_dataset(cfg)
     t = manifest.totals
     click.echo(f"{output}: {t['samples']} samples, {t['nodes']} nodes in {t['shards']} shard(s), "
@@ -240,10 +251,12 @@ def preview(dataset: str, sample: str, out: Path, input_root: str | None, storag
     """Write a PNG of one sample: image with leaf borders, mask, mask rebuilt from its patches."""
     from formats import open_dataset
 
-    from .report import write_preview
+    from .inputs.locations import Place
+    from .preview import write_preview
 
     inputs = storage_options if input_storage_options is None else input_storage_options
-    click.echo(write_preview(open_dataset(dataset, storage_options), sample, out, input_root, inputs))
+    where = None if input_root is None else Place.of(input_root, inputs)
+    click.echo(write_preview(open_dataset(dataset, storage_options), sample, out, where))
 
 
 @main.command()

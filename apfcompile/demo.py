@@ -24,11 +24,12 @@ import numpy as np
 
 from formats import open_dataset
 
-from .compile import CompileConfig, compile_dataset
-from .forest import Leaves
-from .layouts import CT_WINDOW
-from .report import summary, write_preview
-from .sequence import fit_length
+from .build.config import CompileConfig
+from .build.run import compile_dataset
+from .core.sequence import fit_length
+from .inputs.layouts import CT_WINDOW
+from .preview import write_preview
+from .report import summary
 
 __all__ = ["DEMO_DATASETS", "run_demo", "sample_path"]
 
@@ -57,16 +58,16 @@ def run_demo(output: str | Path = "apf-demo", echo: Callable[[str], None] = prin
         for src, dst in files.items():
             shutil.copyfile(sample_path(src), inputs / dst)
         target = out / name
-        cfg = CompileConfig(input=inputs, output=target, layout="folder", overwrite=True,
-                            workers=os.cpu_count() or 1, **options)  # fmt: skip
+        cfg = CompileConfig.from_options(
+            inputs, target, layout="folder", overwrite=True, workers=os.cpu_count() or 1, **options
+        )
         compile_dataset(cfg)
         ds = open_dataset(target)
         echo(summary(ds))
         # Stream a batch back: the first samples, padded or dropped to the compiled length.
         batch = [ds.read_sample(int(s)) for s in ds.samples["sample"].to_pylist()[:4]]
         length = options["length"]
-        seqs = [fit_length(b.image, Leaves.from_columns(b.nodes, (b.meta["canvas_h"], b.meta["canvas_w"])), length,
-                           mask=b.mask) for b in batch]  # fmt: skip
+        seqs = [fit_length(b.image, b.nodes, length, mask=b.mask) for b in batch]
         images = np.stack([s.patches for s in seqs])
         valid = np.stack([s.valid for s in seqs])
         echo(f"batch     {images.shape[0]} x {images.shape[1]} patches of {images.shape[2:]} {images.dtype}, "

@@ -1,13 +1,25 @@
-"""Errors raised by the compiler.
+"""Every error the compiler raises on purpose, in one module.
 
 Every error subclasses :class:`APFError` *and* the builtin that fits (``ValueError``,
 ``FileNotFoundError``...), so callers can catch either. Messages say what was wrong, what was
-expected, what was found and what to do; the CLI prints them as one line, without a traceback.
+expected, what was found and what to do. Library messages name parameters as the Python API
+spells them (``patch_size``); the CLI turns a :class:`ParameterError`'s ``name`` into its flag
+(``--patch-size``) in one place, and prints every error as one line, without a traceback.
+Errors about reading a compiled dataset are the format's own (:mod:`formats.errors`).
 """
 
 from __future__ import annotations
 
-__all__ = ["APFError", "InputError", "InputNotFoundError", "ParameterError", "UnreadableInputError"]
+__all__ = [
+    "APFError",
+    "CompileError",
+    "InputError",
+    "InputNotFoundError",
+    "OutputError",
+    "OutputExistsError",
+    "ParameterError",
+    "UnreadableInputError",
+]
 
 
 class APFError(Exception):
@@ -15,12 +27,19 @@ class APFError(Exception):
 
 
 class ParameterError(APFError, ValueError):
-    """A parameter is out of range or inconsistent with another one."""
+    """A parameter is out of range or inconsistent with another one.
+
+    ``name``: the parameter as the Python API spells it (``patch_size``; ``resume/overwrite`` for a
+    pair); the CLI shows the matching flag instead."""
 
     def __init__(self, name: str, expected: str, found: object, hint: str = "") -> None:
-        self.name, self.expected, self.found = name, expected, found
-        msg = f"{name}: expected {expected}, found {found!r}"
-        super().__init__(f"{msg}; {hint}" if hint else msg)
+        self.name, self.expected, self.found, self.hint = name, expected, found, hint
+        super().__init__(self.message(name))
+
+    def message(self, name: str) -> str:
+        """The message with the parameter called ``name`` (the CLI passes the flag)."""
+        msg = f"{name}: expected {self.expected}, found {self.found!r}"
+        return f"{msg}; {self.hint}" if self.hint else msg
 
 
 class InputError(APFError, ValueError):
@@ -42,3 +61,15 @@ class InputNotFoundError(APFError, FileNotFoundError):
     def __init__(self, path: object, hint: str = "check the path") -> None:
         self.path = path
         super().__init__(f"{path}: no such file or folder; {hint}")
+
+
+class OutputError(APFError, OSError):
+    """The output location cannot be used (missing bucket, no access, not a folder...)."""
+
+
+class OutputExistsError(OutputError, FileExistsError):
+    """The output already holds something and neither overwrite nor resume was asked for."""
+
+
+class CompileError(APFError, RuntimeError):
+    """An input failed with ``on_error="fail"``; the shards committed so far are kept."""

@@ -1,14 +1,26 @@
-"""Pictures of a forest: leaf boundaries drawn over the image, masks in false colour."""
+"""Pictures of a sample: leaf boundaries drawn over the image, masks in false colour, and
+:func:`write_preview`, the PNG behind ``apfcompile preview``."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from .edges import to_grey, to_uint8
-from .forest import Leaves
-from .reconstruct import reconstruct
+from pathlib import Path
 
-__all__ = ["colorize_labels", "draw_leaves", "side_by_side"]
+import cv2
+
+from formats import Dataset
+from formats.nodes import NodeTable
+
+from .core.edges import to_grey, to_uint8
+from .core.reconstruct import reconstruct
+from .errors import InputError
+from .inputs.canvas import fit_canvas
+from .inputs.frames import load_frames
+from .inputs.layouts import discover
+from .inputs.locations import Place
+
+__all__ = ["colorize_labels", "draw_leaves", "side_by_side", "write_preview"]
 
 
 def _rgb8(image: np.ndarray) -> np.ndarray:
@@ -19,13 +31,13 @@ def _rgb8(image: np.ndarray) -> np.ndarray:
     return np.repeat(grey[:, :, None], 3, axis=2)
 
 
-def draw_leaves(image: np.ndarray, leaves: Leaves, color=(0, 255, 0)) -> np.ndarray:
+def draw_leaves(image: np.ndarray, leaves: NodeTable, color=(0, 255, 0)) -> np.ndarray:
     """uint8 RGB copy of ``image`` with every leaf's border drawn one pixel wide."""
     out = _rgb8(image)
     h, w = out.shape[:2]
     # Paint each leaf's index with 1 x 1 "patches", then mark where the owner changes.
     ids = np.arange(len(leaves), dtype=np.int32).reshape(-1, 1, 1)
-    owner = reconstruct(ids, leaves, (h, w), fill=-1)
+    owner = reconstruct(ids, leaves, None, (h, w), fill=-1)
     edge = np.zeros((h, w), bool)
     edge[:, 1:] |= owner[:, 1:] != owner[:, :-1]
     edge[1:, :] |= owner[1:, :] != owner[:-1, :]
@@ -59,3 +71,53 @@ def side_by_side(*images: np.ndarray, gap: int = 8) -> np.ndarray:
         if i < len(images) - 1:
             parts.append(np.full((h, gap, 3), 255, np.uint8))
     return np.concatenate(parts, axis=1)
+
+
+def _original(ds: Dataset, meta: dict, input_root: Place) -> tuple[np.ndarray, np.ndarray | None]:
+    """The sample's source image (and mask) on its canvas, re-read from ``input_root``: the
+    inputs are found again by the dataset's layout, so masks come from where that layout keeps
+    them (a folder compiled with ``--masks`` shows no mask here)."""
+    params = ds.manifest.parameters
+    paip_label = params.get("paip_label", "both")
+    items, _ = discover(input_root, params.get("layout", "auto"), paip_label=paip_label)
+    item = next((it for it in items if it.source == meta["source"]), None)
+    if item is None:
+        raise InputError(input_root, f"holds no input {meta['source']!r} (the sample's source)",
+                         "pass the INPUT the dataset was compiled from")  # fmt: skip
+    frames = load_frames(item, params.get("resolution"), paip_label)
+    frame = next(f for f in frames if f.key == meta["key"])
+    canvas = fit_canvas(frame.image, frame.mask, params.get("resolution"), params.get("fit", "square"))
+    return canvas.image, canvas.mask
+
+
+def write_preview(
+    ds: Dataset, sample: int | str, out: str | Path, input_root: Place | str | Path | None = None
+) -> Path:
+    """PNG of one sample, panels side by side.
+
+    With ``input_root`` (the compile's INPUT, a path, URL or :class:`Place`): the source image on its canvas with the leaf borders,
+    the mask, and the mask rebuilt from its patches. Without: the image rebuilt from its patches
+    with the leaf borders, and the rebuilt mask (the dataset holds no full-size pixels).
+    """
+    data = ds.read_sample(sample)
+    canvas = (int(data.meta["canvas_h"]), int(data.meta["canvas_w"]))
+    leaves = data.nodes
+    labelled = data.mask is not None and data.meta.get("mask_source")
+    if input_root is not None:
+        image, mask = _original(ds, data.meta, Place.of(input_root))
+        panels = [draw_leaves(image, leaves)]
+        if mask is not None:
+            panels.append(colorize_labels(mask))
+    else:
+        panels = [draw_leaves(reconstruct(data.image, leaves, None, canvas), leaves)]
+    if labelled:
+        panels.append(colorize_labels(reconstruct(data.mask, leaves, None, canvas)))
+    picture = side_by_side(*panels)
+    zoom = max(1, 384 // max(canvas))  # small canvases (a CT slice) are enlarged to be seen
+    if zoom > 1:
+        picture = np.repeat(np.repeat(picture, zoom, axis=0), zoom, axis=1)
+    path = Path(out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not cv2.imwrite(str(path), picture[:, :, ::-1]):
+        raise OSError(f"{path}: could not write the preview (use a .png name in a writable folder)")
+    return path

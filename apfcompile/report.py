@@ -1,28 +1,18 @@
-"""What is inside a dataset: the summary behind ``inspect``, rows for ``dump``, the ``preview``."""
+"""What is inside a dataset: the summary behind ``inspect`` and the rows behind ``dump``."""
 
 from __future__ import annotations
 
 import csv
 import io
 import json
-from pathlib import Path
 
-import cv2
 import numpy as np
 
 from formats import Dataset
 
-from .canvas import fit_canvas
-from .errors import InputError
-from .forest import Leaves
-from .frames import load_frames
-from .inputs import InputPath, as_input_path
-from .layouts import discover
-from .outputs import STATS_NAME
-from .preview import colorize_labels, draw_leaves, side_by_side
-from .reconstruct import reconstruct
+from .build.outputs import STATS_NAME
 
-__all__ = ["dump_rows", "format_rows", "summary", "write_preview"]
+__all__ = ["dump_rows", "format_rows", "summary"]
 
 
 def _quantiles(values: np.ndarray) -> str:
@@ -83,9 +73,11 @@ def dump_rows(ds: Dataset, sample: int | str | None = None, shard: int | None = 
     """Node metadata rows (sample, key, x1, x2, y1, y2, size, cx, cy, depth, edges)."""
     if sample is not None:
         data = ds.read_sample(sample)
-        n = len(data.nodes["x1"])
-        return [{"sample": data.meta["sample"], "key": data.meta["key"],
-                 **{k: _py(v[i]) for k, v in data.nodes.items()}} for i in range(n)]  # fmt: skip
+        cols = data.nodes.columns()
+        return [
+            {"sample": data.meta["sample"], "key": data.meta["key"], **{k: _py(v[i]) for k, v in cols.items()}}
+            for i in range(len(data.nodes))
+        ]
     shards = range(len(ds.manifest.shards)) if shard is None else [shard]
     rows = []
     keys = dict(zip(ds.samples["sample"].to_pylist(), ds.samples["key"].to_pylist()))
@@ -119,54 +111,3 @@ def format_rows(rows: list[dict], fmt: str) -> str:
     lines = ["  ".join(c.rjust(w) for c, w in zip(cols, width))]
     lines += ["  ".join(v.rjust(w) for v, w in zip(row, width)) for row in cells]
     return "\n".join(lines)
-
-
-def _original(ds: Dataset, meta: dict, input_root: InputPath,
-              storage_options: dict | None) -> tuple[np.ndarray, np.ndarray | None]:  # fmt: skip
-    """The sample's source image (and mask) on its canvas, re-read from ``input_root``: the
-    inputs are found again by the dataset's layout, so masks come from where that layout keeps
-    them (a folder compiled with ``--masks`` shows no mask here)."""
-    params = ds.manifest.parameters
-    paip_label = params.get("paip_label", "both")
-    items, _ = discover(input_root, params.get("layout", "auto"), paip_label=paip_label,
-                        storage_options=storage_options)  # fmt: skip
-    item = next((it for it in items if it.source == meta["source"]), None)
-    if item is None:
-        raise InputError(input_root, f"holds no input {meta['source']!r} (the sample's source)",
-                         "pass the INPUT the dataset was compiled from")  # fmt: skip
-    frames = load_frames(item, params.get("resolution"), paip_label, storage_options)
-    frame = next(f for f in frames if f.key == meta["key"])
-    canvas = fit_canvas(frame.image, frame.mask, params.get("resolution"), params.get("fit", "square"))
-    return canvas.image, canvas.mask
-
-
-def write_preview(ds: Dataset, sample: int | str, out: str | Path, input_root: str | Path | None = None,
-                  storage_options: dict | None = None) -> Path:
-    """PNG of one sample, panels side by side.
-
-    With ``input_root`` (the compile's INPUT): the source image on its canvas with the leaf borders,
-    the mask, and the mask rebuilt from its patches. Without: the image rebuilt from its patches
-    with the leaf borders, and the rebuilt mask (the dataset holds no full-size pixels).
-    """
-    data = ds.read_sample(sample)
-    canvas = (int(data.meta["canvas_h"]), int(data.meta["canvas_w"]))
-    leaves = Leaves.from_columns(data.nodes, canvas)
-    labelled = data.mask is not None and data.meta.get("mask_source")
-    if input_root is not None:
-        image, mask = _original(ds, data.meta, as_input_path(input_root), storage_options)
-        panels = [draw_leaves(image, leaves)]
-        if mask is not None:
-            panels.append(colorize_labels(mask))
-    else:
-        panels = [draw_leaves(reconstruct(data.image, leaves, canvas), leaves)]
-    if labelled:
-        panels.append(colorize_labels(reconstruct(data.mask, leaves, canvas)))
-    picture = side_by_side(*panels)
-    zoom = max(1, 384 // max(canvas))  # small canvases (a CT slice) are enlarged to be seen
-    if zoom > 1:
-        picture = np.repeat(np.repeat(picture, zoom, axis=0), zoom, axis=1)
-    path = Path(out)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if not cv2.imwrite(str(path), picture[:, :, ::-1]):
-        raise OSError(f"{path}: could not write the preview (use a .png name in a writable folder)")
-    return path

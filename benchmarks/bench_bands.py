@@ -14,8 +14,9 @@ import argparse
 import numpy as np
 
 from apfcompile import ForestParams, PatchParams, build_forest, edge_count_grid, edge_map
-from apfcompile.banded import ArraySource, patchify_banded
-from apfcompile.readers import read_array
+from apfcompile.core.out_of_core import patchify_banded
+from apfcompile.inputs.sources import ArraySource
+from apfcompile.inputs.readers import read_array
 from common import texture_png
 
 

@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 
 from apfcompile import PatchParams, patchify
 from apfcompile.demo import sample_path
-from apfcompile.readers import read_array
+from apfcompile.inputs.readers import read_array
 from common import real_tissue
 
 

@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 
 from apfcompile import EdgeParams, ForestParams, PatchParams, build_forest, edge_count_grid, edge_map, patchify
-from apfcompile.readers import read_array
+from apfcompile.inputs.readers import read_array
 from common import texture_png, timeit, timeit_pair
 from naive import naive_greedy
 

@@ -30,7 +30,7 @@ import cv2
 import numpy as np
 import tifffile
 
-from apfcompile.banded import TiffSource
+from apfcompile.inputs.sources import TiffSource
 from common import CACHE, real_tissue
 
 TILE = 512

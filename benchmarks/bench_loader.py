@@ -31,7 +31,7 @@ import torch
 import zarr
 from torch.utils.data import DataLoader, Dataset
 
-from apfcompile.compile import CompileConfig, compile_dataset
+from apfcompile import CompileConfig, compile_dataset
 from common import CACHE, texture_png
 from formats import open_dataset
 from loaders import APFDataset, APFStream, collate
@@ -62,7 +62,7 @@ def compiled(side: int, count: int) -> Path:
     src = sources(side, count)
     out = CACHE / f"dataset_{side}_{count}"
     if not (out / "apf.json").exists():
-        compile_dataset(CompileConfig(input=src, output=out, length=L, patch_size=P, overwrite=True, workers=2))
+        compile_dataset(CompileConfig.from_options(input=src, output=out, length=L, patch_size=P, overwrite=True, workers=2))
     return out
 
 

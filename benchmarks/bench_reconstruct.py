@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from apfcompile import EdgeParams, ForestParams, build_forest, edge_count_grid, edge_map
-from apfcompile.readers import read_array
+from apfcompile.inputs.readers import read_array
 from common import texture_png, timeit
 from loaders import reconstruct
 

@@ -41,7 +41,7 @@ from torch.utils.data import DataLoader
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_loader import L, compiled  # noqa: E402
 
-from apfcompile.compile import CompileConfig, compile_dataset  # noqa: E402
+from apfcompile import CompileConfig, compile_dataset  # noqa: E402
 from formats import open_dataset  # noqa: E402
 from loaders import APFStream  # noqa: E402
 from loaders import _ranges  # noqa: E402
@@ -118,7 +118,7 @@ def slide_level_read(fs, options: dict, work: Path, repeat: int) -> None:
         for _ in range(repeat):
             fetched[0] = 0
             t0 = time.perf_counter()
-            compile_dataset(CompileConfig(input=inp, output=work / f"paip-{name}", resolution=2048, length=4096,
+            compile_dataset(CompileConfig.from_options(input=inp, output=work / f"paip-{name}", resolution=2048, length=4096,
                                           workers=1, overwrite=True, storage_options=options))  # fmt: skip
             ts.append(time.perf_counter() - t0)
         times[name] = statistics.median(ts)
@@ -214,7 +214,7 @@ def main() -> None:
             for r in range(args.epochs):
                 out = work / f"ct-{name}"
                 t0 = time.perf_counter()
-                compile_dataset(CompileConfig(input=inp, output=out, length=256, workers=2, overwrite=True,
+                compile_dataset(CompileConfig.from_options(input=inp, output=out, length=256, workers=2, overwrite=True,
                                               storage_options=options))  # fmt: skip
                 ts.append(time.perf_counter() - t0)
             times[name] = statistics.median(ts)

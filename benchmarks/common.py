@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 
 from apfcompile.demo import sample_path
-from apfcompile.readers import read_array
+from apfcompile.inputs.readers import read_array
 
 ROOT = Path(__file__).resolve().parent
 CACHE = ROOT / ".cache"

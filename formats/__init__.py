@@ -1,24 +1,94 @@
 """The apfcompile on-disk format (v1): spec, writer, reader, verification.
 
-Depends on numpy, zarr and pyarrow only (never cv2 or torch), so reading compiled data needs
-neither OpenCV nor the compiler. The spec is ``formats/FORMAT.md``; :mod:`formats.spec` is the
-same spec as code.
+Depends on numpy, zarr, pyarrow and fsspec only (never cv2 or torch), so reading compiled data
+needs neither OpenCV nor the compiler. The spec is ``formats/FORMAT.md``; :mod:`formats.spec` is the
+same spec as code; :mod:`formats.nodes` the node table; :mod:`formats.sequence` which rows a
+fixed-length sequence keeps and how it is padded; :mod:`formats.storage` where a dataset lives.
+The names below are imported on first use, so ``import formats.errors`` stays cheap.
 """
 
-from .errors import (
-    CorruptShardError, DatasetNotFoundError, FormatError, ManifestError, UnsafePathError, UnsupportedVersionError,
-)  # fmt: skip
-from .reader import Dataset, SampleData, open_dataset
-from .spec import (
-    FORMAT_NAME, FORMAT_VERSION, MANIFEST_NAME, NODE_SCHEMA, SAMPLE_SCHEMA, ClassInfo, Failure, FileRecord,
-    Manifest, ShardInfo, View, parse_manifest,
-)  # fmt: skip
-from .writer import SampleRecord, read_shard_record, shard_name, write_manifest, write_shard
+from __future__ import annotations
 
-__all__ = [
-    "FORMAT_NAME", "FORMAT_VERSION", "MANIFEST_NAME", "NODE_SCHEMA", "SAMPLE_SCHEMA", "ClassInfo",
-    "CorruptShardError", "Dataset", "DatasetNotFoundError", "Failure", "FileRecord", "FormatError",
-    "Manifest", "ManifestError", "SampleData", "SampleRecord", "ShardInfo", "UnsafePathError",
-    "UnsupportedVersionError", "View", "open_dataset", "parse_manifest", "read_shard_record",
-    "shard_name", "write_manifest", "write_shard",
-]  # fmt: skip
+import importlib
+from typing import TYPE_CHECKING
+
+_EXPORTS = {
+    "CorruptShardError": "errors",
+    "DatasetNotFoundError": "errors",
+    "FormatError": "errors",
+    "ManifestError": "errors",
+    "SampleNotFoundError": "errors",
+    "UnsafePathError": "errors",
+    "UnsupportedVersionError": "errors",
+    "NODE_COLUMNS": "nodes",
+    "NodeTable": "nodes",
+    "Dataset": "reader",
+    "SampleData": "reader",
+    "open_dataset": "reader",
+    "FORMAT_NAME": "spec",
+    "FORMAT_VERSION": "spec",
+    "MANIFEST_NAME": "spec",
+    "NODE_SCHEMA": "spec",
+    "SAMPLE_SCHEMA": "spec",
+    "ClassInfo": "spec",
+    "Failure": "spec",
+    "FileRecord": "spec",
+    "Manifest": "spec",
+    "ShardInfo": "spec",
+    "ShardRecord": "spec",
+    "View": "spec",
+    "parse_manifest": "spec",
+    "Location": "storage",
+    "locate": "storage",
+    "SampleRecord": "writer",
+    "read_shard_record": "writer",
+    "shard_name": "writer",
+    "write_manifest": "writer",
+    "write_shard": "writer",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> object:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'formats' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))
+
+
+if TYPE_CHECKING:
+    from .errors import (
+        CorruptShardError,
+        DatasetNotFoundError,
+        FormatError,
+        ManifestError,
+        SampleNotFoundError,
+        UnsafePathError,
+        UnsupportedVersionError,
+    )
+    from .nodes import NODE_COLUMNS, NodeTable
+    from .reader import Dataset, SampleData, open_dataset
+    from .spec import (
+        FORMAT_NAME,
+        FORMAT_VERSION,
+        MANIFEST_NAME,
+        NODE_SCHEMA,
+        SAMPLE_SCHEMA,
+        ClassInfo,
+        Failure,
+        FileRecord,
+        Manifest,
+        ShardInfo,
+        ShardRecord,
+        View,
+        parse_manifest,
+    )
+    from .storage import Location, locate
+    from .writer import SampleRecord, read_shard_record, shard_name, write_manifest, write_shard

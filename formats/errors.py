@@ -7,9 +7,14 @@ is about. Messages say what was expected, what was found, and what to do.
 from __future__ import annotations
 
 __all__ = [
-    "CorruptShardError", "DatasetNotFoundError", "FormatError", "ManifestError",
-    "UnsafePathError", "UnsupportedVersionError",
-]  # fmt: skip
+    "CorruptShardError",
+    "DatasetNotFoundError",
+    "FormatError",
+    "ManifestError",
+    "SampleNotFoundError",
+    "UnsafePathError",
+    "UnsupportedVersionError",
+]
 
 
 class FormatError(Exception):
@@ -25,6 +30,17 @@ class DatasetNotFoundError(FormatError, FileNotFoundError):
             f"{path}: no apfcompile dataset here (missing apf.json); "
             "point at the OUTPUT folder of `apfcompile compile`, or finish an interrupted compile with --resume"
         )
+
+
+class SampleNotFoundError(FormatError, KeyError):
+    """A dataset holds no sample with the id or key asked for."""
+
+    def __init__(self, path: object, sample: object) -> None:
+        self.path, self.sample = path, sample
+        super().__init__(f"{path}: no sample {sample!r}; `apfcompile dump` lists the keys and ids")
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0])
 
 
 class ManifestError(FormatError, ValueError):

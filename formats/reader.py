@@ -12,8 +12,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from ._storage import Location, locate
-from .errors import CorruptShardError, DatasetNotFoundError, FormatError
+from .nodes import NodeTable
+from .storage import Location, locate
+from .errors import CorruptShardError, DatasetNotFoundError, FormatError, SampleNotFoundError
 from .spec import MANIFEST_NAME, NODES_NAME, PATCHES_NAME, SAMPLES_NAME, Manifest, ShardInfo, parse_manifest
 
 __all__ = ["Dataset", "SampleData", "open_dataset"]
@@ -21,10 +22,11 @@ __all__ = ["Dataset", "SampleData", "open_dataset"]
 
 @dataclass(frozen=True)
 class SampleData:
-    """One sample read back: its samples.parquet row, node columns and patch arrays."""
+    """One sample read back: its samples.parquet row (``meta``), its node table (on its canvas)
+    and its patch arrays: image (N, p, p, C), mask (N, p, p) or None."""
 
     meta: dict
-    nodes: dict[str, np.ndarray]
+    nodes: NodeTable
     image: np.ndarray
     mask: np.ndarray | None
 
@@ -77,7 +79,7 @@ class Dataset:
         else:
             hits = np.flatnonzero(table["sample"].to_numpy() == int(sample))
         if hits.size == 0:
-            raise KeyError(f"{self.path}: no sample {sample!r}; `apfcompile dump` lists the keys and ids")
+            raise SampleNotFoundError(self.path, sample)
         return int(hits[0])
 
     def read_sample(self, sample: int | str) -> SampleData:
@@ -91,7 +93,8 @@ class Dataset:
         image = group["image"][start : start + count]
         mask = group["mask"][start : start + count] if "mask" in group else None
         cols = {name: nodes[name].to_numpy() for name in nodes.column_names if name != "sample"}
-        return SampleData(meta, cols, image, mask)
+        table = NodeTable.from_columns(cols, (meta["canvas_h"], meta["canvas_w"]))
+        return SampleData(meta, table, image, mask)
 
     def verify(self) -> list[str]:
         """Every problem found (missing, extra-size or altered files; inconsistent counts): [] if whole."""

@@ -6,16 +6,56 @@ A model wants every sequence at one length L. Longer sequences drop nodes:
   against the node later in Z-order (the mirror of the greedy split rule);
 - ``random``: a uniform random subset, seeded.
 
-Kept nodes stay in stored (Z-) order. Shorter sequences are padded by the caller with invalid rows.
+Kept nodes stay in stored (Z-) order. Shorter sequences are padded with invalid rows, whose
+values and dtypes are defined once, here (:data:`PAD_ROW`, :func:`pad_rows`), for the compiler's
+``fit_length``, the loader's batches and ``loaders.collate`` alike.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["DROP_RULES", "priority_order", "select_rows"]
+__all__ = ["DROP_RULES", "PAD_ROW", "ROW_DTYPES", "pad_rows", "padding", "priority_order", "select_rows"]
 
 DROP_RULES = ("priority", "random")
+
+PAD_ROW: dict[str, int | float | bool] = {
+    "image": 0,
+    "mask": 0,
+    "size": 0,
+    "center": -1.0,
+    "box": 0,
+    "valid": False,
+    "index": -1,
+}
+"""What a padding (invalid) row holds in each per-row field of a fixed-length sequence: zero
+patches and mask, size 0, centre (-1, -1), box (0, 0, 0, 0), ``valid`` False, and index -1 (the
+row's place in the unpadded sequence)."""
+
+ROW_DTYPES: dict[str, np.dtype] = {
+    "size": np.dtype(np.int64),
+    "center": np.dtype(np.float32),
+    "box": np.dtype(np.int64),
+    "valid": np.dtype(np.bool_),
+    "index": np.dtype(np.int64),
+}
+"""The dtypes of the per-row fields of a fixed-length sequence (``image`` keeps the stored dtype;
+the loader widens ``mask`` to int64 for losses): size (L,), center (L, 2) as (cx, cy), box (L, 4)
+as (x1, x2, y1, y2), valid (L,), index (L,)."""
+
+
+def padding(name: str, shape: tuple[int, ...], dtype: np.dtype | None = None) -> np.ndarray:
+    """An array of ``shape`` filled with field ``name``'s padding value, in its dtype (or ``dtype``)."""
+    return np.full(shape, PAD_ROW[name], dtype or ROW_DTYPES[name])
+
+
+def pad_rows(name: str, rows: np.ndarray, length: int) -> np.ndarray:
+    """``rows`` (n, ...) of field ``name`` followed by padding rows up to ``length`` (n <= length),
+    in the field's dtype (``image`` and ``mask``: the rows' own)."""
+    dtype = ROW_DTYPES.get(name, rows.dtype)
+    out = padding(name, (length,) + rows.shape[1:], dtype)
+    out[: rows.shape[0]] = rows
+    return out
 
 
 def priority_order(edges: np.ndarray, size: np.ndarray) -> np.ndarray:

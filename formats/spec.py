@@ -19,7 +19,7 @@ from .errors import ManifestError, UnsafePathError, UnsupportedVersionError
 
 __all__ = [
     "FORMAT_NAME", "FORMAT_VERSION", "MANIFEST_NAME", "NODE_SCHEMA", "SAMPLE_SCHEMA", "SHARD_RECORD_NAME",
-    "ClassInfo", "Failure", "FileRecord", "Manifest", "ShardInfo", "View", "check_relative_path",
+    "ClassInfo", "Failure", "FileRecord", "Manifest", "ShardInfo", "ShardRecord", "View", "check_relative_path",
     "manifest_bytes", "parse_manifest",
 ]  # fmt: skip
 
@@ -199,6 +199,55 @@ class View:
             _expect(d, "blur", int, path),
             float(_expect(d, "canny_lo", (int, float), path)),
             float(_expect(d, "canny_hi", (int, float), path)),
+        )
+
+
+@dataclass(frozen=True)
+class ShardRecord:
+    """A shard's own record, ``shards/NNNNN/shard.json``: what ``--resume`` needs to keep a
+    committed shard (FORMAT.md, "shard.json"). Readers of the data never need it.
+
+    fingerprint: SHA-256 (hex) of the compile's data options and plan; shard: the shard's
+    :class:`ShardInfo` as the manifest will list it; failures: inputs that failed in this shard;
+    image_dtype / channels: the dataset's patch dtype and channel count as this shard found them
+    (None for a shard of no samples).
+    """
+
+    fingerprint: str
+    shard: ShardInfo
+    failures: tuple[Failure, ...] = ()
+    image_dtype: str | None = None
+    channels: int | None = None
+
+    def to_dict(self) -> dict:
+        dataset = None if self.image_dtype is None else {"image_dtype": self.image_dtype, "channels": self.channels}
+        return {
+            "fingerprint": self.fingerprint,
+            "shard": self.shard.to_dict(),
+            "failures": [f.to_dict() for f in self.failures],
+            "dataset": dataset,
+        }
+
+    def to_bytes(self) -> bytes:
+        """The file's bytes: sorted keys, one-space indent, a final newline."""
+        return (json.dumps(self.to_dict(), indent=1, sort_keys=True) + "\n").encode()
+
+    @classmethod
+    def from_dict(cls, d: Any, path: object) -> ShardRecord:
+        if not isinstance(d, dict):
+            raise _fail(path, "expected an object")
+        _only(d, {"fingerprint", "shard", "failures", "dataset"}, path, "shard.json")
+        dataset = d.get("dataset")
+        if dataset is not None:
+            if not isinstance(dataset, dict):
+                raise _fail(path, "field 'dataset': expected an object or null")
+            _only(dataset, {"image_dtype", "channels"}, path, "dataset")
+        return cls(
+            fingerprint=_expect(d, "fingerprint", str, path),
+            shard=ShardInfo.from_dict(_expect(d, "shard", dict, path), path),
+            failures=tuple(Failure.from_dict(f, path) for f in _list(d.get("failures", []), "failures", path)),
+            image_dtype=None if dataset is None else _expect(dataset, "image_dtype", str, path, "dataset."),
+            channels=None if dataset is None else _expect(dataset, "channels", int, path, "dataset."),
         )
 
 

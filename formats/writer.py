@@ -28,10 +28,11 @@ import pyarrow.parquet as pq
 import zarr
 from zarr.codecs import ZstdCodec
 
-from ._storage import Location, locate
+from .nodes import NODE_COLUMNS, NodeTable
+from .storage import Location, locate
 from .spec import (
     MANIFEST_NAME, NODE_SCHEMA, NODES_NAME, PATCHES_NAME, SAMPLE_SCHEMA, SAMPLES_NAME, SHARD_RECORD_NAME, SHARDS_DIR,
-    Failure, FileRecord, Manifest, ShardInfo, manifest_bytes,
+    Failure, FileRecord, Manifest, ShardInfo, ShardRecord, manifest_bytes,
 )  # fmt: skip
 
 __all__ = ["CHUNK_NODES", "NODE_ROW_GROUP", "SampleRecord", "read_shard_record", "shard_name", "write_manifest", "write_shard"]
@@ -45,14 +46,13 @@ IMAGE_ZSTD_MAX_RATIO = 0.85
 """Image patches are zstd-compressed only if that saves >= 15 % on the shard's own bytes
 (real tissue barely compresses, ~0.92; CT and microscopy often do); masks always are."""
 _CODEC_PROBE_BYTES = 1 << 22
-_NODE_COLUMNS = [f.name for f in NODE_SCHEMA][1:]
 
 
 @dataclass
 class SampleRecord:
     """One compiled sample, as the writer needs it (plain numpy, no compiler types).
 
-    nodes: columns x1, x2, y1, y2, size, cx, cy, depth, edges, each (n,);
+    nodes: the sample's :class:`~formats.nodes.NodeTable` (n rows);
     image: (n, p, p, C); mask: (n, p, p) or None; transform: canvas -> original pixels,
     ``orig = canvas * scale + offset`` per axis; ceiling: per-class Dice (classes, dice) or None.
     """
@@ -72,7 +72,7 @@ class SampleRecord:
     ceiling: tuple[np.ndarray, np.ndarray] | None
     blur: int
     canny: tuple[float, float]
-    nodes: dict[str, np.ndarray]
+    nodes: NodeTable
     image: np.ndarray
     mask: np.ndarray | None
 
@@ -129,7 +129,7 @@ def _samples_table(records: list[SampleRecord], offsets: list[int]) -> pa.Table:
 
 def _nodes_table(records: list[SampleRecord]) -> pa.Table:
     cols = {"sample": np.concatenate([np.full(len(r.image), r.sample, np.int64) for r in records])}
-    for name in _NODE_COLUMNS:
+    for name in NODE_COLUMNS:
         cols[name] = np.concatenate([np.asarray(r.nodes[name]) for r in records])
     arrays = [pa.array(cols[f.name].astype(f.type.to_pandas_dtype(), copy=False)) for f in NODE_SCHEMA]
     return pa.Table.from_arrays(arrays, schema=NODE_SCHEMA)
@@ -161,21 +161,22 @@ def write_shard(
     records: list[SampleRecord],
     *,
     patch_size: int,
-    channels: int,
-    image_dtype: str,
+    channels: int | None,
+    image_dtype: str | None,
     mask_dtype: str | None,
     fingerprint: str,
     failures: list[Failure] = (),
-    dataset_info: dict | None = None,
     mask_fill: int = 0,
     storage_options: dict | None = None,
 ) -> ShardInfo:
     """Write shard ``index`` of ``dataset`` from ``records`` (in order) and commit it by rename.
 
-    ``fingerprint`` identifies the compile parameters; it is stored in ``shard.json`` (with the
-    shard's failures and ``dataset_info``, free-form facts such as the image dtype) so that a
-    resumed compile keeps only shards made with the same parameters. Unlabelled samples in a
-    labelled dataset get mask rows of ``mask_fill``. Returns the shard's info.
+    ``fingerprint`` identifies the compile's data options and plan; it is stored in ``shard.json``
+    (a :class:`~formats.spec.ShardRecord`, with the shard's failures and its patches' dtype and
+    channels) so that a resumed compile keeps only shards made with the same options. Unlabelled
+    samples in a labelled dataset get mask rows of ``mask_fill``. ``image_dtype`` and ``channels``
+    are the dataset's; None while no sample of the compile has given them (the shard's record then
+    says null, and its empty image array is uint8 x 1). Returns the shard's info.
     """
     loc = locate(dataset, storage_options)
     name = shard_name(index)
@@ -183,7 +184,7 @@ def write_shard(
         with tempfile.TemporaryDirectory(prefix="apf-shard-") as staging:
             info = write_shard(staging, index, records, patch_size=patch_size, channels=channels,
                                image_dtype=image_dtype, mask_dtype=mask_dtype, fingerprint=fingerprint,
-                               failures=failures, dataset_info=dataset_info, mask_fill=mask_fill)  # fmt: skip
+                               failures=failures, mask_fill=mask_fill)  # fmt: skip
             _upload(Path(staging) / SHARDS_DIR / name, loc, f"{SHARDS_DIR}/{name}")
         return info
     shards = loc.local / SHARDS_DIR
@@ -197,7 +198,7 @@ def write_shard(
     pq.write_table(_nodes_table(records) if records else NODE_SCHEMA.empty_table(), tmp / NODES_NAME,
                    compression="zstd", row_group_size=NODE_ROW_GROUP)  # fmt: skip
     pq.write_table(_samples_table(records, offsets), tmp / SAMPLES_NAME, compression="zstd")
-    empty_image = np.zeros((0, patch_size, patch_size, channels), image_dtype)
+    empty_image = np.zeros((0, patch_size, patch_size, channels or 1), image_dtype or "uint8")
     image = np.concatenate([r.image for r in records]) if records else empty_image
     group = zarr.open_group(zarr.storage.LocalStore(tmp / PATCHES_NAME), mode="w", zarr_format=3)
     _write_array(group, "image", image, _image_compressors(image))
@@ -213,9 +214,8 @@ def write_shard(
         path=f"{SHARDS_DIR}/{name}", samples=len(records), nodes=int(image.shape[0]),
         bytes=sum(f.bytes for f in files.values()), files=files,
     )  # fmt: skip
-    record = {"fingerprint": fingerprint, "shard": info.to_dict(), "failures": [f.to_dict() for f in failures],
-              "dataset": dataset_info}  # fmt: skip
-    (tmp / SHARD_RECORD_NAME).write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
+    record = ShardRecord(fingerprint, info, tuple(failures), image_dtype, channels if image_dtype else None)
+    (tmp / SHARD_RECORD_NAME).write_bytes(record.to_bytes())
     if final.exists():
         shutil.rmtree(final)
     os.replace(tmp, final)
@@ -231,11 +231,14 @@ def _upload(folder: Path, loc: Location, rel: str) -> None:
         loc.fs.put_file(str(path), target)
 
 
-def read_shard_record(dataset: str | os.PathLike, index: int, storage_options: dict | None = None) -> dict | None:
-    """Shard ``index``'s ``shard.json`` (fingerprint, info, failures), or None if absent/unreadable."""
+def read_shard_record(
+    dataset: str | os.PathLike, index: int, storage_options: dict | None = None
+) -> ShardRecord | None:
+    """Shard ``index``'s ``shard.json``, or None if absent or unreadable (a shard to compile again)."""
     loc = locate(dataset, storage_options)
+    rel = f"{SHARDS_DIR}/{shard_name(index)}/{SHARD_RECORD_NAME}"
     try:
-        return json.loads(loc.read_bytes(f"{SHARDS_DIR}/{shard_name(index)}/{SHARD_RECORD_NAME}"))
+        return ShardRecord.from_dict(json.loads(loc.read_bytes(rel)), loc.display(rel))
     except (OSError, ValueError):
         return None
 

@@ -22,12 +22,13 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from formats import Dataset
+from formats.nodes import NodeTable
 
 from ._ranges import CachedFile, MappedFile, RangeFile, RemoteFile
 
 __all__ = ["ShardReader"]
 
-_NODE_COLUMNS = ("x1", "x2", "y1", "y2", "size", "cx", "cy", "edges")
+_NODE_COLUMNS = ("x1", "x2", "y1", "y2", "size", "depth", "edges")
 _MISSING = np.uint64(2**64 - 1)
 _KEEP_GROUPS = 2
 
@@ -159,8 +160,11 @@ class ShardReader:
                 self.arrays[name] = loc.zarr_group(group_rel)[name]
         self.pid = os.getpid()
 
-    def node_rows(self, start: int, count: int) -> dict[str, np.ndarray]:
-        """Node columns (x1, x2, y1, y2, size, cx, cy, edges) of rows [start, start + count)."""
+    def node_rows(self, start: int, count: int) -> NodeTable:
+        """The node table of rows [start, start + count) (centres derived from the boxes)."""
+        return NodeTable.from_columns(self._node_columns(start, count))
+
+    def _node_columns(self, start: int, count: int) -> dict[str, np.ndarray]:
         if self.nodes is not None:
             return {k: v[start : start + count] for k, v in self.nodes.items()}
         starts = self._group_starts

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["collate"]
+from formats.sequence import PAD_ROW
 
-_PAD = {"center": -1.0}
+__all__ = ["collate"]
 
 
 def collate(items: list[dict] | dict) -> dict:
@@ -16,8 +16,9 @@ def collate(items: list[dict] | dict) -> dict:
     through unchanged.
 
     Tensors with a sequence axis (``image``, ``mask``, ``size``, ``center``, ``box``, ``valid``)
-    are padded along it (zeros; centre -1; ``valid`` False); ``canvas`` is stacked to (B, 2);
-    ``id`` becomes an int64 tensor (B,); ``key`` a list of str. Works with ``pin_memory=True``.
+    are padded along it with :data:`formats.sequence.PAD_ROW`'s values (zeros; centre -1;
+    ``valid`` False); ``canvas`` is stacked to (B, 2); ``id`` becomes an int64 tensor (B,); ``key``
+    a list of str. Works with ``pin_memory=True``.
     """
     if isinstance(items, dict):
         return items
@@ -29,7 +30,7 @@ def collate(items: list[dict] | dict) -> dict:
         if name not in items[0]:
             continue
         first = items[0][name]
-        batch = torch.full((len(items), longest) + tuple(first.shape[1:]), _PAD.get(name, 0), dtype=first.dtype)
+        batch = torch.full((len(items), longest) + tuple(first.shape[1:]), PAD_ROW[name], dtype=first.dtype)
         for i, it in enumerate(items):
             t = it[name]
             batch[i, : t.shape[0]] = t

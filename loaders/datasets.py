@@ -32,8 +32,8 @@ from torch.utils.data import Dataset as TorchDataset
 from torch.utils.data import IterableDataset, get_worker_info
 
 from formats import Dataset, open_dataset
-from formats._storage import locate
-from formats.sequence import DROP_RULES, select_rows
+from formats.storage import locate
+from formats.sequence import DROP_RULES, PAD_ROW, padding, select_rows
 
 from ._shards import ShardReader
 
@@ -144,10 +144,10 @@ class _Reader:
         b = len(rows)
         image = np.empty((b, total, c, p, p), first.arrays["image"].dtype)
         mask = np.empty((b, total, p, p), np.int64) if self.labelled else None
-        size = np.zeros((b, total), np.int64)
-        center = np.full((b, total, 2), -1.0, np.float32)
-        box = np.zeros((b, total, 4), np.int64)
-        valid = np.zeros((b, total), bool)
+        size = padding("size", (b, total))
+        center = padding("center", (b, total, 2))
+        box = padding("box", (b, total, 4))
+        valid = padding("valid", (b, total))
         ids = np.empty(b, np.int64)
         for i, (row, n) in enumerate(zip(rows, counts)):
             shard, start = int(f.shard[row]), int(f.offset[row])
@@ -155,8 +155,8 @@ class _Reader:
             nodes = reader.node_rows(start, n)
             ids[i] = f.sample[row]
             if n > total:  # drop rows: read them all, keep the chosen ones
-                keep = select_rows(nodes["edges"], nodes["size"], total, self.drop, (self.seed, self.epoch, int(ids[i])))
-                nodes = {k: v[keep] for k, v in nodes.items()}
+                keep = select_rows(nodes.edges, nodes.size, total, self.drop, (self.seed, self.epoch, int(ids[i])))
+                nodes = nodes.take(keep)
                 image[i] = reader.rows("image", start, start + n)[keep].transpose(0, 3, 1, 2)
                 if mask is not None:
                     mask[i] = reader.rows("mask", start, start + n)[keep]
@@ -164,12 +164,12 @@ class _Reader:
             else:
                 kept = n
                 reader.read_into("image", start, start + n, image[i, :n], channels_first=True)
-                image[i, n:] = 0
+                image[i, n:] = PAD_ROW["image"]
                 if mask is not None:
                     reader.read_into("mask", start, start + n, mask[i, :n])
-                    mask[i, n:] = 0
-            size[i, :kept] = nodes["size"]
-            center[i, :kept, 0], center[i, :kept, 1] = nodes["cx"], nodes["cy"]
+                    mask[i, n:] = PAD_ROW["mask"]
+            size[i, :kept] = nodes.size
+            center[i, :kept, 0], center[i, :kept, 1] = nodes.cx, nodes.cy
             for j, name in enumerate(("x1", "x2", "y1", "y2")):
                 box[i, :kept, j] = nodes[name]
             valid[i, :kept] = True

@@ -75,16 +75,16 @@ def _upsample(x: torch.Tensor, k: int) -> torch.Tensor:
     return x[..., :, None, :, None].expand(*lead, h, k, w, k).reshape(*lead, h * k, w * k)
 
 
-def dice(pred_full: torch.Tensor, target_full: torch.Tensor, classes=None, ignore_index: int | None = None):
+def dice(pred: torch.Tensor, target: torch.Tensor, classes=None, ignore_index: int | None = None):
     """Per-class Dice of label maps of the same shape, pooled over the batch.
 
     ``classes``: labels to score (default: every label in either map, less ``ignore_index``);
     pixels whose target is ``ignore_index`` are left out; a class absent from both scores 1.
     Returns ``(classes, dice)``: int64 and float64 tensors on the inputs' device.
     """
-    if pred_full.shape != target_full.shape:
-        raise ValueError(f"pred_full: expected the target's shape {tuple(target_full.shape)}, found {tuple(pred_full.shape)}")
-    p, t = pred_full.reshape(-1).long(), target_full.reshape(-1).long()
+    if pred.shape != target.shape:
+        raise ValueError(f"pred: expected the target's shape {tuple(target.shape)}, found {tuple(pred.shape)}")
+    p, t = pred.reshape(-1).long(), target.reshape(-1).long()
     if ignore_index is not None:
         keep = t != ignore_index
         p, t = p[keep], t[keep]

@@ -9,7 +9,7 @@ import numpy as np
 import tifffile
 
 from apfcompile.demo import sample_path
-from apfcompile.readers import read_array
+from apfcompile.inputs.readers import read_array
 
 
 def btcv(root: Path, cases: int = 2, style: str = "rawdata") -> Path:

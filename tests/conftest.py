@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from apfcompile.demo import sample_path
-from apfcompile.readers import read_array
+from apfcompile.inputs.readers import read_array
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 

@@ -8,7 +8,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from apfcompile import PatchParams, ceiling_dice, edge_map, patchify, serialise_image, serialise_mask
-from apfcompile.banded import ArraySource, TiffSource, patchify_banded
+from apfcompile.core.out_of_core import patchify_banded
+from apfcompile.inputs.sources import ArraySource, TiffSource
 
 from . import builders
 
@@ -73,7 +74,7 @@ def test_tiff_source_reads_a_pyramid_level(tmp_path, tissue):
     level1 = TiffSource(path, level=1)
     assert level1.shape == (512, 512, 3)
     np.testing.assert_array_equal(level1.rows(10, 20), tissue[::2, ::2][10:20])
-    from apfcompile.resample import resample
+    from apfcompile.core.resample import resample
 
     for size in ((256, 256), (300, 220)):  # a whole factor, and not
         reduced = TiffSource(path, level=0, size=size)
@@ -101,8 +102,8 @@ def test_mask_values_outside_the_labels_are_refused(tissue, keep):
 @given(h=st.integers(1, 70), w=st.integers(1, 70), k=st.integers(1, 6), seed=st.integers(0, 2**31),
        dtype=st.sampled_from([np.uint8, np.int8, np.uint16, np.int16, np.int32]))  # fmt: skip
 def test_4x4_class_counts_equal_the_one_hot_pyramid(h, w, k, seed, dtype):
-    from apfcompile.banded import _class_counts_4x4, _one_hot
-    from apfcompile.pyramid import sum_pyramid
+    from apfcompile.core.out_of_core import _class_counts_4x4, _one_hot
+    from apfcompile.core.pyramid import sum_pyramid
 
     rng = np.random.default_rng(seed)
     labels = np.sort(rng.choice(np.arange(-3, 120), k, replace=False)).astype(dtype)
@@ -112,12 +113,12 @@ def test_4x4_class_counts_equal_the_one_hot_pyramid(h, w, k, seed, dtype):
 
 def test_compile_paip_out_of_core_matches_in_memory(tmp_path):
     """--out-of-core always vs never on PAIP slides: same leaves, patches and masks."""
-    from apfcompile.compile import CompileConfig, compile_dataset
+    from apfcompile import CompileConfig, compile_dataset
     from formats import open_dataset
 
     src = builders.paip(tmp_path / "paip")
     for mode in ("never", "always"):
-        compile_dataset(CompileConfig(src, tmp_path / mode, resolution=512, length=256, out_of_core=mode, band_rows=64))
+        compile_dataset(CompileConfig.from_options(src, tmp_path / mode, resolution=512, length=256, out_of_core=mode, band_rows=64))
     a, b = open_dataset(tmp_path / "never"), open_dataset(tmp_path / "always")
     for key in ("01_01_0083", "01_01_0085"):
         x, y = a.read_sample(key), b.read_sample(key)
@@ -132,12 +133,12 @@ def test_compile_paip_out_of_core_matches_in_memory(tmp_path):
 @pytest.mark.parametrize("fit", ["square", "pad"])
 def test_out_of_core_any_resolution_matches_in_memory(tmp_path, fit):
     """A canvas that no pyramid level reaches by a whole factor: resampled band by band, the same."""
-    from apfcompile.compile import CompileConfig, compile_dataset
+    from apfcompile import CompileConfig, compile_dataset
     from formats import open_dataset
 
     src = builders.paip(tmp_path / "paip")
     for mode in ("never", "always"):
-        compile_dataset(CompileConfig(src, tmp_path / mode, resolution=300, fit=fit, length=128,
+        compile_dataset(CompileConfig.from_options(src, tmp_path / mode, resolution=300, fit=fit, length=128,
                                       out_of_core=mode, band_rows=48))  # fmt: skip
     a, b = open_dataset(tmp_path / "never"), open_dataset(tmp_path / "always")
     ra, rb = a.samples.to_pylist(), b.samples.to_pylist()
@@ -169,12 +170,12 @@ def slide_folder(root, tissue, mask_levels: int = 3):
 def test_folder_slides_out_of_core_match_in_memory(tmp_path, tissue, resolution, fit):
     """TIFF images with multi-label TIFF masks in the folder layout: --out-of-core always equals
     never (leaves, patches, masks, ceiling), with an ignore label."""
-    from apfcompile.compile import CompileConfig, compile_dataset
+    from apfcompile import CompileConfig, compile_dataset
     from formats import open_dataset
 
     src = slide_folder(tmp_path / "slides", tissue)
     for mode in ("never", "always"):
-        compile_dataset(CompileConfig(src, tmp_path / mode, resolution=resolution, fit=fit, length=200,
+        compile_dataset(CompileConfig.from_options(src, tmp_path / mode, resolution=resolution, fit=fit, length=200,
                                       out_of_core=mode, band_rows=128, ignore_index=255, workers=1))  # fmt: skip
     a, b = open_dataset(tmp_path / "never"), open_dataset(tmp_path / "always")
     ra, rb = a.samples.to_pylist(), b.samples.to_pylist()
@@ -211,7 +212,7 @@ def test_out_of_core_refuses_masks_with_many_labels(tmp_path, tissue):
 @given(h=st.integers(1, 90), w=st.integers(1, 90), band=st.integers(1, 40), seed=st.integers(0, 2**31),
        dtype=st.sampled_from([np.uint8, np.uint16, np.int16, np.int32]))  # fmt: skip
 def test_mask_labels_are_the_unique_values(h, w, band, seed, dtype):
-    from apfcompile.frames import mask_labels
+    from apfcompile.inputs.sources import mask_labels
 
     rng = np.random.default_rng(seed)
     pool = rng.choice(np.arange(0, 3000 if dtype != np.uint8 else 255), 5, replace=False)
@@ -222,8 +223,8 @@ def test_mask_labels_are_the_unique_values(h, w, band, seed, dtype):
 def test_uint16_slides_take_their_stretch_from_a_coarse_level(tmp_path):
     """A 16-bit slide: the percentile window comes from a coarse pyramid level (no band reads),
     close to the full image's; a TIFF without levels falls back to sampled rows."""
-    from apfcompile.banded import _stretch_window
-    from apfcompile.edges import EdgeParams
+    from apfcompile.core.out_of_core import _stretch_window
+    from apfcompile.core.edges import EdgeParams
 
     rng = np.random.default_rng(0)
     image = (rng.gamma(2.0, 3000.0, (2048, 2048))).clip(0, 65535).astype(np.uint16)

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch.utils.data import DataLoader
 
-from apfcompile.compile import CompileConfig, compile_dataset
+from apfcompile import CompileConfig, compile_dataset
 from loaders import APFDataset, APFStream
 from loaders import _ranges
 from loaders._ranges import CachedFile, RangeFile, RemoteFile
@@ -26,7 +26,7 @@ KEYS = ("image", "mask", "box", "size", "center", "valid")
 def ct(tmp_path_factory):
     root = tmp_path_factory.mktemp("cache")
     src = builders.btcv(root / "btcv", cases=1)
-    compile_dataset(CompileConfig(input=src, output=root / "ds", length=48, shard_samples=8, workers=1))
+    compile_dataset(CompileConfig.from_options(input=src, output=root / "ds", length=48, shard_samples=8, workers=1))
     return src, root / "ds"
 
 
@@ -67,9 +67,9 @@ def test_a_recompiled_dataset_is_never_served_stale_blocks(ct, tmp_path):
     url = f"memory://recompiled-{uuid.uuid4().hex[:8]}"
     cache = tmp_path / "cache"
     for blur, length in ((3, 48), (5, 32)):
-        compile_dataset(CompileConfig(input=src, output=url, length=length, shard_samples=8, workers=1,
+        compile_dataset(CompileConfig.from_options(input=src, output=url, length=length, shard_samples=8, workers=1,
                                       blur=blur, overwrite=True))  # fmt: skip
-        compile_dataset(CompileConfig(input=src, output=tmp_path / f"local{blur}", length=length,
+        compile_dataset(CompileConfig.from_options(input=src, output=tmp_path / f"local{blur}", length=length,
                                       shard_samples=8, workers=1, blur=blur))  # fmt: skip
         remote, local = APFDataset(url, cache_dir=cache), APFDataset(tmp_path / f"local{blur}")
         for frame in (0, 11, 29):

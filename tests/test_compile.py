@@ -9,14 +9,14 @@ import pyarrow.parquet as pq
 import pytest
 import zarr
 
-from apfcompile.compile import CompileConfig, compile_dataset
+from apfcompile import CompileConfig, compile_dataset
 from formats import open_dataset
 
 from . import builders
 
 
 def compile_(src, out, **kw):
-    return compile_dataset(CompileConfig(input=src, output=out, **kw))
+    return compile_dataset(CompileConfig.from_options(input=src, output=out, **kw))
 
 
 @pytest.mark.parametrize("style", ["rawdata", "imagesTr"])
@@ -54,7 +54,7 @@ def test_folder_layout_reads_back_with_zarr_and_pyarrow_alone(tmp_path):
         x1, y1, s = nodes["x1"][i], nodes["y1"][i], nodes["size"][i]
         f = s // 8
         mask[y1 : y1 + s, x1 : x1 + s] = np.repeat(np.repeat(patches[i], f, 0), f, 1)[: mask.shape[0] - y1, : mask.shape[1] - x1]
-    from apfcompile.readers import read_array
+    from apfcompile.inputs.readers import read_array
 
     original = read_array(src / "n0_mask.tif")
     assert (mask == original).mean() > 0.9
@@ -91,7 +91,7 @@ def test_same_bytes_whatever_the_worker_count(tmp_path):
 
 
 def test_resume_after_a_crash_equals_an_uninterrupted_compile(tmp_path, monkeypatch):
-    import apfcompile.compile as compile_mod
+    import apfcompile.build.run as compile_mod
 
     src = builders.btcv(tmp_path / "btcv", cases=2)
     compile_(src, tmp_path / "whole", length=48, shard_samples=8)
@@ -150,7 +150,7 @@ def test_paip_layout_on_the_real_aperio_slide(tmp_path):
 
     import tifffile
 
-    from apfcompile.readers import read_array
+    from apfcompile.inputs.readers import read_array
 
     from .conftest import shared
 

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from apfcompile.compile import CompileConfig, compile_dataset
+from apfcompile import CompileConfig, compile_dataset
 from apfcompile.errors import ParameterError
 
 from . import builders
@@ -21,13 +21,13 @@ distributed = pytest.importorskip("distributed")
 def btcv(tmp_path_factory):
     root = tmp_path_factory.mktemp("dask")
     src = builders.btcv(root / "btcv", cases=6)
-    compile_dataset(CompileConfig(src, root / "local", length=48, shard_samples=16))
+    compile_dataset(CompileConfig.from_options(src, root / "local", length=48, shard_samples=16))
     return src, root
 
 
 def test_local_cluster_equals_local_compile(btcv):
     src, root = btcv
-    compile_dataset(CompileConfig(src, root / "local2", length=48, shard_samples=16, scheduler="local:2"))
+    compile_dataset(CompileConfig.from_options(src, root / "local2", length=48, shard_samples=16, scheduler="local:2"))
     assert builders.tree_bytes(root / "local") == builders.tree_bytes(root / "local2")
 
 
@@ -40,7 +40,7 @@ def test_local_cluster_compiles_the_shared_data_like_a_local_compile(tmp_path, k
     import numpy as np
     import tifffile
 
-    from apfcompile.readers import read_array
+    from apfcompile.inputs.readers import read_array
 
     from .conftest import shared
 
@@ -62,8 +62,8 @@ def test_local_cluster_compiles_the_shared_data_like_a_local_compile(tmp_path, k
             tifffile.imwrite(src / f"{case}_whole.tif", (grey < 200).astype(np.uint8), compression="zlib")
             tifffile.imwrite(src / f"{case}_viable.tif", (grey < 140).astype(np.uint8), compression="zlib")
         opts = dict(length=256, resolution=512)
-    compile_dataset(CompileConfig(src, tmp_path / "local", workers=1, **opts))
-    compile_dataset(CompileConfig(src, tmp_path / "dask", scheduler="local:2", **opts))
+    compile_dataset(CompileConfig.from_options(src, tmp_path / "local", workers=1, **opts))
+    compile_dataset(CompileConfig.from_options(src, tmp_path / "dask", scheduler="local:2", **opts))
     assert builders.tree_bytes(tmp_path / "local") == builders.tree_bytes(tmp_path / "dask")
 
 
@@ -76,7 +76,7 @@ def test_a_worker_killed_mid_run_loses_and_duplicates_nothing(btcv):
 
         def run():
             try:
-                compile_dataset(CompileConfig(src, root / "killed", length=48, shard_samples=16,
+                compile_dataset(CompileConfig.from_options(src, root / "killed", length=48, shard_samples=16,
                                               scheduler=cluster.scheduler_address))  # fmt: skip
             except Exception as exc:  # surfaced below
                 errors.append(exc)
@@ -95,6 +95,6 @@ def test_a_worker_killed_mid_run_loses_and_duplicates_nothing(btcv):
 def test_unreachable_scheduler_is_one_clear_error(tmp_path, btcv):
     src, _ = btcv
     with pytest.raises(ParameterError, match="reachable Dask scheduler"):
-        compile_dataset(CompileConfig(src, tmp_path / "ds", length=48, scheduler="tcp://127.0.0.1:9"))
+        compile_dataset(CompileConfig.from_options(src, tmp_path / "ds", length=48, scheduler="tcp://127.0.0.1:9"))
     with pytest.raises(ParameterError, match="local:N"):
-        compile_dataset(CompileConfig(src, tmp_path / "ds2", length=48, scheduler="local:many"))
+        compile_dataset(CompileConfig.from_options(src, tmp_path / "ds2", length=48, scheduler="local:many"))

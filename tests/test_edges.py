@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from apfcompile import EdgeParams, ParameterError, edge_count_grid, edge_map
-from apfcompile.edges import to_grey, to_uint8
+from apfcompile.core.edges import to_grey, to_uint8
 
 
 @settings(max_examples=80, deadline=None)

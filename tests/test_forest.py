@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from apfcompile import EdgeParams, ForestParams, ParameterError, build_forest, edge_count_grid, edge_map
-from apfcompile.morton import morton_encode
+from apfcompile.core.morton import morton_encode
 
 from . import oracle
 
@@ -177,7 +177,7 @@ def test_too_many_tiles_for_length():
 @pytest.mark.shared
 def test_greedy_on_shared_slide_matches_oracle():
     """The real SVS region from ../shared (2967 x 2220: non-square, padded to a 4096 tile)."""
-    from apfcompile.readers import read_array
+    from apfcompile.inputs.readers import read_array
 
     from .conftest import shared
 

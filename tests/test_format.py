@@ -29,7 +29,7 @@ def test_golden_v1_dataset_still_reads():
     assert ds.samples["key"].to_pylist() == expected["keys"]
     assert ds.samples["count"].to_pylist() == expected["counts"]
     sample = ds.read_sample(0)
-    assert {k: v.tolist() for k, v in sample.nodes.items()} == expected["sample0"]["nodes"]
+    assert {k: v.tolist() for k, v in sample.nodes.columns().items()} == expected["sample0"]["nodes"]
     assert int(sample.image.astype(np.int64).sum()) == expected["sample0"]["image_sum"]
     assert int(sample.mask.astype(np.int64).sum()) == expected["sample0"]["mask_sum"]
     assert ds.verify() == []

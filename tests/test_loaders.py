@@ -16,7 +16,7 @@ from torch.utils.data import DataLoader
 
 from apfcompile import Leaves
 from apfcompile import reconstruct as reconstruct_np
-from apfcompile.compile import CompileConfig, compile_dataset
+from apfcompile import CompileConfig, compile_dataset
 from formats import DatasetNotFoundError
 from loaders import APFDataset, APFStream, collate, dice, reconstruct
 
@@ -28,7 +28,7 @@ def ct_dataset(tmp_path_factory) -> Path:
     """60 real CT frames (2 volumes x 30 slices) under 2 views, 15 shards."""
     root = tmp_path_factory.mktemp("loaders")
     src = builders.btcv(root / "btcv", cases=2)
-    compile_dataset(CompileConfig(input=src, output=root / "ds", length=48, shard_samples=8,
+    compile_dataset(CompileConfig.from_options(input=src, output=root / "ds", length=48, shard_samples=8,
                                   views=((3, 100, 200), (5, 50, 150))))  # fmt: skip
     return root / "ds"
 
@@ -174,10 +174,13 @@ def test_items_match_what_was_compiled(ct_dataset):
         stored = fmt.read_sample(item["id"])
         np.testing.assert_array_equal(item["image"].numpy(), stored.image.transpose(0, 3, 1, 2))
         np.testing.assert_array_equal(item["mask"].numpy(), stored.mask)
-        leaves = Leaves.from_columns(stored.nodes, tuple(item["canvas"].tolist()))
-        want = reconstruct_np(stored.mask, leaves, tuple(item["canvas"].tolist()))
+        canvas = tuple(item["canvas"].tolist())
+        want = reconstruct_np(stored.mask, stored.nodes, None, canvas)
         got = reconstruct(item["mask"][None], item["box"][None], item["valid"][None], item["canvas"])[0]
         np.testing.assert_array_equal(got.numpy(), want)
+        # the numpy twin takes the loader's arguments, in the same order
+        same = reconstruct_np(item["mask"].numpy(), item["box"].numpy(), item["valid"].numpy(), canvas)
+        np.testing.assert_array_equal(same, want)
 
 
 @pytest.mark.parametrize("scores", [False, True])
@@ -275,7 +278,7 @@ def test_remote_reads_only_needed_row_groups_and_match_local(tmp_path, monkeypat
 
     monkeypatch.setattr(formats.writer, "NODE_ROW_GROUP", 50)
     src = builders.btcv(tmp_path / "btcv", cases=1)
-    compile_dataset(CompileConfig(input=src, output=tmp_path / "ds", length=48, shard_samples=8, workers=1,
+    compile_dataset(CompileConfig.from_options(input=src, output=tmp_path / "ds", length=48, shard_samples=8, workers=1,
                                   views=((3, 100, 200), (5, 50, 150))))  # fmt: skip
     fs = fsspec.filesystem("memory")
     root = "/apf-remote-test"

@@ -200,8 +200,9 @@ def test_inputs_take_their_own_storage_options(s3, tmp_path):
     code, out = run("preview", tmp_path / "ds", "--sample", "img0001/z003", "-o", tmp_path / "p.png", "--input", url,
                     "--input-storage-option", f"endpoint_url={endpoint}")  # fmt: skip
     assert code == 0 and (tmp_path / "p.png").exists(), out
-    from apfcompile.compile import CompileConfig
+    from apfcompile import CompileConfig
 
-    both = CompileConfig(input=url, output="o", storage_options={"a": 1})
-    assert both.input_options == {"a": 1}
-    assert CompileConfig(input=url, output="o", storage_options={"a": 1}, input_storage_options={}).input_options == {}
+    both = CompileConfig.from_options(input=url, output="o", storage_options={"a": 1})
+    assert both.input.storage_options == {"a": 1} and both.output.storage_options == {"a": 1}
+    apart = CompileConfig.from_options(input=url, output="o", storage_options={"a": 1}, input_storage_options={})
+    assert apart.input.storage_options == {} and apart.output.storage_options == {"a": 1}

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from apfcompile import InputError, PatchParams, ParameterError, patchify, reconstruct
-from apfcompile.readers import read_array
+from apfcompile.inputs.readers import read_array
 
 from .conftest import shared
 
@@ -24,7 +24,7 @@ def test_real_nuclei_with_labels(nuclei):
     assert sample.patches.dtype == np.uint16 and sample.mask.dtype == np.uint16
     classes, dice = sample.ceiling
     assert 0 in classes.tolist() and dice.min() >= 0 and dice[classes == 0][0] > 0.9
-    rebuilt = reconstruct(sample.mask, sample.leaves, mask.shape)
+    rebuilt = reconstruct(sample.mask, sample.leaves, None, mask.shape)
     assert rebuilt.shape == mask.shape
 
 

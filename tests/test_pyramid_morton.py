@@ -6,8 +6,8 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from apfcompile.morton import morton_decode, morton_encode
-from apfcompile.pyramid import accumulator_dtype, sum_pyramid
+from apfcompile.core.morton import morton_decode, morton_encode
+from apfcompile.core.pyramid import accumulator_dtype, sum_pyramid
 
 
 @settings(max_examples=60, deadline=None)

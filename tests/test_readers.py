@@ -7,7 +7,7 @@ import pytest
 import tifffile
 
 from apfcompile import InputNotFoundError, UnreadableInputError
-from apfcompile.readers import read_array, suffix_of
+from apfcompile.inputs.readers import read_array, suffix_of
 
 from .conftest import shared
 

@@ -25,7 +25,7 @@ def test_reconstruct_equals_the_per_leaf_loop(h, w, p_log, extra, seed, drop):
     if drop and len(leaves) > 2:  # gaps where leaves were dropped keep the fill value
         leaves = leaves.take(select_leaves(leaves, len(leaves) // 2, "random", seed))
     patches = rng.integers(0, 250, (len(leaves), p, p) + extra).astype(np.uint8)
-    got = reconstruct(patches, leaves, (h, w), fill=255)
+    got = reconstruct(patches, leaves, None, (h, w), fill=255)
     boxes = list(zip(leaves.x1.tolist(), leaves.y1.tolist(), leaves.size.tolist()))
     np.testing.assert_array_equal(got, oracle.reconstruct_loop(patches, boxes, (h, w), fill=255))
 
@@ -47,7 +47,7 @@ def test_ceiling_on_real_ct_slice_beats_published_resampling(ct_slice):
     image, seg = ct_slice
     sample = patchify(image, seg, PatchParams.make(8, min_size=8, length=64, window=(-175, 250)))
     classes, dice = sample.ceiling
-    assert set(np.unique(reconstruct(sample.mask, sample.leaves, seg.shape)).tolist()) <= set(np.unique(seg).tolist())
+    assert set(np.unique(reconstruct(sample.mask, sample.leaves, None, seg.shape)).tolist()) <= set(np.unique(seg).tolist())
     classes2, dice2 = ceiling_dice(seg, sample.mask, sample.leaves)
     np.testing.assert_array_equal(dice, dice2)
     nearest = serialise_mask(seg, sample.leaves, 8, "nearest")

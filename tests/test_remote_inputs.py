@@ -11,19 +11,19 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from apfcompile import inputs
+from apfcompile.inputs import locations as inputs
 from apfcompile.cli import main
-from apfcompile.compile import CompileConfig, compile_dataset
-from apfcompile.layouts import discover
-from apfcompile.readers import read_array
+from apfcompile import CompileConfig, compile_dataset
+from apfcompile.inputs.layouts import discover
+from apfcompile.inputs.readers import read_array
 
 from . import builders
 from .remote_fs import CountingFS, upload
 
 
 def same_compile(local_src, url_src, tmp_path, **kw) -> dict:
-    compile_dataset(CompileConfig(input=local_src, output=tmp_path / "local", workers=1, **kw))
-    compile_dataset(CompileConfig(input=url_src, output=tmp_path / "remote", workers=1, **kw))
+    compile_dataset(CompileConfig.from_options(input=local_src, output=tmp_path / "local", workers=1, **kw))
+    compile_dataset(CompileConfig.from_options(input=url_src, output=tmp_path / "remote", workers=1, **kw))
     local, remote = builders.tree_bytes(tmp_path / "local"), builders.tree_bytes(tmp_path / "remote")
     assert remote == local
     return local
@@ -55,8 +55,8 @@ def test_folder_with_masks_inside_and_list_from_urls(tmp_path):
     assert [(i.key, i.source, i.mask_source) for i in url_items] == [
         (i.key, i.source, i.mask_source) for i in local_items]  # fmt: skip
     assert [i.key for i in url_items] == ["n0", "n2", "sub/n1"] and all(i.masks for i in url_items)
-    compile_dataset(CompileConfig(input=src, output=tmp_path / "f-local", masks=masks, length=200, workers=1))
-    compile_dataset(CompileConfig(input=url, output=tmp_path / "f-remote", masks=url + "/masks", length=200, workers=1))
+    compile_dataset(CompileConfig.from_options(input=src, output=tmp_path / "f-local", masks=masks, length=200, workers=1))
+    compile_dataset(CompileConfig.from_options(input=url, output=tmp_path / "f-remote", masks=url + "/masks", length=200, workers=1))
     assert builders.tree_bytes(tmp_path / "f-remote") == builders.tree_bytes(tmp_path / "f-local")
 
     (src / "list.csv").write_text("image,mask,key\nn0.tif,masks/n0_mask.tif,first\nsub/n1.tif,,second\n")
@@ -80,14 +80,14 @@ def test_a_remote_slide_costs_the_bytes_of_the_level_read(tmp_path, monkeypatch)
     slide = url + "/Training_phase_1/c1.svs"
     size = fsspec.filesystem("countmem").size(slide)
     CountingFS.fetched = 0
-    from apfcompile.frames import load_frames
+    from apfcompile.inputs.frames import load_frames
 
     items, _ = discover(url)
     CountingFS.fetched = 0
     (frame,) = load_frames(items[0], resolution=256)  # level 2 of 3: 1/16 of the pixels
     assert frame.image.shape == (256, 256, 3)
     fetched_for_slide = CountingFS.fetched
-    masks_size = sum(fsspec.filesystem("countmem").size(m) for m in items[0].masks)
+    masks_size = sum(fsspec.filesystem("countmem").size(str(m)) for m in items[0].masks)
     assert fetched_for_slide < 0.3 * (size + masks_size)
 
 
@@ -144,7 +144,7 @@ def test_chained_urls_keep_a_local_copy_of_the_inputs(tmp_path):
                                        "--input-storage-option", f"filecache.cache_storage={cache}"])  # fmt: skip
     assert result.exit_code == 0, result.output
     assert len([p for p in cache.iterdir() if p.name != "cache"]) == 2  # the volume and its labels
-    compile_dataset(CompileConfig(input=src, output=tmp_path / "local", length=48, workers=1))
+    compile_dataset(CompileConfig.from_options(input=src, output=tmp_path / "local", length=48, workers=1))
     assert builders.tree_bytes(tmp_path / "ds") == builders.tree_bytes(tmp_path / "local")
 
 

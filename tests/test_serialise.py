@@ -126,9 +126,9 @@ def test_leaves_of_patch_size_round_trip_exactly(dtype, c):
     assert set(leaves.size.tolist()) == {8}
     for method in ("area", "nearest"):
         patches = serialise_image(image, leaves, 8, method)
-        np.testing.assert_array_equal(reconstruct(patches, leaves, (48, 40)), image)
+        np.testing.assert_array_equal(reconstruct(patches, leaves, None, (48, 40)), image)
     for method in ("mode", "nearest"):
-        np.testing.assert_array_equal(reconstruct(serialise_mask(mask, leaves, 8, method), leaves, (48, 40)), mask)
+        np.testing.assert_array_equal(reconstruct(serialise_mask(mask, leaves, 8, method), leaves, None, (48, 40)), mask)
 
 
 def test_real_tissue_patches(tissue):

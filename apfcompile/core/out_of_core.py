@@ -17,127 +17,42 @@ Edges can differ from the whole-image edge map only where Canny's hysteresis wou
 border further than the halo reaches; non-uint8 images are stretched with percentiles taken from
 a subsample (or a fixed window), as in memory.
 
-Sources are anything with ``shape``, ``dtype`` and ``rows(y0, y1)``: :class:`ArraySource` (an
-array or memory map) and :class:`TiffSource` (a pyramidal TIFF/SVS level read tile-wise through
-tifffile's Zarr view, resampled to the canvas by :mod:`apfcompile.resample`).
+Sources are anything with ``shape``, ``dtype`` and ``rows(y0, y1)`` (:class:`RegionSource`); the
+kinds that read arrays and files are in :mod:`apfcompile.inputs.sources`. This module holds only
+the algorithm: edges come from :func:`~apfcompile.core.edges.edge_map` on each band with the
+stretch window fixed for the whole canvas.
 """
 
 from __future__ import annotations
 
-import contextlib
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 import cv2
 import numpy as np
 
-from .edges import EdgeParams, edge_count_grid, to_grey, to_uint8
-from .errors import ParameterError
-from .forest import Leaves, build_forest
-from .inputs import STREAM_BLOCK, InputPath, open_input
-from .pipeline import PatchedSample, PatchParams
-from .pyramid import accumulator_dtype, next_level, sum_pyramid
-from .resample import resample_rows
-from .serialise import _mean_from_sums, gather_cells, serialise_image
+from formats.nodes import NodeTable
 
-__all__ = ["ArraySource", "RegionSource", "TiffSource", "patchify_banded"]
+from ..errors import ParameterError
+from .edges import EdgeParams, edge_count_grid, edge_map, to_grey
+from .forest import build_forest
+from .patches import gather_cells, mean_from_sums, serialise_image
+from .patchify import PatchedSample, PatchParams
+from .pyramid import accumulator_dtype, next_level, sum_pyramid
+
+__all__ = ["BandedStats", "RegionSource", "patchify_banded"]
 
 
 class RegionSource(Protocol):
-    """Rows of a canvas, read on demand."""
+    """Rows of a canvas, read on demand: what :func:`patchify_banded` reads. The kinds (arrays,
+    TIFF levels, label masks) are in :mod:`apfcompile.inputs.sources`."""
 
     shape: tuple[int, ...]
     dtype: np.dtype
 
     def rows(self, y0: int, y1: int) -> np.ndarray:
         """Canvas rows ``[y0, y1)``: (y1 - y0, W) or (y1 - y0, W, C)."""
-
-
-@dataclass
-class ArraySource:
-    """An in-memory array (or a numpy memory map) as a region source."""
-
-    array: np.ndarray
-
-    @property
-    def shape(self) -> tuple[int, ...]:
-        return self.array.shape
-
-    @property
-    def dtype(self) -> np.dtype:
-        return self.array.dtype
-
-    def rows(self, y0: int, y1: int) -> np.ndarray:
-        return np.ascontiguousarray(self.array[y0:y1])
-
-
-class TiffSource:
-    """One level of a pyramidal TIFF/SVS, read tile-wise, resampled to a canvas.
-
-    ``size``: the resampled image's (H, W) (default: the level's); ``via``: an (H, W) to bring the
-    level to first (nearest; PAIP masks go through their slide level's size, as in memory);
-    ``pad_to``: the canvas (H, W), zero-padded below and right of the image. Resampling is
-    :mod:`apfcompile.resample` (``nearest=True`` for masks), so any banding gives the same pixels
-    as resampling the whole level.
-    """
-
-    def __init__(self, path: InputPath, level: int = 0, size: tuple[int, int] | None = None,
-                 nearest: bool = False, via: tuple[int, int] | None = None,
-                 pad_to: tuple[int, int] | None = None, storage_options: dict | None = None) -> None:  # fmt: skip
-        import tifffile
-        import zarr
-
-        self._stack = contextlib.ExitStack()  # a URL's file object stays open as long as the source
-        try:
-            source, _ = self._stack.enter_context(open_input(path, storage_options, STREAM_BLOCK))
-            self._tif = self._stack.enter_context(tifffile.TiffFile(source))
-            self._store = self._tif.series[0].aszarr(level=level, read_only=True)
-            self._stack.callback(self._store.close)
-        except BaseException:
-            self._stack.close()
-            raise
-        self._z = zarr.open(self._store, mode="r")
-        self.nearest, self.level = nearest, level
-        self.level_hw = tuple(self._z.shape[:2])
-        self.via = tuple(via) if via is not None else self.level_hw
-        self.size = tuple(size) if size is not None else self.via
-        self.canvas = tuple(pad_to) if pad_to is not None else self.size
-        self.shape = self.canvas + tuple(self._z.shape[2:])
-        self.dtype = np.dtype(self._z.dtype)
-
-    def overview(self, min_pixels: int = 1 << 20) -> np.ndarray | None:
-        """The coarsest pyramid level with at least ``min_pixels`` pixels, whole (None when the
-        file has no level coarser than the one read): a cheap sample of the slide's values."""
-        levels = list(self._tif.series[0].levels)
-        pixels = [level.shape[level.axes.index("Y")] * level.shape[level.axes.index("X")] for level in levels]
-        coarser = [k for k in range(self.level + 1, len(levels)) if pixels[k] >= min_pixels]
-        if not coarser:
-            return None
-        image = levels[coarser[-1]].asarray()
-        while image.ndim > 3 and image.shape[0] == 1:
-            image = image[0]
-        return image
-
-    def _level_rows(self, y0: int, y1: int) -> np.ndarray:
-        return np.asarray(self._z[y0:y1])
-
-    def _via_rows(self, y0: int, y1: int) -> np.ndarray:
-        return resample_rows(self._level_rows, self.level_hw, self.via, y0, y1, nearest=True)
-
-    def rows(self, y0: int, y1: int) -> np.ndarray:
-        h = self.size[0]
-        if self.canvas == self.size:  # no padding: no extra copy
-            return resample_rows(self._via_rows, self.via, self.size, y0, y1, self.nearest)
-        out = np.zeros((y1 - y0,) + self.shape[1:], self.dtype)
-        top = min(y1, h)
-        if y0 < top:
-            part = resample_rows(self._via_rows, self.via, self.size, y0, top, self.nearest)
-            out[: top - y0, : self.size[1]] = part
-        return out
-
-    def close(self) -> None:
-        self._stack.close()
 
 
 class _StreamingPyramid:
@@ -289,7 +204,7 @@ def patchify_banded(
     labels = None if labels is None else np.asarray(sorted(labels))
     e = params.edges
     halo = e.blur // 2 + 8
-    window = _stretch_window(image, e)
+    band_edges = replace(e, window=_stretch_window(image, e))  # one stretch for every band
     channels = 1 if len(image.shape) == 2 else image.shape[2]
     if keep_level is None:
         keep_level = _keep_level(h, w, channels, image.dtype, 0 if labels is None else len(labels), budget_mib)
@@ -315,10 +230,7 @@ def patchify_banded(
             y0, y1, a0, block, mask_rows = pending.result()
             if i + 1 < len(starts):
                 pending = reader.submit(read, starts[i + 1])
-            grey = to_uint8(to_grey(block, e.channel), window, e.percentiles)
-            if e.blur > 1:
-                grey = cv2.GaussianBlur(grey, (e.blur, e.blur), 0)
-            edges = cv2.Canny(np.ascontiguousarray(grey), e.canny[0], e.canny[1])[y0 - a0 : y1 - a0]
+            edges = edge_map(block, band_edges)[y0 - a0 : y1 - a0]
             grid_rows.append(edge_count_grid(edges, m))
             own = block[y0 - a0 : y1 - a0]
             img_pyr.push(own if own.ndim == 3 else own[:, :, None])
@@ -345,7 +257,7 @@ def patchify_banded(
         sel = np.flatnonzero(level_of == k)
         f = 1 << int(k)
         y, x = leaves.y1[sel] // f, leaves.x1[sel] // f
-        patches[sel] = _mean_from_sums(gather_cells(stored[k], y, x, p), f * f, image.dtype)
+        patches[sel] = mean_from_sums(gather_cells(stored[k], y, x, p), f * f, image.dtype)
         if mask is not None:
             mask_patches[sel] = score.add(gather_cells(stored_mask[k], y, x, p)).astype(mask.dtype)
     fine = np.flatnonzero(level_of < keep_level)
@@ -413,7 +325,7 @@ class _Ceiling:
         return self.labels[keep].astype(np.int64), 2 * inter / total
 
 
-def _second_pass(image, mask, leaves: Leaves, fine: np.ndarray, patches, mask_patches, params, band_rows,
+def _second_pass(image, mask, leaves: NodeTable, fine: np.ndarray, patches, mask_patches, params, band_rows,
                  labels, score) -> int:  # fmt: skip
     """Cut the leaves finer than the kept levels from re-read bands; returns bands read."""
     if fine.size == 0:
@@ -429,9 +341,7 @@ def _second_pass(image, mask, leaves: Leaves, fine: np.ndarray, patches, mask_pa
         if sel.size == 0:
             continue
         y1 = min(h, y0 + band)
-        part = leaves.take(sel)
-        shifted = Leaves(part.x1, part.x2, part.y1 - y0, part.y2 - y0, part.size, part.depth, part.tile,
-                         part.edges, (y1 - y0, image.shape[1]))  # fmt: skip
+        shifted = leaves.take(sel).shifted(y0, 0, (y1 - y0, image.shape[1]))
         patches[sel] = serialise_image(image.rows(y0, y1), shifted, p, params.image_method).reshape(patches[sel].shape)
         if mask is not None:
             pyramid = sum_pyramid(_one_hot(mask.rows(y0, y1), labels), top)

@@ -1,8 +1,8 @@
 """Where inputs live: a local path, or an fsspec URL (``s3://``, ``gs://``, ``memory://``...).
 
-An input path is a :class:`~pathlib.Path` on local disk or a ``str`` URL elsewhere; both flow
-through layouts, frames and readers unchanged, and every function that opens one takes the
-``storage_options`` of its filesystem (credentials, endpoint). Remote files are never copied
+A :class:`Place` is a :class:`~pathlib.Path` on local disk or a ``str`` URL elsewhere, together with
+the ``storage_options`` of its filesystem (credentials, endpoint); places flow through layouts,
+frames, readers and sources unchanged, so no function needs the options beside the path. Remote files are never copied
 whole unless a reader needs a file name: slides are read tile by tile through a file object (only
 the pyramid level chosen is fetched), PNG/NumPy files are read into memory, NIfTI headers are read
 from the first bytes of the stream.
@@ -12,23 +12,22 @@ from __future__ import annotations
 
 import contextlib
 import os
+from dataclasses import dataclass, field
 import posixpath
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from formats._storage import Location, locate
+from formats.storage import Location, locate
 from formats.errors import FormatError
 
-from .errors import InputError, InputNotFoundError
+from ..errors import InputError, InputNotFoundError
 
-__all__ = [
-    "STREAM_BLOCK", "InputPath", "as_input_path", "input_root", "is_file", "is_url", "join", "list_files", "name_of", "open_input",
-    "parent_of",
-]  # fmt: skip
+__all__ = ["STREAM_BLOCK", "InputPath", "Place", "as_input_path", "input_root", "is_file", "is_url", "list_files", "open_input"]
 
 InputPath = Path | str
 """A local file (``Path``) or a URL (``str`` with ``://``)."""
+
 
 _BLOCK = 64 << 10
 """Remote read-ahead for whole-file and header reads: tifffile fetches a pyramid level's tiles in
@@ -37,7 +36,7 @@ large reads of its own, so a bigger block only over-fetches around the IFDs it h
 blocks, 3 MiB with 64 KiB, in the same ~24 requests)."""
 
 STREAM_BLOCK = 4 << 20
-"""Read-ahead for band-by-band reading (:class:`apfcompile.banded.TiffSource`), which asks for
+"""Read-ahead for band-by-band reading (:class:`apfcompile.inputs.sources.TiffSource`), which asks for
 one tile at a time: a block holds a run of neighbouring tiles."""
 
 
@@ -54,23 +53,70 @@ def as_input_path(path: str | os.PathLike) -> InputPath:
     return Path(os.fspath(path).removeprefix("file://"))
 
 
-def name_of(path: InputPath) -> str:
-    """The file name: last component of a path or URL."""
-    return path.name if isinstance(path, Path) else posixpath.basename(path)
-
-
-def parent_of(path: InputPath) -> InputPath:
-    return path.parent if isinstance(path, Path) else path.rsplit("/", 1)[0]
-
-
-def join(base: InputPath, rel: str) -> InputPath:
-    """``rel`` (a relative POSIX path, or itself a URL) under ``base``."""
+def _join(base: InputPath, rel: str) -> InputPath:
     if is_url(rel):
         return rel
     if isinstance(base, Path):
         return base / rel
     protocol, rest = base.split("://", 1)
     return f"{protocol}://{posixpath.normpath(posixpath.join(rest, rel))}"
+
+
+@dataclass(frozen=True)
+class Place:
+    """A place data lives: a local ``Path`` or a URL ``str``, with the fsspec ``storage_options``
+    of its filesystem (credentials, endpoint; None for local paths and defaults).
+
+    ``str(place)`` is the path or URL as given, which is how errors name it.
+    """
+
+    path: InputPath
+    storage_options: dict | None = field(default=None, compare=False, repr=False)
+
+    @classmethod
+    def of(cls, where: Place | str | os.PathLike, storage_options: dict | None = None) -> Place:
+        """A Place from a path, URL (``file://`` becomes a local path) or Place (kept as it is)."""
+        if isinstance(where, Place):
+            return where
+        return cls(as_input_path(where), storage_options)
+
+    def __str__(self) -> str:
+        return str(self.path)
+
+    @property
+    def is_url(self) -> bool:
+        return isinstance(self.path, str)
+
+    @property
+    def local(self) -> Path | None:
+        """The local path, or None for a URL."""
+        return None if self.is_url else self.path
+
+    @property
+    def name(self) -> str:
+        """The file name: last component of the path or URL."""
+        return self.path.name if isinstance(self.path, Path) else posixpath.basename(self.path)
+
+    @property
+    def parent(self) -> Place:
+        parent = self.path.parent if isinstance(self.path, Path) else self.path.rsplit("/", 1)[0]
+        return Place(parent, self.storage_options)
+
+    def join(self, rel: str) -> Place:
+        """``rel`` (a relative POSIX path, or itself a URL) under this place, same options."""
+        return Place(_join(self.path, rel), self.storage_options)
+
+    def absolute(self) -> Place:
+        """Local paths made absolute (workers on other hosts resolve no relative path)."""
+        return self if self.is_url else Place(self.path.absolute(), self.storage_options)
+
+    def location(self) -> Location:
+        """The :class:`~formats.storage.Location` (filesystem + path) of this place."""
+        return locate(self.path, self.storage_options)
+
+    def open(self, block_size: int | None = None):
+        """``(source, size in bytes)``: see :func:`open_input`."""
+        return open_input(self, block_size)
 
 
 def _unreachable(where: object, exc: BaseException) -> InputError:
@@ -89,11 +135,11 @@ def _exists_after_all(loc: Location) -> bool:
     return True
 
 
-def input_root(path: InputPath, storage_options: dict | None = None) -> Location:
-    """The :class:`~formats._storage.Location` of an INPUT (or ``--masks``) root; raises
+def input_root(path: Place) -> Location:
+    """The :class:`~formats.storage.Location` of an INPUT (or ``--masks``) root; raises
     :class:`InputNotFoundError` when nothing is there, :class:`InputError` when it cannot be asked."""
     try:
-        loc = locate(path, storage_options)
+        loc = path.location()
         exists = loc.fs.exists(loc.path) or _exists_after_all(loc)
     except FormatError as exc:
         raise InputError(path, str(exc).split(": ", 1)[-1]) from None
@@ -126,19 +172,18 @@ def is_file(loc: Location) -> bool:
 
 
 @contextlib.contextmanager
-def open_input(path: InputPath, storage_options: dict | None = None,
-               block_size: int | None = None) -> Iterator[tuple[Path | BinaryIO, int]]:  # fmt: skip
+def open_input(path: Place, block_size: int | None = None) -> Iterator[tuple[Path | BinaryIO, int]]:
     """``(source, size in bytes)`` of one input file: the ``Path`` itself for a local file, an open
     binary file object (seekable, read ahead in blocks of ``block_size``, default ``_BLOCK``) for
     a URL. Raises InputNotFoundError."""
-    if not is_url(path):
-        local = Path(path)
+    if not path.is_url:
+        local = path.path
         if not local.exists():
             raise InputNotFoundError(local)
         yield local, (0 if local.is_dir() else local.stat().st_size)
         return
     try:
-        loc = locate(path, storage_options)
+        loc = path.location()
         info = loc.fs.info(loc.path)
         handle = loc.fs.open(loc.path, "rb", block_size=block_size or _BLOCK)
     except FileNotFoundError:

@@ -15,27 +15,28 @@ is ``orig = canvas * scale + offset`` per axis (pixel corners, offsets 0 here).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 
-from .errors import ParameterError
-from .resample import resample
+from ..choices import Fit
+from ..errors import ParameterError
+from ..core.resample import resample
 
 __all__ = ["Canvas", "Fit", "canvas_size", "fit_canvas"]
 
-Fit = Literal["square", "pad"]
 
 
 @dataclass(frozen=True)
 class Canvas:
-    """A sample on its canvas: image (H x W [x C]), mask (H x W) or None, and the transform."""
+    """A sample on its canvas: image (H x W [x C]), mask (H x W) or None, the (H, W) the image was
+    resampled to (``size``; the canvas is that, padded for ``fit="pad"``), and the transform."""
 
     image: np.ndarray
     mask: np.ndarray | None
     original: tuple[int, int]
     scale: tuple[float, float]
     offset: tuple[float, float] = (0.0, 0.0)
+    size: tuple[int, int] = (0, 0)
 
 
 def _resize(a: np.ndarray, size_hw: tuple[int, int], nearest: bool) -> np.ndarray:
@@ -67,7 +68,7 @@ def fit_canvas(
     h, w = image.shape[:2]
     size, full = canvas_size(h, w, resolution, fit)
     if size == (h, w) and full == (h, w):
-        return Canvas(image, mask, (h, w), (1.0, 1.0))
+        return Canvas(image, mask, (h, w), (1.0, 1.0), size=(h, w))
     img = _resize(image, size, nearest=False)
     msk = None if mask is None else _resize(mask, size, nearest=True)
     if full != size:
@@ -75,4 +76,4 @@ def fit_canvas(
         img = np.pad(img, pad + ((0, 0),) * (img.ndim - 2))
         if msk is not None:
             msk = np.pad(msk, pad)
-    return Canvas(img, msk, (h, w), (h / size[0], w / size[1]))
+    return Canvas(img, msk, (h, w), (h / size[0], w / size[1]), size=size)

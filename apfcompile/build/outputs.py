@@ -1,6 +1,6 @@
 """The output location of a compile: checked before, tidied and annotated after.
 
-Works for local folders and fsspec URLs alike (:mod:`formats._storage`).
+Works for local folders and fsspec URLs alike (:mod:`formats.storage`).
 """
 
 from __future__ import annotations
@@ -9,20 +9,12 @@ import json
 import os
 
 from formats import MANIFEST_NAME, shard_name
-from formats._storage import Location
+from formats.storage import Location
 from formats.spec import SHARDS_DIR
 
-from .errors import APFError
+from ..errors import OutputError, OutputExistsError
 
-__all__ = ["STATS_NAME", "OutputError", "OutputExistsError", "prepare_output", "remove_stale_shards", "write_stats"]
-
-
-class OutputError(APFError, OSError):
-    """The output location cannot be used (missing bucket, no access, not a folder...)."""
-
-
-class OutputExistsError(OutputError, FileExistsError):
-    """The output already holds something and neither overwrite nor resume was asked for."""
+__all__ = ["STATS_NAME", "prepare_output", "remove_stale_shards", "write_stats"]
 
 
 STATS_NAME = "compile-stats.json"

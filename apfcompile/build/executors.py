@@ -11,7 +11,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from multiprocessing import get_context
 from typing import TypeVar
 
-from .errors import ParameterError
+from ..errors import ParameterError
 
 __all__ = ["in_order"]
 
@@ -61,7 +61,7 @@ def _on_dask(fn: Callable[[T], R], tasks: list[T], scheduler: str) -> Iterator[R
     try:
         from distributed import Client, LocalCluster
     except ImportError:
-        raise ParameterError("--scheduler", "Dask installed", scheduler,
+        raise ParameterError("scheduler", "Dask installed", scheduler,
                              "pip install 'apfcompile[dask]'") from None  # fmt: skip
     cluster = None
     try:
@@ -69,14 +69,14 @@ def _on_dask(fn: Callable[[T], R], tasks: list[T], scheduler: str) -> Iterator[R
             try:
                 n = int(scheduler.split(":", 1)[1])
             except ValueError:
-                raise ParameterError("--scheduler", "local:N with N >= 1, or tcp://host:port", scheduler) from None
+                raise ParameterError("scheduler", "local:N with N >= 1, or tcp://host:port", scheduler) from None
             cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None)
             client = Client(cluster)
         else:
             try:
                 client = Client(scheduler, timeout="5s")
             except (OSError, TimeoutError, ValueError) as exc:
-                raise ParameterError("--scheduler", "a reachable Dask scheduler", scheduler,
+                raise ParameterError("scheduler", "a reachable Dask scheduler", scheduler,
                                      f"could not connect ({exc.__class__.__name__})") from None  # fmt: skip
         with client:
             window = 2 * max(1, sum(client.nthreads().values()))

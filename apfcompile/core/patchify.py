@@ -11,10 +11,12 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from .edges import EdgeParams, edge_count_grid, edge_map
-from .errors import InputError, ParameterError
-from .forest import ForestParams, Leaves, build_forest
+from ..errors import InputError, ParameterError
+from formats.nodes import NodeTable
+
+from .forest import ForestParams, build_forest
 from .reconstruct import ceiling_dice
-from .serialise import ImageMethod, MaskMethod, serialise_image, serialise_mask
+from .patches import ImageMethod, MaskMethod, serialise_image, serialise_mask
 
 __all__ = ["PatchParams", "PatchedSample", "patchify"]
 
@@ -68,7 +70,7 @@ class PatchedSample:
     or None without a mask.
     """
 
-    leaves: Leaves
+    leaves: NodeTable
     patches: np.ndarray
     mask: np.ndarray | None
     gamma: float

@@ -1,4 +1,4 @@
-"""Leaves -> patch sequences: every s x s leaf becomes one p x p patch.
+"""NodeTable -> patch sequences: every s x s leaf becomes one p x p patch.
 
 A leaf of side ``s`` is cut into a ``p x p`` grid of cells of ``f x f`` pixels, ``f = s / p``
 (leaf sides and ``p`` are powers of two and ``s >= p``). Pixels past the image's right or bottom
@@ -24,23 +24,21 @@ All work is vectorised per leaf size: no Python loop runs per leaf.
 
 from __future__ import annotations
 
-from typing import Literal
 
 import numpy as np
 
-from .errors import InputError, ParameterError
-from .forest import Leaves
+from ..choices import ImageMethod, MaskMethod
+from ..errors import InputError, ParameterError
+from formats.nodes import NodeTable
 from .pyramid import sum_pyramid
 
 __all__ = ["serialise_image", "serialise_mask", "gather_cells"]
 
-ImageMethod = Literal["area", "nearest"]
-MaskMethod = Literal["mode", "nearest"]
 
 _MODE_CHUNK_PIXELS = 1 << 22  # pixels per bincount pass: bounds the temporary index arrays
 
 
-def _factors(leaves: Leaves, patch_size: int) -> np.ndarray:
+def _factors(leaves: NodeTable, patch_size: int) -> np.ndarray:
     if not (patch_size >= 1 and not patch_size & (patch_size - 1)):
         raise ParameterError("patch_size", "a power of two", patch_size)
     if len(leaves) and int(leaves.size.min()) < patch_size:
@@ -76,7 +74,7 @@ def _as_hwc(image: np.ndarray) -> np.ndarray:
 
 
 def serialise_image(
-    image: np.ndarray, leaves: Leaves, patch_size: int = 8, method: ImageMethod = "area"
+    image: np.ndarray, leaves: NodeTable, patch_size: int = 8, method: ImageMethod = "area"
 ) -> np.ndarray:
     """Patches of ``image`` (H x W or H x W x C) for ``leaves``: ``(N, p, p, C)``, input dtype."""
     img = _as_hwc(image)
@@ -98,11 +96,13 @@ def serialise_image(
         k = int(f).bit_length() - 1
         sel = np.flatnonzero(factors == f)
         sums = gather_cells(pyramid[k], leaves.y1[sel] // f, leaves.x1[sel] // f, patch_size)
-        out[sel] = _mean_from_sums(sums, int(f) * int(f), img.dtype)
+        out[sel] = mean_from_sums(sums, int(f) * int(f), img.dtype)
     return out
 
 
-def _mean_from_sums(sums: np.ndarray, n: int, dtype: np.dtype) -> np.ndarray:
+def mean_from_sums(sums: np.ndarray, n: int, dtype: np.dtype) -> np.ndarray:
+    """Cell means from cell sums over ``n`` pixels, in ``dtype``: integers rounded half up
+    (``floor(sum / n + 1/2)``), floats as float64 means cast."""
     if n == 1:
         return sums.astype(dtype, copy=False)
     if np.dtype(dtype).kind == "f":
@@ -128,7 +128,7 @@ def _dense_labels(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def serialise_mask(
     mask: np.ndarray,
-    leaves: Leaves,
+    leaves: NodeTable,
     patch_size: int = 8,
     method: MaskMethod = "mode",
     ignore_index: int | None = None,

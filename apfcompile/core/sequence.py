@@ -1,8 +1,8 @@
 """Fixed-length sequences: pad with invalid rows, or drop leaves.
 
 A model wants every sequence at one length L. A sample with fewer leaves is padded with invalid
-rows: zero patches, size 0, centre (-1, -1), box (0, 0, 0, 0), ``valid = False``. A sample with
-more leaves drops some:
+rows (:data:`formats.sequence.PAD_ROW`: zero patches, size 0, centre (-1, -1), box (0, 0, 0, 0),
+``valid = False``), exactly as the loader pads its batches. A sample with more leaves drops some:
 
 - ``priority``: the lowest-priority leaves go first, priority = (edge pixels, side), ties broken
   against the leaf later in Z-order (the mirror of the greedy split rule);
@@ -14,21 +14,20 @@ The kept leaves stay in Z-order. The area of a dropped leaf has no patch and is 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 
-from formats.sequence import DROP_RULES, select_rows
+from formats.sequence import DROP_RULES, pad_rows, select_rows
 
-from .errors import ParameterError
-from .forest import Leaves
+from ..choices import Drop
+from ..errors import ParameterError
+from formats.nodes import NodeTable
 
 __all__ = ["FixedSequence", "fit_length", "select_leaves"]
 
-Drop = Literal["priority", "random"]
 
 
-def select_leaves(leaves: Leaves, length: int, drop: Drop = "priority", seed: int = 0) -> np.ndarray:
+def select_leaves(leaves: NodeTable, length: int, drop: Drop = "priority", seed: int = 0) -> np.ndarray:
     """Indices (ascending, so Z-order) of the at most ``length`` leaves to keep."""
     if length < 1:
         raise ParameterError("length", "an integer >= 1", length)
@@ -42,8 +41,10 @@ class FixedSequence:
     """One sample at a fixed length L.
 
     patches: (L, p, p, C) image patches; mask: (L, p, p) label patches or None;
-    size: (L,) int32; center: (L, 2) float64 as (cx, cy); box: (L, 4) int32 as (x1, x2, y1, y2);
+    size: (L,) int64; center: (L, 2) float32 as (cx, cy); box: (L, 4) int64 as (x1, x2, y1, y2);
     valid: (L,) bool; index: (L,) int64 row of each leaf in the unpadded sequence (-1 for pads).
+    The dtypes and padding values are the loader's (:mod:`formats.sequence`), so ``box`` and
+    ``valid`` go straight to either ``reconstruct``.
     """
 
     patches: np.ndarray
@@ -55,15 +56,9 @@ class FixedSequence:
     index: np.ndarray
 
 
-def _pad(a: np.ndarray, length: int, fill) -> np.ndarray:
-    out = np.full((length,) + a.shape[1:], fill, a.dtype)
-    out[: a.shape[0]] = a
-    return out
-
-
 def fit_length(
     patches: np.ndarray,
-    leaves: Leaves,
+    leaves: NodeTable,
     length: int,
     mask: np.ndarray | None = None,
     drop: Drop = "priority",
@@ -72,14 +67,12 @@ def fit_length(
     """Pad or drop a sample's sequence (``patches`` and ``mask`` row i <-> leaf i) to ``length``."""
     keep = select_leaves(leaves, length, drop, seed)
     kept = leaves.take(keep)
-    box = np.stack([kept.x1, kept.x2, kept.y1, kept.y2], axis=1).astype(np.int32)
-    center = np.stack([kept.cx, kept.cy], axis=1)
     return FixedSequence(
-        patches=_pad(patches[keep], length, 0),
-        mask=None if mask is None else _pad(mask[keep], length, 0),
-        size=_pad(kept.size.astype(np.int32), length, 0),
-        center=_pad(center, length, -1.0),
-        box=_pad(box, length, 0),
-        valid=_pad(np.ones(keep.size, bool), length, False),
-        index=_pad(keep.astype(np.int64), length, -1),
+        patches=pad_rows("image", patches[keep], length),
+        mask=None if mask is None else pad_rows("mask", mask[keep], length),
+        size=pad_rows("size", kept.size, length),
+        center=pad_rows("center", kept.center, length),
+        box=pad_rows("box", kept.box, length),
+        valid=pad_rows("valid", np.ones(keep.size, bool), length),
+        index=pad_rows("index", keep, length),
     )

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .errors import ParameterError
+from ..errors import ParameterError
 from .pyramid import halve
 
 __all__ = ["EdgeParams", "edge_count_grid", "edge_map", "to_grey", "to_uint8"]

@@ -32,18 +32,18 @@ import io
 import json
 import posixpath
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Literal
+from pathlib import PurePosixPath
+from typing import get_args
 
-from formats._storage import Location
+from formats.storage import Location
 
-from .errors import InputError, InputNotFoundError, ParameterError
-from .inputs import InputPath, as_input_path, input_root, is_file, join, list_files, name_of, parent_of
+from ..choices import Layout, PaipLabel
+from ..errors import InputError, InputNotFoundError, ParameterError
+from .locations import Place, input_root, is_file, list_files
 from .readers import READERS, suffix_of
 
-__all__ = ["BTCV_CLASSES", "InputItem", "LayoutInfo", "discover"]
+__all__ = ["BTCV_CLASSES", "CT_WINDOW", "PAIP_CLASSES", "InputItem", "Layout", "LayoutInfo", "PaipLabel", "discover"]
 
-Layout = Literal["auto", "folder", "paip", "btcv", "list"]
 
 BTCV_CLASSES = (
     "background", "spleen", "right kidney", "left kidney", "gallbladder", "esophagus", "liver",
@@ -63,7 +63,8 @@ _VOLUME_SUFFIXES = {".nii", ".nii.gz"}
 class InputItem:
     """One input file (and its masks), before it is read.
 
-    image, masks: local ``Path`` or URL ``str`` (see :mod:`apfcompile.inputs`). kind: ``image``
+    image, masks: :class:`~apfcompile.inputs.locations.Place` (path or URL with its storage
+    options). kind: ``image``
     (one sample), ``volume`` (one sample per slice along the last axis), or ``paip`` (a slide
     whose two masks combine into labels). ``problem``: set when the layout already knows the
     input is unusable (e.g. a PAIP case missing a mask).
@@ -71,14 +72,14 @@ class InputItem:
 
     key: str
     source: str
-    image: InputPath
-    masks: tuple[InputPath, ...] = ()
+    image: Place
+    masks: tuple[Place, ...] = ()
     kind: str = "image"
     problem: str | None = None
 
     @property
     def mask_source(self) -> str | None:
-        return None if not self.masks else "+".join(name_of(m) for m in self.masks)
+        return None if not self.masks else "+".join(m.name for m in self.masks)
 
 
 @dataclass(frozen=True)
@@ -93,14 +94,14 @@ class LayoutInfo:
 class _Tree:
     """The files under a root (local folder or URL) as sorted relative POSIX paths."""
 
-    def __init__(self, root: InputPath, loc: Location) -> None:
+    def __init__(self, root: Place, loc: Location) -> None:
         self.root = root
         self.files = list_files(loc)
         self.dirs = {posixpath.dirname(f) for f in self.files}
         self.dirs |= {d.rsplit("/", i)[0] for d in list(self.dirs) for i in range(1, d.count("/") + 1)}
 
-    def path(self, rel: str) -> InputPath:
-        return join(self.root, rel)
+    def path(self, rel: str) -> Place:
+        return self.root.join(rel)
 
     def images(self) -> list[str]:
         return [f for f in self.files if suffix_of(f) in READERS]
@@ -195,12 +196,12 @@ def _btcv(tree: _Tree) -> list[InputItem]:
     return items
 
 
-def _list(path: InputPath, loc: Location) -> list[InputItem]:
-    base = parent_of(path)
+def _list(path: Place, loc: Location) -> list[InputItem]:
+    base = path.parent
     rows: list[dict] = []
     try:
         text = loc.fs.cat_file(loc.path).decode()
-        if name_of(path).lower().endswith(".csv"):
+        if path.name.lower().endswith(".csv"):
             rows = list(csv.DictReader(io.StringIO(text, newline="")))
         else:
             rows = [json.loads(line) for line in text.splitlines() if line.strip()]
@@ -210,9 +211,9 @@ def _list(path: InputPath, loc: Location) -> list[InputItem]:
     for i, row in enumerate(rows):
         if not isinstance(row, dict) or not row.get("image"):
             raise InputError(path, f"row {i + 1} has no 'image' column", "give image[,mask[,key]] per row")
-        image = join(base, row["image"])
-        mask = join(base, row["mask"]) if row.get("mask") else None
-        source = Path(row["image"]).as_posix() if "://" not in row["image"] else row["image"]
+        image = base.join(row["image"])
+        mask = base.join(row["mask"]) if row.get("mask") else None
+        source = PurePosixPath(row["image"]).as_posix() if "://" not in row["image"] else row["image"]
         key = row.get("key") or _strip(source)
         items.append(InputItem(key, source, image, (mask,) if mask else (), _kind(source)))
     return sorted(items, key=lambda it: it.source)
@@ -227,51 +228,51 @@ def _auto(tree: _Tree) -> str:
 
 
 def discover(
-    root: str | Path, layout: Layout = "auto", masks_dir: str | Path | None = None, paip_label: str = "both",
-    storage_options: dict | None = None,
+    root: Place, layout: Layout = "auto", masks: Place | None = None, paip_label: PaipLabel = "both"
 ) -> tuple[list[InputItem], LayoutInfo]:
     """The inputs under ``root`` (a local path or an fsspec URL) for ``layout``, sorted, and what
-    the layout says about labels. ``storage_options`` go to the URL's filesystem."""
-    root = as_input_path(root)
-    if isinstance(root, Path):
-        root = root.absolute()  # Dask workers on other hosts resolve no relative path
+    the layout says about labels. ``masks``: the folder layout's ``--masks`` folder."""
+    root = Place.of(root).absolute()  # Dask workers on other hosts resolve no relative path
     if paip_label not in PAIP_CLASSES:
-        raise ParameterError("--paip-label", "whole, viable or both", paip_label)
-    if layout not in ("auto", "folder", "paip", "btcv", "list"):
-        raise ParameterError("--layout", "auto, folder, paip, btcv or list", layout)
-    loc = input_root(root, storage_options)
+        raise ParameterError("paip_label", "whole, viable or both", paip_label)
+    if layout not in get_args(Layout):
+        raise ParameterError("layout", " or ".join(get_args(Layout)), layout)
+    loc = input_root(root)
     single = is_file(loc)
     if layout == "list" or (layout == "auto" and single):
-        if not single or not name_of(root).lower().endswith((".csv", ".jsonl")):
+        if not single or not root.name.lower().endswith((".csv", ".jsonl")):
             raise InputError(root, "the list layout needs a .csv or .jsonl file")
         items, info = _list(root, loc), LayoutInfo("list")
     elif single:
-        raise InputError(root, "is a file; the folder, paip and btcv layouts need a folder",
-                         "pass the folder, or a .csv/.jsonl list with --layout list")  # fmt: skip
+        raise InputError(
+            root,
+            "is a file; the folder, paip and btcv layouts need a folder",
+            "pass the folder, or a .csv/.jsonl list with --layout list",
+        )
     else:
         tree = _Tree(root, loc)
         name = _auto(tree) if layout == "auto" else layout
         if name == "folder":
-            items, info = _folder(tree, *_masks_tree(root, loc, masks_dir, storage_options)), LayoutInfo("folder")
+            items, info = _folder(tree, *_masks_tree(loc, masks)), LayoutInfo("folder")
         elif name == "paip":
             items, info = _paip(tree), LayoutInfo("paip", PAIP_CLASSES[paip_label])
         else:
             items, info = _btcv(tree), LayoutInfo("btcv", BTCV_CLASSES, CT_WINDOW)
     if not items:
         known = " ".join(sorted(READERS))
-        raise InputError(root, f"no inputs found for the {info.name} layout",
-                         f"check the path (image suffixes: {known})")  # fmt: skip
+        raise InputError(
+            root, f"no inputs found for the {info.name} layout", f"check the path (image suffixes: {known})"
+        )
     return items, info
 
 
-def _masks_tree(root: InputPath, loc: Location, masks_dir, storage_options) -> tuple[_Tree | None, str | None]:
+def _masks_tree(loc: Location, masks: Place | None) -> tuple[_Tree | None, str | None]:
     """The ``--masks`` tree, and its path relative to INPUT when it lies inside INPUT."""
-    if masks_dir is None:
+    if masks is None:
         return None, None
-    masks = as_input_path(masks_dir)
-    masks = masks.absolute() if isinstance(masks, Path) else masks
+    masks = Place.of(masks).absolute()
     try:
-        mloc = input_root(masks, storage_options)
+        mloc = input_root(masks)
     except InputNotFoundError:
         raise InputNotFoundError(masks, "check --masks") from None
     if is_file(mloc):

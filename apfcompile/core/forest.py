@@ -31,20 +31,22 @@ top-right, bottom-left, bottom-right, recursively).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Literal
+from dataclasses import dataclass
 
 import numpy as np
 
-from formats.sequence import priority_order
+from formats.nodes import NodeTable
 
-from .errors import ParameterError
+from ..choices import Policy
+from ..errors import ParameterError
 from .morton import morton_encode
 from .pyramid import accumulator_dtype, halve
 
 __all__ = ["ForestParams", "Leaves", "build_forest", "default_tile_size"]
 
-Policy = Literal["greedy", "threshold"]
+Leaves = NodeTable
+"""The forest's output is the node table of :mod:`formats.nodes` (one leaf table everywhere)."""
+
 
 
 def _is_pow2(v: object) -> bool:
@@ -88,66 +90,6 @@ class ForestParams:
             raise ParameterError("split_value", "a number >= 0", self.split_value)
         if self.max_depth is not None and self.max_depth < 0:
             raise ParameterError("max_depth", "an integer >= 0 or None", self.max_depth)
-
-
-@dataclass(frozen=True)
-class Leaves:
-    """The leaves of a forest, one row per leaf, in Z-order.
-
-    All arrays have shape (N,). Boxes are half-open canvas pixels ``[x1, x2) x [y1, y2)``;
-    ``size == x2 - x1 == y2 - y1``; ``depth`` counts from the root tile (0); ``tile`` is the
-    root tile's row-major index; ``edges`` the edge pixels inside the box.
-    """
-
-    x1: np.ndarray
-    x2: np.ndarray
-    y1: np.ndarray
-    y2: np.ndarray
-    size: np.ndarray
-    depth: np.ndarray
-    tile: np.ndarray
-    edges: np.ndarray
-    canvas: tuple[int, int] = field(default=(0, 0))
-
-    def __len__(self) -> int:
-        return int(self.x1.shape[0])
-
-    @property
-    def cx(self) -> np.ndarray:
-        """Box centre x (float64): ``(x1 + x2) / 2``."""
-        return (self.x1 + self.x2) / 2.0
-
-    @property
-    def cy(self) -> np.ndarray:
-        """Box centre y (float64): ``(y1 + y2) / 2``."""
-        return (self.y1 + self.y2) / 2.0
-
-    @classmethod
-    def from_columns(cls, cols: dict[str, np.ndarray], canvas: tuple[int, int]) -> Leaves:
-        """Leaves from stored node columns (x1, x2, y1, y2, size, depth, edges; tile optional)."""
-        n = len(cols["x1"])
-        as32 = {k: np.asarray(cols[k]).astype(np.int32, copy=False) for k in ("x1", "x2", "y1", "y2", "size", "depth")}
-        tile = np.asarray(cols.get("tile", np.zeros(n, np.int32)), np.int32)
-        return cls(**as32, tile=tile, edges=np.asarray(cols["edges"], np.int64), canvas=(int(canvas[0]), int(canvas[1])))
-
-    def take(self, index: np.ndarray) -> Leaves:
-        """The leaves at ``index`` (an integer or boolean array), in that order."""
-        cols = {k: getattr(self, k)[index] for k in _COLUMNS}
-        return Leaves(**cols, canvas=self.canvas)
-
-    def columns(self) -> dict[str, np.ndarray]:
-        """Per-leaf metadata as named columns: x1, x2, y1, y2, size, cx, cy, depth, edges."""
-        return {
-            "x1": self.x1, "x2": self.x2, "y1": self.y1, "y2": self.y2, "size": self.size,
-            "cx": self.cx, "cy": self.cy, "depth": self.depth, "edges": self.edges,
-        }  # fmt: skip
-
-    def priority_order(self) -> np.ndarray:
-        """Indices from highest to lowest priority: (edges, size) descending, ties in Z-order."""
-        return priority_order(self.edges, self.size)
-
-
-_COLUMNS = ("x1", "x2", "y1", "y2", "size", "depth", "tile", "edges")
 
 
 def default_tile_size(shape: tuple[int, int], min_size: int) -> int:
@@ -212,7 +154,7 @@ def build_forest(
     counts: np.ndarray,
     shape: tuple[int, int],
     params: ForestParams = ForestParams(),
-) -> Leaves:
+) -> NodeTable:
     """Grow the forest for an image of ``shape`` (H, W) from its edge-count grid.
 
     ``counts``: int array, edge pixels per ``params.min_size``-square cell of the canvas (as made by
@@ -330,7 +272,7 @@ def _threshold(levels: list[_Level], params: ForestParams, depth_max: int) -> li
 
 def _collect_leaves(
     levels: list[_Level], split: list[np.ndarray], depth_max: int, n_tx: int, shape: tuple[int, int]
-) -> Leaves:
+) -> NodeTable:
     """Leaves = reached nodes that were not split, sorted into Z-order."""
     parts: dict[str, list[np.ndarray]] = {k: [] for k in ("d", "y", "x", "e", "z")}
     reach = levels[0].inside
@@ -353,7 +295,7 @@ def _collect_leaves(
     size = side.astype(np.int32)
     per_row = n_tx
     tile_index = (y1 // tile) * per_row + x1 // tile
-    return Leaves(
+    return NodeTable(
         x1=x1, x2=x1 + size, y1=y1, y2=y1 + size, size=size, depth=d,
         tile=tile_index.astype(np.int32), edges=e.astype(np.int64), canvas=(shape[0], shape[1]),
     )  # fmt: skip

@@ -12,7 +12,7 @@ suffix             reader                        gives
 =================  ============================  =====================================
 
 Every reader takes a local ``Path`` or an open binary file object (a URL opened by
-:func:`apfcompile.inputs.open_input`). Every failure is an :class:`~apfcompile.errors.APFError`
+a :class:`~apfcompile.inputs.locations.Place`). Every failure is an :class:`~apfcompile.errors.APFError`
 naming the file: a path that does not exist, a suffix no reader knows, an empty, truncated or
 otherwise unreadable file.
 """
@@ -20,13 +20,15 @@ otherwise unreadable file.
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
+import os
+import posixpath
+from pathlib import Path, PurePath
 from typing import BinaryIO
 
 import numpy as np
 
-from ..errors import UnreadableInputError
-from ..inputs import InputPath, name_of, open_input
+from ...errors import UnreadableInputError
+from ..locations import Place, open_input
 from . import arrays, nifti, raster, tiff
 
 __all__ = ["READERS", "SLIDE_SUFFIXES", "read_array", "read_slide_level", "suffix_of"]
@@ -46,25 +48,24 @@ READERS: dict[str, Callable[[Path | BinaryIO], np.ndarray]] = {
 }
 
 
-def suffix_of(path: InputPath) -> str:
+def suffix_of(path: Place | str | PurePath) -> str:
     """The suffix that picks a reader: ``.nii.gz`` counts as one, case is ignored."""
-    name = name_of(path).lower()
+    name = (path.name if isinstance(path, (Place, PurePath)) else posixpath.basename(path)).lower()
     return ".nii.gz" if name.endswith(".nii.gz") else Path(name).suffix
 
 
-def read_array(path: InputPath, storage_options: dict | None = None) -> np.ndarray:
-    """Read one image, mask or volume file (a local path or a URL) as a numpy array (see the
-    module table); ``storage_options`` go to a URL's filesystem."""
-    reader = READERS.get(suffix_of(path))
-    return _read(path, storage_options, reader)
+def read_array(path: Place | str | os.PathLike, storage_options: dict | None = None) -> np.ndarray:
+    """Read one image, mask or volume file (a local path, a URL or a :class:`Place`) as a numpy
+    array (see the module table); ``storage_options`` go to a URL's filesystem."""
+    place = Place.of(path, storage_options)
+    return _read(place, READERS.get(suffix_of(place)))
 
 
 SLIDE_SUFFIXES = (".tif", ".tiff", ".svs")
 """Suffixes read as (possibly pyramidal) slides: :func:`read_slide_level` picks their level."""
 
 
-def read_slide_level(path: InputPath, min_side: int | None,
-                     storage_options: dict | None = None) -> tuple[np.ndarray, tuple[int, int]]:  # fmt: skip
+def read_slide_level(path: Place, min_side: int | None) -> tuple[np.ndarray, tuple[int, int]]:
     """A TIFF/SVS at the smallest pyramid level whose longer side is >= ``min_side`` (level 0
     when None or none is), and its full-resolution (H, W); errors as :func:`read_array`'s."""
     full: list[tuple[int, int]] = []
@@ -74,15 +75,13 @@ def read_slide_level(path: InputPath, min_side: int | None,
         full.append(hw)
         return image
 
-    image = _read(path, storage_options, reader if suffix_of(path) in SLIDE_SUFFIXES else None)
+    image = _read(path, reader if suffix_of(path) in SLIDE_SUFFIXES else None)
     return image, full[0]
 
 
-def _read(path: InputPath, storage_options: dict | None, reader) -> np.ndarray:
-    if isinstance(path, str) and "://" not in path:
-        path = Path(path)
+def _read(path: Place, reader) -> np.ndarray:
     suffix = suffix_of(path)
-    with open_input(path, storage_options) as (source, size):
+    with open_input(path) as (source, size):
         if reader is None:
             known = " ".join(sorted(READERS))
             raise UnreadableInputError(path, f"no reader for suffix {suffix or '(none)'!r}",

@@ -14,44 +14,59 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import ParameterError
-from .forest import Leaves
+from ..errors import ParameterError
+from formats.nodes import NodeTable
 
-__all__ = ["ceiling_dice", "dice_per_class", "reconstruct"]
+__all__ = ["ceiling_dice", "dice", "dice_per_class", "reconstruct"]
 
 
 def reconstruct(
-    patches: np.ndarray, leaves: Leaves, shape: tuple[int, int], fill=0
+    patches: np.ndarray,
+    box: np.ndarray | NodeTable,
+    valid: np.ndarray | None,
+    canvas: tuple[int, int],
+    fill=0,
 ) -> np.ndarray:
-    """Canvas of ``shape`` (H, W) from ``patches`` (N, p, p, ...) and their ``leaves``.
+    """Canvas of ``canvas`` (H, W) from ``patches`` (N, p, p, ...) painted into their boxes.
 
+    The arguments are :func:`loaders.reconstruct`'s, in the same order, for one sample:
+    box: (N, 4) as (x1, x2, y1, y2), canvas pixels, half-open, square, side ``p * 2^k``, corners
+    on multiples of the side (quadtree leaves) -- or a :class:`~formats.nodes.NodeTable`, whose
+    boxes are taken; valid: (N,) bool, or None when every row is a leaf (padding rows of a
+    fixed-length sequence are False); fill: the value where no valid box covers a pixel.
     Returns ``(H, W) + patches.shape[3:]`` in the patches' dtype.
     """
+    box = box.box if isinstance(box, NodeTable) else np.asarray(box)
     n, p = patches.shape[0], patches.shape[1]
-    if n != len(leaves):
-        raise ParameterError("patches", f"one patch per leaf ({len(leaves)})", n)
-    h, w = int(shape[0]), int(shape[1])
+    if box.shape != (n, 4):
+        raise ParameterError("box", f"shape ({n}, 4): one (x1, x2, y1, y2) per patch", box.shape)
+    if valid is not None:
+        valid = np.asarray(valid, bool)
+        patches, box = patches[valid], box[valid]
+    h, w = int(canvas[0]), int(canvas[1])
     extra = patches.shape[3:]
-    if not n:
+    if not len(box):
         return np.full((h, w) + extra, fill, patches.dtype)
-    big = int(leaves.size.max())
-    hp = max(-(-h // big) * big, int(leaves.y2.max()))
-    wp = max(-(-w // big) * big, int(leaves.x2.max()))
-    canvas = np.full((hp, wp) + extra, fill, patches.dtype)
-    factors = leaves.size // p
+    x1, x2, y1, y2 = (box[:, j].astype(np.int64) for j in range(4))
+    size = x2 - x1
+    big = int(size.max())
+    hp = max(-(-h // big) * big, int(y2.max()))
+    wp = max(-(-w // big) * big, int(x2.max()))
+    out = np.full((hp, wp) + extra, fill, patches.dtype)
+    factors = size // p
     for f in np.unique(factors):
         f = int(f)
         s = f * p
         sel = np.flatnonzero(factors == f)
-        view = canvas.reshape((hp // s, s, wp // s, s) + extra)
+        view = out.reshape((hp // s, s, wp // s, s) + extra)
         blocks = patches[sel]
         if f > 1:
             blocks = np.repeat(np.repeat(blocks, f, axis=1), f, axis=2)
-        view[leaves.y1[sel] // s, :, leaves.x1[sel] // s, :] = blocks
-    return canvas[:h, :w]
+        view[y1[sel] // s, :, x1[sel] // s, :] = blocks
+    return out[:h, :w]
 
 
-def dice_per_class(
+def dice(
     pred: np.ndarray,
     target: np.ndarray,
     classes: np.ndarray | None = None,
@@ -88,15 +103,19 @@ def dice_per_class(
 def ceiling_dice(
     mask: np.ndarray,
     mask_patches: np.ndarray,
-    leaves: Leaves,
+    leaves: NodeTable,
     ignore_index: int | None = None,
     classes: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per-class Dice of ``mask`` against itself rebuilt from its patches ``mask_patches``.
 
-    ``mask_patches`` (N, p, p) as :func:`apfcompile.serialise.serialise_mask` made them for
-    ``leaves``. Returns ``(classes, dice)`` as :func:`dice_per_class`.
+    ``mask_patches`` (N, p, p) as :func:`apfcompile.core.patches.serialise_mask` made them for
+    ``leaves``. Returns ``(classes, dice)`` as :func:`dice`.
     """
     fill = 0 if ignore_index is None else ignore_index
-    rebuilt = reconstruct(mask_patches, leaves, mask.shape, fill=fill)
-    return dice_per_class(rebuilt, mask, classes, ignore_index)
+    rebuilt = reconstruct(mask_patches, leaves, None, mask.shape, fill=fill)
+    return dice(rebuilt, mask, classes, ignore_index)
+
+
+dice_per_class = dice
+"""The name :func:`dice` had before it matched :func:`loaders.dice`."""

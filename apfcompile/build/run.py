@@ -1,0 +1,136 @@
+"""Compile a dataset: inputs -> samples -> shards -> manifest, in parallel, resumable.
+
+The plan (:mod:`.plan`) is fixed before any pixel is read. Workers compile whole inputs
+(:mod:`.samples`); the main process receives their samples in plan order (:func:`.executors.in_order`)
+and writes each shard as soon as its last input is done, so the bytes written are the same whatever
+the worker count. ``resume`` keeps every committed shard whose ``shard.json`` carries this
+compile's fingerprint and compiles only what is missing; the manifest is written last.
+"""
+
+from __future__ import annotations
+
+import time
+
+from formats import (
+    ClassInfo,
+    Failure,
+    Manifest,
+    SampleRecord,
+    ShardInfo,
+    View,
+    read_shard_record,
+    write_manifest,
+    write_shard,
+)
+
+
+from ..errors import CompileError
+from ..inputs.layouts import discover
+from .config import CompileConfig
+from .executors import in_order
+from .outputs import prepare_output, remove_stale_shards, write_stats
+from .plan import make_plan
+from .samples import Task, compile_input
+
+__all__ = ["compile_dataset"]
+
+
+def compile_dataset(cfg: CompileConfig) -> Manifest:
+    """Compile ``cfg.input`` into the dataset ``cfg.output``; returns the manifest written."""
+    started = time.perf_counter()
+    data, run, out = cfg.data, cfg.run, cfg.output
+    items, info = discover(cfg.input, data.layout, cfg.masks, data.paip_label)
+    loc = out.location()
+    prepare_output(loc, run.resume, run.overwrite)
+    views = data.view_list()
+    mask_dtype = data.resolved_mask_dtype(info)
+    labelled = any(it.masks for it in items)
+    plan = make_plan(items, info, data, run.on_error)
+    per = data.shard_samples
+
+    done = {}  # shard -> its ShardRecord, for shards kept by --resume
+    if run.resume:
+        for k in range(plan.n_shards):
+            rec = read_shard_record(out.path, k, out.storage_options)
+            if rec is not None and rec.fingerprint == plan.fingerprint:
+                done[k] = rec
+    last_input = plan.last_input()
+    todo = [i for i, n in enumerate(plan.counts) if n and any(k not in done for k in plan.shards_of(i))]
+    tasks = [Task(i, items[i], plan.firsts[i], data, run, info.window, mask_dtype) for i in todo]
+
+    dtype = next(((r.image_dtype, r.channels) for r in done.values() if r.image_dtype), None)
+    buffers: dict[int, list[SampleRecord]] = {}
+    failures: dict[int, list[Failure]] = {}
+    written: dict[int, ShardInfo] = {k: r.shard for k, r in done.items()}
+    shard_failures = {k: list(r.failures) for k, r in done.items()}
+
+    progress = _progress(plan.total - sum(r.shard.samples for r in done.values()), run.progress)
+    try:
+        for result in in_order(compile_input, tasks, run.workers, run.scheduler):
+            item = items[result.index]
+            first_shard = plan.firsts[result.index] // per
+            if result.error is not None:
+                if run.on_error == "fail":
+                    raise CompileError(
+                        f"{result.error} (shards finished so far are kept: fix or remove the input, "
+                        "then re-run with --resume; or use --on-error skip)"
+                    )
+                failures.setdefault(first_shard, []).append(Failure(item.source, result.error))
+            for rec in result.records:
+                found = (str(rec.image.dtype), int(rec.image.shape[3]))
+                dtype = dtype or found
+                if found != dtype:
+                    problem = (
+                        f"{item.image}: image is {found[1]} x {found[0]}, the dataset's first image "
+                        f"{dtype[1]} x {dtype[0]}; compile them separately"
+                    )
+                    if run.on_error == "fail":
+                        raise CompileError(problem)
+                    failures.setdefault(first_shard, []).append(Failure(item.source, problem))
+                    break
+                k = rec.sample // per
+                if k not in done:
+                    buffers.setdefault(k, []).append(rec)
+            progress.update(plan.counts[result.index])
+            for k in sorted(k for k, last in last_input.items() if last == result.index and k not in done):
+                written[k] = write_shard(
+                    out.path,
+                    k,
+                    buffers.pop(k, []),
+                    patch_size=data.patch_size,
+                    image_dtype=dtype[0] if dtype else None,
+                    channels=dtype[1] if dtype else None,
+                    mask_dtype=mask_dtype if labelled else None,
+                    fingerprint=plan.fingerprint,
+                    failures=failures.get(k, []),
+                    mask_fill=0 if data.ignore_index is None else data.ignore_index,
+                    storage_options=out.storage_options,
+                )
+                shard_failures[k] = failures.pop(k, [])
+    finally:
+        progress.close()
+    remove_stale_shards(loc, set(written))
+
+    image_dtype, channels = dtype or ("uint8", 1)
+    classes = None if info.classes is None else tuple(ClassInfo(i, n) for i, n in enumerate(info.classes))
+    manifest = Manifest(
+        patch_size=data.patch_size,
+        channels=channels,
+        image_dtype=image_dtype,
+        mask_dtype=mask_dtype if labelled else None,
+        classes=classes,
+        ignore_index=data.ignore_index,
+        views=tuple(View(b, lo, hi) for b, lo, hi in views),
+        parameters=data.parameters(info),
+        shards=tuple(written[k] for k in sorted(written)),
+        failures=tuple(plan.early + [f for k in sorted(shard_failures) for f in shard_failures[k]]),
+    )
+    write_manifest(out.path, manifest, out.storage_options)
+    write_stats(loc, time.perf_counter() - started, run.workers)
+    return manifest
+
+
+def _progress(total: int, enabled: bool):
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="sample", desc="compiling", disable=not enabled, dynamic_ncols=True)

@@ -1,0 +1,50 @@
+"""The vocabularies of every option with a fixed set of values, as ``Literal`` types.
+
+Each is used as the type of its parameter (in :mod:`apfcompile.core`, :mod:`apfcompile.inputs` and
+:mod:`apfcompile.build`) and turned into the CLI's ``click.Choice`` by :func:`choices`, so the two
+can never disagree. This module imports nothing heavy: the CLI reads it to build ``--help``.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, get_args
+
+__all__ = [
+    "Drop",
+    "Fit",
+    "ImageMethod",
+    "Layout",
+    "MaskDtype",
+    "MaskMethod",
+    "OnError",
+    "OutOfCore",
+    "PaipLabel",
+    "Policy",
+    "choices",
+]
+
+Layout = Literal["auto", "folder", "paip", "btcv", "list"]
+"""How INPUT is organised (:mod:`apfcompile.inputs.layouts`)."""
+PaipLabel = Literal["both", "whole", "viable"]
+"""PAIP labels: both = 0 / 1 whole-not-viable / 2 viable; whole or viable = 0/1."""
+Fit = Literal["square", "pad"]
+"""Canvas fit (:mod:`apfcompile.inputs.canvas`)."""
+Policy = Literal["greedy", "threshold"]
+"""Forest split policy (:mod:`apfcompile.core.forest`)."""
+ImageMethod = Literal["area", "nearest"]
+"""Leaf -> patch for images (:mod:`apfcompile.core.patches`)."""
+MaskMethod = Literal["mode", "nearest"]
+"""Leaf -> patch for masks (:mod:`apfcompile.core.patches`)."""
+Drop = Literal["priority", "random"]
+"""Which leaves a fixed-length sequence drops (:mod:`apfcompile.core.sequence`)."""
+MaskDtype = Literal["auto", "uint8", "uint16", "int16", "int32"]
+"""Stored mask dtype; auto = uint8 for paip/btcv, uint16 otherwise."""
+OutOfCore = Literal["auto", "always", "never"]
+"""When slides compile band by band (:mod:`apfcompile.build.samples`)."""
+OnError = Literal["fail", "skip"]
+"""What a bad input does to a compile."""
+
+
+def choices(literal: object) -> list[str]:
+    """The values of a ``Literal`` option type, in order, for ``click.Choice``."""
+    return list(get_args(literal))

@@ -1,0 +1,166 @@
+"""From an input file to frames: the 2-D image/mask pairs that become samples.
+
+The in-memory path (the out-of-core path reads the same pixels through
+:mod:`apfcompile.inputs.sources`). An ``image`` input is one frame; a ``volume`` (NIfTI) gives one frame per slice along its last
+axis (axial for BTCV), slice ``k`` keyed ``KEY/zKKK``. TIFF/SVS images and ``paip`` slides are
+read at the pyramid level closest above the target resolution (level 0 without one, or for a
+plain TIFF), masks at their own level brought to it; a PAIP slide's two 0/1 masks are combined
+into labels.
+Masks are checked here: integer labels (a float mask is accepted only if every value is a whole
+number), the same height and width as the image.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import InputError, InputNotFoundError, UnreadableInputError
+from .locations import Place, open_input
+from .layouts import InputItem, PaipLabel
+from .readers import SLIDE_SUFFIXES, nifti, read_array, read_slide_level, suffix_of
+from ..core.resample import resample
+
+__all__ = ["Frame", "count_frames", "load_frames"]
+
+_IMAGE_DTYPES = (np.uint8, np.uint16, np.int16, np.float32)
+
+
+@dataclass(frozen=True)
+class Frame:
+    key: str
+    image: np.ndarray
+    mask: np.ndarray | None
+    slice_axis: int | None = None
+    slice_index: int | None = None
+    original: tuple[int, int] | None = None  # full-resolution (H, W) when read from a lower level
+
+
+def count_frames(item: InputItem) -> int:
+    """How many frames (samples per view) an input gives, from its header only."""
+    if item.kind != "volume":
+        return 1
+    try:
+        with open_input(item.image) as (source, _):
+            shape = nifti.load(source).shape
+    except InputNotFoundError:
+        return 1  # reported when the frame is loaded
+    except InputError:
+        raise
+    except Exception as exc:  # nibabel raises many kinds for a bad header
+        raise UnreadableInputError(item.image, f"cannot be read as NIfTI ({exc})") from exc
+    return int(shape[2]) if len(shape) >= 3 else 1
+
+
+def _as_image(a: np.ndarray, path: Place) -> np.ndarray:
+    if a.ndim == 3 and a.shape[2] == 4 and a.dtype == np.uint8:
+        a = a[:, :, :3]
+    if a.ndim not in (2, 3):
+        raise InputError(path, f"expected a 2-D image (H x W or H x W x C), found shape {a.shape}")
+    if a.dtype == np.float64:
+        a = a.astype(np.float32)
+    elif a.dtype == np.bool_:
+        a = a.astype(np.uint8) * 255
+    elif a.dtype not in _IMAGE_DTYPES:
+        if a.dtype.kind in "iu" and a.min() >= np.iinfo(np.int16).min and a.max() <= np.iinfo(np.int16).max:
+            a = a.astype(np.int16)
+        else:
+            a = a.astype(np.float32)
+    return np.ascontiguousarray(a)
+
+
+def as_labels(m: np.ndarray, path: Place, shape: tuple[int, int]) -> np.ndarray:
+    """Validate a label mask: integer values, 2-D, of the image's height and width."""
+    if m.ndim == 3 and m.shape[2] == 1:
+        m = m[:, :, 0]
+    if m.ndim != 2:
+        raise InputError(path, f"a mask must be H x W labels, found shape {m.shape}")
+    if m.shape != tuple(shape):
+        raise InputError(path, f"mask size {m.shape[0]} x {m.shape[1]} differs from its image's {shape[0]} x {shape[1]}",
+                         "masks must match their images pixel for pixel")  # fmt: skip
+    if m.dtype == np.bool_:
+        return m.astype(np.uint8)
+    if m.dtype.kind == "f":
+        if not np.all(np.isfinite(m)) or not np.array_equal(m, np.round(m)):
+            raise InputError(path, "the mask has non-integer values", "masks hold integer class ids")
+        return m.astype(np.int32 if m.min() < 0 or m.max() > 65535 else np.uint16)
+    if m.dtype.kind not in "iu":
+        raise InputError(path, f"mask dtype {m.dtype} is not integer", "masks hold integer class ids")
+    return m
+
+
+def _mask_at(
+    path: Place, resolution: int | None, full: tuple[int, int], shape: tuple[int, int], first_channel: bool = False
+) -> np.ndarray:
+    """A slide's mask: a TIFF read at its own pyramid level (any other file whole), which must
+    match the slide at full resolution or at the level read; brought to ``shape`` (the level
+    read) by nearest neighbour. ``first_channel``: keep channel 0 of a multi-channel mask."""
+    if suffix_of(path) in SLIDE_SUFFIXES:
+        m, _ = read_slide_level(path, resolution)
+    else:
+        m = read_array(path)
+    if m.ndim == 3 and (m.shape[2] == 1 or first_channel):
+        m = m[..., 0]
+    if m.shape[:2] == shape or full == shape:  # as_labels reports any other mismatch
+        return m
+    if m.shape[:2] != full:
+        raise InputError(path, f"mask size {m.shape[:2]} matches neither its slide ({full}) nor the level read ({shape})")
+    return resample(np.ascontiguousarray(m), shape, nearest=True)
+
+
+def _slide(item: InputItem, resolution: int | None) -> tuple[np.ndarray, tuple]:
+    image, full = read_slide_level(item.image, resolution)
+    return _as_image(image, item.image), full
+
+
+def _paip(item: InputItem, resolution: int | None, label: PaipLabel) -> list[Frame]:
+    image, full = _slide(item, resolution)
+    shape = image.shape[:2]
+    whole, viable = (_mask_at(p, resolution, full, shape, first_channel=True) != 0 for p in item.masks)
+    if whole.shape != shape or viable.shape != shape:
+        bad = item.masks[0] if whole.shape != shape else item.masks[1]
+        raise InputError(bad, f"mask size {(whole if whole.shape != shape else viable).shape} differs from its "
+                              f"slide's {shape}")  # fmt: skip
+    if label == "both":
+        mask = np.where(viable, 2, np.where(whole, 1, 0)).astype(np.uint8)
+    else:
+        mask = (whole if label == "whole" else viable).astype(np.uint8)
+    return [Frame(item.key, image, mask, original=full)]
+
+
+def _tiff_image(item: InputItem, resolution: int | None) -> list[Frame]:
+    """A TIFF/SVS image input: read at the pyramid level that serves ``resolution`` (level 0 for a
+    plain TIFF or no resolution), its mask brought to that level."""
+    image, full = _slide(item, resolution)
+    shape = image.shape[:2]
+    mask = None
+    if item.masks:
+        mask = as_labels(_mask_at(item.masks[0], resolution, full, shape), item.masks[0], shape)
+    return [Frame(item.key, image, mask, original=full)]
+
+
+def load_frames(item: InputItem, resolution: int | None = None, paip_label: PaipLabel = "both") -> list[Frame]:
+    """Read an input's frames (see the module docstring); errors name the file."""
+    if item.problem:
+        raise InputError(item.image, item.problem)
+    if item.kind == "paip":
+        return _paip(item, resolution, paip_label)
+    if item.kind == "image" and suffix_of(item.image) in SLIDE_SUFFIXES:
+        return _tiff_image(item, resolution)
+    data = read_array(item.image)
+    mask = read_array(item.masks[0]) if item.masks else None
+    if item.kind == "volume":
+        if data.ndim < 3:
+            data = data[:, :, None]
+        if mask is not None and mask.shape[:3] != data.shape[:3]:
+            raise InputError(item.masks[0], f"label volume {mask.shape} differs from its image volume {data.shape}")
+        frames = []
+        for z in range(data.shape[2]):
+            img = _as_image(np.ascontiguousarray(data[:, :, z]), item.image)
+            m = None if mask is None else as_labels(np.ascontiguousarray(mask[:, :, z]), item.masks[0], img.shape[:2])
+            frames.append(Frame(f"{item.key}/z{z:03d}", img, m, 2, z))
+        return frames
+    img = _as_image(data, item.image)
+    m = None if mask is None else as_labels(mask, item.masks[0], img.shape[:2])
+    return [Frame(item.key, img, m)]
