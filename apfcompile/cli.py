@@ -93,72 +93,163 @@ def _storage_options(ctx, param, values: tuple[str, ...]) -> dict | None:
 
 
 INPUT_STORAGE_OPTION = click.option(
-    "--input-storage-option", "input_storage_options", multiple=True, callback=_storage_options,
+    "--input-storage-option",
+    "input_storage_options",
+    multiple=True,
+    callback=_storage_options,
     metavar="KEY=VALUE",
     help="fsspec option for INPUT and --masks URLs only (repeatable), e.g. anon=true for a public "
-         "bucket; when given, --storage-option applies to OUTPUT alone.",
-)  # fmt: skip
+    "bucket; when given, --storage-option applies to OUTPUT alone.",
+)
 
 STORAGE_OPTION = click.option(
-    "--storage-option", "storage_options", multiple=True, callback=_storage_options, metavar="KEY=VALUE",
+    "--storage-option",
+    "storage_options",
+    multiple=True,
+    callback=_storage_options,
+    metavar="KEY=VALUE",
     help="fsspec option for every s3:// / gs:// URL of the command (repeatable), e.g. endpoint_url=..., "
-         "anon=true; credentials also come from the usual environment variables.",
-)  # fmt: skip
+    "anon=true; credentials also come from the usual environment variables.",
+)
 
 
 @main.command(context_settings={"max_content_width": 100})
 @click.argument("input")
 @click.argument("output")
-@click.option("--layout", type=click.Choice(choices(Layout)), default="auto",
-              show_default=True, help="How INPUT is organised (see below).")
+@click.option(
+    "--layout",
+    type=click.Choice(choices(Layout)),
+    default="auto",
+    show_default=True,
+    help="How INPUT is organised (see below).",
+)
 @click.option("--masks", help="folder layout: masks here (folder or URL), paired by relative path and stem.")
-@click.option("--paip-label", type=click.Choice(choices(PaipLabel)), default="both", show_default=True,
-              help="PAIP labels: both = 0 bg / 1 whole-not-viable / 2 viable; whole or viable = 0/1.")
+@click.option(
+    "--paip-label",
+    type=click.Choice(choices(PaipLabel)),
+    default="both",
+    show_default=True,
+    help="PAIP labels: both = 0 bg / 1 whole-not-viable / 2 viable; whole or viable = 0/1.",
+)
 @click.option("--resolution", type=click.IntRange(min=1), help="Canvas side R; default: each image's own size.")
-@click.option("--fit", type=click.Choice(choices(Fit)), default="square", show_default=True,
-              help="square: resize to R x R (the paper); pad: keep aspect, pad to R x R.")
-@click.option("--patch-size", "-p", type=click.IntRange(min=1), default=8, show_default=True,
-              help="Side of every output patch (a power of two).")
-@click.option("--length", "-L", type=click.IntRange(min=1), default=1024, show_default=True,
-              help="greedy: the most leaves per sample.")
-@click.option("--policy", type=click.Choice(choices(Policy)), default="greedy", show_default=True,
-              help="greedy: split the most-edged leaf until L; threshold: split while edges > v.")
-@click.option("--split-value", type=click.IntRange(min=0), default=0, show_default=True,
-              help="threshold: split nodes with more edge pixels than this.")
+@click.option(
+    "--fit",
+    type=click.Choice(choices(Fit)),
+    default="square",
+    show_default=True,
+    help="square: resize to R x R (the paper); pad: keep aspect, pad to R x R.",
+)
+@click.option(
+    "--patch-size",
+    "-p",
+    type=click.IntRange(min=1),
+    default=8,
+    show_default=True,
+    help="Side of every output patch (a power of two).",
+)
+@click.option(
+    "--length",
+    "-L",
+    type=click.IntRange(min=1),
+    default=1024,
+    show_default=True,
+    help="greedy: the most leaves per sample.",
+)
+@click.option(
+    "--policy",
+    type=click.Choice(choices(Policy)),
+    default="greedy",
+    show_default=True,
+    help="greedy: split the most-edged leaf until L; threshold: split while edges > v.",
+)
+@click.option(
+    "--split-value",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="threshold: split nodes with more edge pixels than this.",
+)
 @click.option("--max-depth", type=click.IntRange(min=0), help="threshold: deepest level (root = 0).")
 @click.option("--min-size", type=click.IntRange(min=1), help="Smallest leaf side (power of two >= p); default p.")
 @click.option("--tile-size", type=click.IntRange(min=1), help="Root tile side (power of two); default one tile.")
-@click.option("--blur", type=click.IntRange(min=1), default=3, show_default=True, help="Gaussian kernel K (odd; 1 = none).")
+@click.option(
+    "--blur", type=click.IntRange(min=1), default=3, show_default=True, help="Gaussian kernel K (odd; 1 = none)."
+)
 @click.option("--canny", type=(float, float), default=(100.0, 200.0), show_default=True, help="Canny thresholds LO HI.")
-@click.option("--view", "views", multiple=True, callback=_view, metavar="K:LO:HI",
-              help="Compile each sample again under these edge settings (repeatable; replaces --blur/--canny).")
+@click.option(
+    "--view",
+    "views",
+    multiple=True,
+    callback=_view,
+    metavar="K:LO:HI",
+    help="Compile each sample again under these edge settings (repeatable; replaces --blur/--canny).",
+)
 @click.option("--window", type=(float, float), help="Fixed intensity window LO HI for edges of non-uint8 images.")
-@click.option("--image-resample", type=click.Choice(choices(ImageMethod)), default="area", show_default=True,
-              help="Leaf -> patch for images: exact box mean, or nearest (published code parity).")
-@click.option("--mask-resample", type=click.Choice(choices(MaskMethod)), default="mode", show_default=True,
-              help="Leaf -> patch for masks: majority label, or nearest.")
+@click.option(
+    "--image-resample",
+    type=click.Choice(choices(ImageMethod)),
+    default="area",
+    show_default=True,
+    help="Leaf -> patch for images: exact box mean, or nearest (published code parity).",
+)
+@click.option(
+    "--mask-resample",
+    type=click.Choice(choices(MaskMethod)),
+    default="mode",
+    show_default=True,
+    help="Leaf -> patch for masks: majority label, or nearest.",
+)
 @click.option("--ignore-index", type=int, help="Mask label that marks unlabelled pixels (e.g. 255).")
-@click.option("--mask-dtype", type=click.Choice(choices(MaskDtype)), default="auto",
-              show_default=True, help="Stored mask dtype; auto = uint8 for paip/btcv, uint16 otherwise.")
-@click.option("--out-of-core", type=click.Choice(choices(OutOfCore)), default="auto", show_default=True,
-              help="Slides (PAIP; TIFF/SVS images with TIFF masks, <= 16 labels) band by band in bounded "
-                   "memory; auto: canvases from 16,384^2 px.")
-@click.option("--band-rows", type=click.IntRange(min=8), default=512, show_default=True,
-              help="Rows per band on the out-of-core path (a multiple of 8).")
-@click.option("--workers", "-j", type=click.IntRange(min=1), default=os.cpu_count() or 1, show_default="all cores",
-              help="Worker processes.")
-@click.option("--scheduler", metavar="ADDRESS",
-              help="Run the work on a Dask cluster: tcp://host:8786, or local:N for N local worker processes "
-                   "(needs apfcompile[dask]). Output is byte-identical to a local compile.")
+@click.option(
+    "--mask-dtype",
+    type=click.Choice(choices(MaskDtype)),
+    default="auto",
+    show_default=True,
+    help="Stored mask dtype; auto = uint8 for paip/btcv, uint16 otherwise.",
+)
+@click.option(
+    "--out-of-core",
+    type=click.Choice(choices(OutOfCore)),
+    default="auto",
+    show_default=True,
+    help="Slides (PAIP; TIFF/SVS images with TIFF masks, <= 16 labels) band by band in bounded "
+    "memory; auto: canvases from 16,384^2 px.",
+)
+@click.option(
+    "--band-rows",
+    type=click.IntRange(min=8),
+    default=512,
+    show_default=True,
+    help="Rows per band on the out-of-core path (a multiple of 8).",
+)
+@click.option(
+    "--workers",
+    "-j",
+    type=click.IntRange(min=1),
+    default=os.cpu_count() or 1,
+    show_default="all cores",
+    help="Worker processes.",
+)
+@click.option(
+    "--scheduler",
+    metavar="ADDRESS",
+    help="Run the work on a Dask cluster: tcp://host:8786, or local:N for N local worker processes "
+    "(needs apfcompile[dask]). Output is byte-identical to a local compile.",
+)
 @click.option("--shard-samples", type=click.IntRange(min=1), default=256, show_default=True, help="Samples per shard.")
 @STORAGE_OPTION
 @INPUT_STORAGE_OPTION
 @click.option("--resume", is_flag=True, help="Finish an interrupted compile into OUTPUT, keeping finished shards.")
 @click.option("--overwrite", is_flag=True, help="Replace the dataset already in OUTPUT.")
-@click.option("--on-error", type=click.Choice(choices(OnError)), default="fail", show_default=True,
-              help="fail: stop at the first bad input; skip: record it in the manifest and go on.")
+@click.option(
+    "--on-error",
+    type=click.Choice(choices(OnError)),
+    default="fail",
+    show_default=True,
+    help="fail: stop at the first bad input; skip: record it in the manifest and go on.",
+)
 @_friendly
-def compile(input: str, output: str, **options) -> None:  # noqa: A001 - the command's name
+def compile(input: str, output: str, **options) -> None:
     """Compile the images under INPUT into a dataset of shards in OUTPUT.
 
     \b
@@ -182,8 +273,10 @@ def compile(input: str, output: str, **options) -> None:  # noqa: A001 - the com
     cfg = CompileConfig.from_options(input, output, progress=sys.stderr.isatty(), **options)
     manifest = compile_dataset(cfg)
     t = manifest.totals
-    click.echo(f"{output}: {t['samples']} samples, {t['nodes']} nodes in {t['shards']} shard(s), "
-               f"{t['bytes'] / 1e6:.1f} MB; {t['failures']} input(s) failed")  # fmt: skip
+    click.echo(
+        f"{output}: {t['samples']} samples, {t['nodes']} nodes in {t['shards']} shard(s), "
+        f"{t['bytes'] / 1e6:.1f} MB; {t['failures']} input(s) failed"
+    )
     for f in manifest.failures:
         click.echo(f"  failed: {f.source}: {f.error}", err=True)
 
@@ -215,7 +308,9 @@ def dump(dataset: str, sample: str | None, shard: int | None, fmt: str) -> None:
 
     ds = open_dataset(dataset)
     if shard is not None and not 0 <= shard < len(ds.manifest.shards):
-        raise click.BadParameter(f"{shard}: the dataset has shards 0..{len(ds.manifest.shards) - 1}", param_hint="--shard")
+        raise click.BadParameter(
+            f"{shard}: the dataset has shards 0..{len(ds.manifest.shards) - 1}", param_hint="--shard"
+        )
     click.echo(format_rows(dump_rows(ds, sample, shard), fmt))
 
 
@@ -241,13 +336,23 @@ def verify(dataset: str, storage_options: dict | None) -> None:
 @click.argument("dataset")
 @click.option("--sample", required=True, help="The sample, by id or key.")
 @click.option("-o", "--output", "out", type=click.Path(path_type=Path), default="preview.png", show_default=True)
-@click.option("--input", "input_root", metavar="INPUT",
-              help="The compile's INPUT (path or URL), to show the source image and mask (else: rebuilt from patches).")
+@click.option(
+    "--input",
+    "input_root",
+    metavar="INPUT",
+    help="The compile's INPUT (path or URL), to show the source image and mask (else: rebuilt from patches).",
+)
 @STORAGE_OPTION
 @INPUT_STORAGE_OPTION
 @_friendly
-def preview(dataset: str, sample: str, out: Path, input_root: str | None, storage_options: dict | None,
-            input_storage_options: dict | None) -> None:  # fmt: skip
+def preview(
+    dataset: str,
+    sample: str,
+    out: Path,
+    input_root: str | None,
+    storage_options: dict | None,
+    input_storage_options: dict | None,
+) -> None:
     """Write a PNG of one sample: image with leaf borders, mask, mask rebuilt from its patches."""
     from formats import open_dataset
 

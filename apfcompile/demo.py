@@ -34,11 +34,13 @@ from .report import summary
 __all__ = ["DEMO_DATASETS", "run_demo", "sample_path"]
 
 DEMO_DATASETS = {
-    "ct": ({"ct_abdomen.nii.gz": "ct_abdomen.nii.gz", "ct_abdomen_seg.nii.gz": "ct_abdomen_mask.nii.gz"},
-           {"length": 64, "window": CT_WINDOW}),
+    "ct": (
+        {"ct_abdomen.nii.gz": "ct_abdomen.nii.gz", "ct_abdomen_seg.nii.gz": "ct_abdomen_mask.nii.gz"},
+        {"length": 64, "window": CT_WINDOW},
+    ),
     "nuclei": ({"nuclei_image.tif": "nuclei.tif", "nuclei_mask.tif": "nuclei_mask.tif"}, {"length": 512}),
     "tissue": ({"he_tissue.tif": "he_tissue.tif"}, {"length": 1024}),
-}  # fmt: skip
+}
 """dataset name -> (bundled file -> name in the input folder, compile options)."""
 
 
@@ -70,8 +72,10 @@ def run_demo(output: str | Path = "apf-demo", echo: Callable[[str], None] = prin
         seqs = [fit_length(b.image, b.nodes, length, mask=b.mask) for b in batch]
         images = np.stack([s.patches for s in seqs])
         valid = np.stack([s.valid for s in seqs])
-        echo(f"batch     {images.shape[0]} x {images.shape[1]} patches of {images.shape[2:]} {images.dtype}, "
-             f"{int(valid.sum())} valid rows")  # fmt: skip
+        echo(
+            f"batch     {images.shape[0]} x {images.shape[1]} patches of {images.shape[2:]} {images.dtype}, "
+            f"{int(valid.sum())} valid rows"
+        )
         key = batch[len(batch) // 2].meta["key"]
         picture = write_preview(ds, key, out / f"{name}_preview.png", input_root=inputs)
         echo(f"preview   {picture} ({key})\n")

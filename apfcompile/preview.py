@@ -3,11 +3,10 @@
 
 from __future__ import annotations
 
-import numpy as np
-
 from pathlib import Path
 
 import cv2
+import numpy as np
 
 from formats import Dataset
 from formats.nodes import NodeTable
@@ -46,11 +45,26 @@ def draw_leaves(image: np.ndarray, leaves: NodeTable, color=(0, 255, 0)) -> np.n
 
 
 _PALETTE = np.array(
-    [[0, 0, 0], [230, 25, 75], [60, 180, 75], [255, 225, 25], [0, 130, 200], [245, 130, 48],
-     [145, 30, 180], [70, 240, 240], [240, 50, 230], [210, 245, 60], [250, 190, 212],
-     [0, 128, 128], [220, 190, 255], [170, 110, 40], [255, 250, 200], [128, 0, 0]],
+    [
+        [0, 0, 0],
+        [230, 25, 75],
+        [60, 180, 75],
+        [255, 225, 25],
+        [0, 130, 200],
+        [245, 130, 48],
+        [145, 30, 180],
+        [70, 240, 240],
+        [240, 50, 230],
+        [210, 245, 60],
+        [250, 190, 212],
+        [0, 128, 128],
+        [220, 190, 255],
+        [170, 110, 40],
+        [255, 250, 200],
+        [128, 0, 0],
+    ],
     dtype=np.uint8,
-)  # fmt: skip
+)
 
 
 def colorize_labels(mask: np.ndarray) -> np.ndarray:
@@ -82,8 +96,11 @@ def _original(ds: Dataset, meta: dict, input_root: Place) -> tuple[np.ndarray, n
     items, _ = discover(input_root, params.get("layout", "auto"), paip_label=paip_label)
     item = next((it for it in items if it.source == meta["source"]), None)
     if item is None:
-        raise InputError(input_root, f"holds no input {meta['source']!r} (the sample's source)",
-                         "pass the INPUT the dataset was compiled from")  # fmt: skip
+        raise InputError(
+            input_root,
+            f"holds no input {meta['source']!r} (the sample's source)",
+            "pass the INPUT the dataset was compiled from",
+        )
     frames = load_frames(item, params.get("resolution"), paip_label)
     frame = next(f for f in frames if f.key == meta["key"])
     canvas = fit_canvas(frame.image, frame.mask, params.get("resolution"), params.get("fit", "square"))
@@ -95,9 +112,10 @@ def write_preview(
 ) -> Path:
     """PNG of one sample, panels side by side.
 
-    With ``input_root`` (the compile's INPUT, a path, URL or :class:`Place`): the source image on its canvas with the leaf borders,
-    the mask, and the mask rebuilt from its patches. Without: the image rebuilt from its patches
-    with the leaf borders, and the rebuilt mask (the dataset holds no full-size pixels).
+    With ``input_root`` (the compile's INPUT, a path, URL or :class:`Place`): the source image on
+    its canvas with the leaf borders, the mask, and the mask rebuilt from its patches. Without: the
+    image rebuilt from its patches with the leaf borders, and the rebuilt mask (the dataset holds no
+    full-size pixels).
     """
     data = ds.read_sample(sample)
     canvas = (int(data.meta["canvas_h"]), int(data.meta["canvas_w"]))

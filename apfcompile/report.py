@@ -53,8 +53,11 @@ def summary(ds: Dataset) -> str:
     stats = _stats(ds)
     if stats:
         worker = stats.get("peak_worker_rss_mib")
-        lines.append(f"compile   peak memory {stats['peak_rss_mib']} MiB" + (f" (largest worker {worker} MiB)" if worker else "")
-                     + f", {stats['wall_s']} s with {stats['workers']} worker(s)")  # fmt: skip
+        lines.append(
+            f"compile   peak memory {stats['peak_rss_mib']} MiB"
+            + (f" (largest worker {worker} MiB)" if worker else "")
+            + f", {stats['wall_s']} s with {stats['workers']} worker(s)"
+        )
     lines.append(f"errors    {t['failures']}")
     for f in m.failures:
         lines.append(f"  {f.source}: {f.error}")
@@ -85,7 +88,13 @@ def dump_rows(ds: Dataset, sample: int | str | None = None, shard: int | None = 
         table = ds.nodes(i).to_pydict()
         for j in range(len(table["sample"])):
             row = {k: table[k][j] for k in table}
-            rows.append({"sample": row["sample"], "key": keys.get(row["sample"]), **{k: v for k, v in row.items() if k != "sample"}})
+            rows.append(
+                {
+                    "sample": row["sample"],
+                    "key": keys.get(row["sample"]),
+                    **{k: v for k, v in row.items() if k != "sample"},
+                }
+            )
     return rows
 
 
@@ -106,7 +115,7 @@ def format_rows(rows: list[dict], fmt: str) -> str:
         writer.writeheader()
         writer.writerows(rows)
         return buf.getvalue().rstrip("\n")
-    cells = [[("%g" % v) if isinstance(v, float) else str(v) for v in r.values()] for r in rows]
+    cells = [[f"{v:g}" if isinstance(v, float) else str(v) for v in r.values()] for r in rows]
     width = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(cols)]
     lines = ["  ".join(c.rjust(w) for c, w in zip(cols, width))]
     lines += ["  ".join(v.rjust(w) for v, w in zip(row, width)) for row in cells]

@@ -12,12 +12,12 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
+from common import texture_png
 
 from apfcompile import ForestParams, PatchParams, build_forest, edge_count_grid, edge_map
 from apfcompile.core.out_of_core import patchify_banded
-from apfcompile.inputs.sources import ArraySource
 from apfcompile.inputs.readers import read_array
-from common import texture_png
+from apfcompile.inputs.sources import ArraySource
 
 
 def banded_edges(image: np.ndarray, band: int, halo: int) -> np.ndarray:

@@ -1,11 +1,10 @@
 """Codec measurements behind the shard format's per-array choices (issue #3).
 
-For real data — the H&E region (2967 x 2220 from ../shared, else the bundled crop; L = 4,096), the bundled CT volume (30 slices,
-L = 64, with organ labels) and the nuclei image (L = 512, with instance labels) — prints the
-zstd-compressed size of each array as a share of its raw bytes, and zstd's decode speed, which is
-what the writer's rule (compress images only where it saves >= 15 %; always compress masks and
-metadata) rests on.
-
+For real data — the H&E region (2967 x 2220 from ../shared, else the bundled crop; L = 4,096), the
+bundled CT volume (30 slices, L = 64, with organ labels) and the nuclei image (L = 512, with
+instance labels) — prints the zstd-compressed size of each array as a share of its raw bytes, and
+zstd's decode speed, which is what the writer's rule (compress images only where it saves >= 15 %;
+always compress masks and metadata) rests on.
 Usage: python benchmarks/bench_codecs.py
 """
 
@@ -18,11 +17,11 @@ import numcodecs
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+from common import real_tissue
 
 from apfcompile import PatchParams, patchify
 from apfcompile.demo import sample_path
 from apfcompile.inputs.readers import read_array
-from common import real_tissue
 
 
 def ratio(data: np.ndarray, level: int) -> tuple[float, float]:
@@ -52,11 +51,22 @@ def main() -> None:
     cases.append(("H&E region, L=4096", s.patches, None, s.leaves.columns()))
     print(f"H&E region: {origin}, {tissue.shape[0]} x {tissue.shape[1]}")
     ct, seg = read_array(sample_path("ct_abdomen.nii.gz")), read_array(sample_path("ct_abdomen_seg.nii.gz"))
-    parts = [patchify(np.ascontiguousarray(ct[:, :, z]), np.ascontiguousarray(seg[:, :, z]),
-                      PatchParams.make(8, length=64, window=(-175, 250))) for z in range(ct.shape[2])]  # fmt: skip
-    cases.append(("CT 30 slices, L=64", np.concatenate([p.patches for p in parts]),
-                  np.concatenate([p.mask for p in parts]),
-                  {k: np.concatenate([p.leaves.columns()[k] for p in parts]) for k in parts[0].leaves.columns()}))  # fmt: skip
+    parts = [
+        patchify(
+            np.ascontiguousarray(ct[:, :, z]),
+            np.ascontiguousarray(seg[:, :, z]),
+            PatchParams.make(8, length=64, window=(-175, 250)),
+        )
+        for z in range(ct.shape[2])
+    ]
+    cases.append(
+        (
+            "CT 30 slices, L=64",
+            np.concatenate([p.patches for p in parts]),
+            np.concatenate([p.mask for p in parts]),
+            {k: np.concatenate([p.leaves.columns()[k] for p in parts]) for k in parts[0].leaves.columns()},
+        )
+    )
     nuc, nuc_mask = read_array(sample_path("nuclei_image.tif")), read_array(sample_path("nuclei_mask.tif"))
     s = patchify(nuc, nuc_mask, PatchParams.make(8, length=512))
     cases.append(("nuclei, L=512", s.patches, s.mask, s.leaves.columns()))
@@ -68,8 +78,10 @@ def main() -> None:
             r1, _ = ratio(arr, 1)
             r3, speed = ratio(arr, 3)
             print(f"{name:<22} {label:<8} {arr.nbytes / 1e6:>8.2f} {r1:>7.3f} {r3:>7.3f} {speed:>12.2f}")
-        print(f"{name:<22} {'nodes':<8} {sum(v.nbytes for v in nodes.values()) / 1e6:>8.2f} "
-              f"{'':>7} {parquet_ratio(nodes):>7.3f}   (parquet, zstd)")  # fmt: skip
+        print(
+            f"{name:<22} {'nodes':<8} {sum(v.nbytes for v in nodes.values()) / 1e6:>8.2f} "
+            f"{'':>7} {parquet_ratio(nodes):>7.3f}   (parquet, zstd)"
+        )
 
 
 if __name__ == "__main__":

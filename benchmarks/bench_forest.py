@@ -19,11 +19,11 @@ import platform
 
 import cv2
 import numpy as np
+from common import texture_png, timeit, timeit_pair
+from naive import naive_greedy
 
 from apfcompile import EdgeParams, ForestParams, PatchParams, build_forest, edge_count_grid, edge_map, patchify
 from apfcompile.inputs.readers import read_array
-from common import texture_png, timeit, timeit_pair
-from naive import naive_greedy
 
 
 def floor(path) -> np.ndarray:
@@ -42,9 +42,13 @@ def main() -> None:
     args = ap.parse_args()
 
     path, origin = texture_png(args.side)
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-          f"OpenCV {cv2.__version__} ({cv2.getNumThreads()} threads), numpy {np.__version__}")
-    print(f"image: {args.side}x{args.side} RGB uint8 mirror-tiled from {origin} ({path.stat().st_size / 1e6:.0f} MB PNG)")
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"OpenCV {cv2.__version__} ({cv2.getNumThreads()} threads), numpy {np.__version__}"
+    )
+    print(
+        f"image: {args.side}x{args.side} RGB uint8 mirror-tiled from {origin} ({path.stat().st_size / 1e6:.0f} MB PNG)"
+    )
     image = read_array(path)
     edges = edge_map(image, EdgeParams())
     print(f"edge pixels: {np.count_nonzero(edges) / edges.size:.2%}\n")
@@ -70,8 +74,10 @@ def main() -> None:
         t_floor, t_full, ratio, sample = timeit_pair(
             lambda: floor(path), lambda: patchify(read_array(path), None, params), args.repeat
         )
-        print(f"{length:>7} {t_floor * 1e3:>22.0f} ms {t_full * 1e3:>8.0f} ms {ratio:>6.2f}x"
-              f"   ({len(sample.leaves)} leaves, gamma {sample.gamma:.1f})")
+        print(
+            f"{length:>7} {t_floor * 1e3:>22.0f} ms {t_full * 1e3:>8.0f} ms {ratio:>6.2f}x"
+            f"   ({len(sample.leaves)} leaves, gamma {sample.gamma:.1f})"
+        )
 
 
 if __name__ == "__main__":

@@ -29,9 +29,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 import tifffile
+from common import CACHE, real_tissue
 
 from apfcompile.inputs.sources import TiffSource
-from common import CACHE, real_tissue
 
 TILE = 512
 
@@ -53,12 +53,19 @@ def _labels():
 
 def _tiles(block: np.ndarray, side: int, scale: int):
     """Tiles (row-major) of the mirror-tiled block reduced by ``scale``, for a side/scale canvas."""
-    src = block if scale == 1 else cv2.resize(block, (block.shape[1] // scale, block.shape[0] // scale),
-                                               interpolation=cv2.INTER_AREA if block.ndim == 3 else cv2.INTER_NEAREST)  # fmt: skip
+    src = (
+        block
+        if scale == 1
+        else cv2.resize(
+            block,
+            (block.shape[1] // scale, block.shape[0] // scale),
+            interpolation=cv2.INTER_AREA if block.ndim == 3 else cv2.INTER_NEAREST,
+        )
+    )
     n = side // scale
     bh, bw = src.shape[:2]
     for ty in range(0, n, TILE):
-        rows = (np.arange(ty, ty + TILE) % bh)
+        rows = np.arange(ty, ty + TILE) % bh
         band = src[rows]
         for tx in range(0, n, TILE):
             yield band[:, (np.arange(tx, tx + TILE) % bw)]
@@ -66,8 +73,11 @@ def _tiles(block: np.ndarray, side: int, scale: int):
 
 def _write(path: Path, block: np.ndarray, side: int, levels: int, jpeg: bool) -> None:
     kw = {"tile": (TILE, TILE), "dtype": np.uint8}
-    kw.update({"compression": "jpeg", "compressionargs": {"level": 85}, "photometric": "rgb"} if jpeg else
-              {"compression": "zlib", "photometric": "minisblack"})  # fmt: skip
+    kw.update(
+        {"compression": "jpeg", "compressionargs": {"level": 85}, "photometric": "rgb"}
+        if jpeg
+        else {"compression": "zlib", "photometric": "minisblack"}
+    )
     extra = (3,) if block.ndim == 3 else ()
     with tifffile.TiffWriter(path, bigtiff=True) as tif:
         tif.write(_tiles(block, side, 1), shape=(side, side) + extra, subifds=levels - 1, **kw)
@@ -131,9 +141,29 @@ def floor(folder: Path, band_rows: int) -> float:
 
 def compile_case(folder: Path, side: int, band_rows: int, layout: str) -> tuple[float, float, dict]:
     out = CACHE / f"{folder.name}_dataset"
-    cmd = ["/usr/bin/time", "-v", sys.executable, "-m", "apfcompile", "compile", str(folder), str(out),
-           "--layout", layout, "--out-of-core", "always", "--band-rows", str(band_rows), "-L", "16384",
-           "-p", "8", "--overwrite", "-j", "1"]  # fmt: skip
+    cmd = [
+        "/usr/bin/time",
+        "-v",
+        sys.executable,
+        "-m",
+        "apfcompile",
+        "compile",
+        str(folder),
+        str(out),
+        "--layout",
+        layout,
+        "--out-of-core",
+        "always",
+        "--band-rows",
+        str(band_rows),
+        "-L",
+        "16384",
+        "-p",
+        "8",
+        "--overwrite",
+        "-j",
+        "1",
+    ]
     t0 = time.perf_counter()
     run = subprocess.run(cmd, capture_output=True, text=True)
     wall = time.perf_counter() - t0
@@ -151,15 +181,19 @@ def main() -> None:
     ap.add_argument("--layout", choices=["paip", "folder"], default="paip")
     args = ap.parse_args()
     print(f"layout {args.layout}")
-    print(f"{'canvas':>8} {'RGB canvas':>11} {'floor (read+blur+Canny)':>24} {'compile':>9} {'ratio':>6} "
-          f"{'peak RSS':>9}  result")  # fmt: skip
+    print(
+        f"{'canvas':>8} {'RGB canvas':>11} {'floor (read+blur+Canny)':>24} {'compile':>9} {'ratio':>6} "
+        f"{'peak RSS':>9}  result"
+    )
     for side in args.sides:
         folder = make_case(side) if args.layout == "paip" else make_folder_case(side)
         t_floor = floor(folder, args.band_rows)
         wall, peak_mib, totals = compile_case(folder, side, args.band_rows, args.layout)
         raw = side * side * 3 / 2**30
-        print(f"{side:>8} {raw:>9.1f} GiB {t_floor:>22.1f} s {wall:>7.1f} s {wall / t_floor:>5.2f}x "
-              f"{peak_mib:>6.0f} MiB  {totals['nodes']} leaves")  # fmt: skip
+        print(
+            f"{side:>8} {raw:>9.1f} GiB {t_floor:>22.1f} s {wall:>7.1f} s {wall / t_floor:>5.2f}x "
+            f"{peak_mib:>6.0f} MiB  {totals['nodes']} leaves"
+        )
     print(f"(this process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB peak)")
 
 

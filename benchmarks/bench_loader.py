@@ -29,13 +29,13 @@ import cv2
 import numpy as np
 import torch
 import zarr
+from common import CACHE, texture_png
+from naive import naive_greedy, naive_patches
 from torch.utils.data import DataLoader, Dataset
 
 from apfcompile import CompileConfig, compile_dataset
-from common import CACHE, texture_png
 from formats import open_dataset
 from loaders import APFDataset, APFStream, collate
-from naive import naive_greedy, naive_patches
 
 L, P = 4096, 8
 
@@ -62,7 +62,9 @@ def compiled(side: int, count: int) -> Path:
     src = sources(side, count)
     out = CACHE / f"dataset_{side}_{count}"
     if not (out / "apf.json").exists():
-        compile_dataset(CompileConfig.from_options(input=src, output=out, length=L, patch_size=P, overwrite=True, workers=2))
+        compile_dataset(
+            CompileConfig.from_options(input=src, output=out, length=L, patch_size=P, overwrite=True, workers=2)
+        )
     return out
 
 
@@ -138,11 +140,17 @@ def with_training_step(step: float, epochs: int) -> None:
     bound = 2 / step
     print(f"{n} samples of 2048^2, batch 2, a {step * 1000:.0f} ms step per batch: at most {bound:.0f} samples/s")
     print(f"{'':<36} {'samples/s':>10} {'vs bound':>9}")
-    for name, kw, workers in (("APFStream, 0 workers", {}, 0), ("APFStream, 0 workers, prefetch=2", {"prefetch": 2}, 0),
-                              ("APFStream, 2 workers", {}, 2)):  # fmt: skip
+    for name, kw, workers in (
+        ("APFStream, 0 workers", {}, 0),
+        ("APFStream, 0 workers, prefetch=2", {"prefetch": 2}, 0),
+        ("APFStream, 2 workers", {}, 2),
+    ):
         stream = APFStream(path, length=L, batch_size=2, **kw)
-        r = rate(loop(lambda: DataLoader(stream, batch_size=None, num_workers=workers,
-                                         persistent_workers=workers > 0)), n, epochs)  # fmt: skip
+        r = rate(
+            loop(lambda: DataLoader(stream, batch_size=None, num_workers=workers, persistent_workers=workers > 0)),
+            n,
+            epochs,
+        )
         print(f"{name:<36} {r:>10.1f} {r / bound:>8.2f}x")
 
 
@@ -168,13 +176,35 @@ def main() -> None:
         stream = APFStream(path, length=L, batch_size=8, shuffle=True)
         mapped = APFDataset(path, length=L)
         for workers in (0, 2):
-            rows.append((f"APFStream, {workers} workers", rate(
-                lambda: DataLoader(stream, batch_size=None, num_workers=workers, persistent_workers=workers > 0), n,
-                args.epochs)))  # fmt: skip
-            rows.append((f"APFDataset + collate, {workers} workers", rate(
-                lambda: DataLoader(mapped, batch_size=8, shuffle=True, num_workers=workers, collate_fn=collate,
-                                   persistent_workers=workers > 0), n,
-                args.epochs)))  # fmt: skip
+            rows.append(
+                (
+                    f"APFStream, {workers} workers",
+                    rate(
+                        lambda: DataLoader(
+                            stream, batch_size=None, num_workers=workers, persistent_workers=workers > 0
+                        ),
+                        n,
+                        args.epochs,
+                    ),
+                )
+            )
+            rows.append(
+                (
+                    f"APFDataset + collate, {workers} workers",
+                    rate(
+                        lambda: DataLoader(
+                            mapped,
+                            batch_size=8,
+                            shuffle=True,
+                            num_workers=workers,
+                            collate_fn=collate,
+                            persistent_workers=workers > 0,
+                        ),
+                        n,
+                        args.epochs,
+                    ),
+                )
+            )
         print(f"{'':<38} {'samples/s':>10} {'vs published':>13} {'vs raw zarr':>12}")
         for name, r in rows:
             print(f"{name:<38} {r:>10.1f} {r / base:>12.0f}x {r / raw:>11.2f}x")

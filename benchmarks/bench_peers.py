@@ -19,10 +19,10 @@ import io
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
-
 from bench_loader import L, compiled, rate
 from common import CACHE
+from torch.utils.data import DataLoader, Dataset
+
 from formats import open_dataset
 from loaders import APFStream
 
@@ -37,8 +37,11 @@ def records(path):
 
 def _lit_record(stem: str) -> dict:
     """LitData's optimize() calls this per input, in its own worker process: read the .npy pair."""
-    return {"id": int(stem.rsplit("s", 1)[-1]), "image": np.load(stem + ".image.npy"),
-            "nodes": np.load(stem + ".nodes.npy")}  # fmt: skip
+    return {
+        "id": int(stem.rsplit("s", 1)[-1]),
+        "image": np.load(stem + ".image.npy"),
+        "nodes": np.load(stem + ".nodes.npy"),
+    }
 
 
 def litdata_rows(npy_dir, folder, n, epochs) -> list[tuple[str, float]]:
@@ -48,13 +51,16 @@ def litdata_rows(npy_dir, folder, n, epochs) -> list[tuple[str, float]]:
         return [(f"LitData: not installed ({exc.name})", float("nan"))]
     if not (folder / "index.json").exists():
         stems = sorted(str(p).removesuffix(".image.npy") for p in npy_dir.glob("*.image.npy"))
-        litdata.optimize(fn=_lit_record, inputs=stems, output_dir=str(folder),
-                         chunk_bytes="64MB", num_workers=1, mode="overwrite")  # fmt: skip
+        litdata.optimize(
+            fn=_lit_record, inputs=stems, output_dir=str(folder), chunk_bytes="64MB", num_workers=1, mode="overwrite"
+        )
     rows = []
     for workers in (0, 2):
+
         def make(workers=workers):
             ds = litdata.StreamingDataset(str(folder))
             return litdata.StreamingDataLoader(ds, batch_size=8, num_workers=workers)
+
         rows.append((f"LitData, {workers} workers", rate(make, n, epochs)))
     return rows
 
@@ -77,6 +83,7 @@ def mosaic_rows(recs, folder, n, epochs) -> list[tuple[str, float]]:
         def make(workers=workers):
             ds = StreamingDataset(local=str(folder), batch_size=8, shuffle=False)
             return DataLoader(ds, batch_size=8, num_workers=workers, persistent_workers=workers > 0)
+
         rows.append((f"Mosaic MDS, {workers} workers", rate(make, n, epochs)))
     return rows
 
@@ -131,14 +138,32 @@ def main() -> None:
 
     rows: list[tuple[str, float]] = []
     for workers in (0, 2):
-        rows.append((f"raw .npy memmap, {workers} workers",
-                     rate(lambda: DataLoader(NpyFiles(npy_dir), batch_size=8, num_workers=workers,
-                                             persistent_workers=workers > 0), n, args.epochs)))  # fmt: skip
-        rows.append((f"WebDataset tar (.npy), {workers} workers", rate(lambda: webdataset_loader(workers), n, args.epochs)))
+        rows.append(
+            (
+                f"raw .npy memmap, {workers} workers",
+                rate(
+                    lambda: DataLoader(
+                        NpyFiles(npy_dir), batch_size=8, num_workers=workers, persistent_workers=workers > 0
+                    ),
+                    n,
+                    args.epochs,
+                ),
+            )
+        )
+        rows.append(
+            (f"WebDataset tar (.npy), {workers} workers", rate(lambda: webdataset_loader(workers), n, args.epochs))
+        )
         stream = APFStream(path, length=L, batch_size=8)
-        rows.append((f"APFStream, {workers} workers", rate(
-            lambda: DataLoader(stream, batch_size=None, num_workers=workers, persistent_workers=workers > 0), n,
-            args.epochs)))  # fmt: skip
+        rows.append(
+            (
+                f"APFStream, {workers} workers",
+                rate(
+                    lambda: DataLoader(stream, batch_size=None, num_workers=workers, persistent_workers=workers > 0),
+                    n,
+                    args.epochs,
+                ),
+            )
+        )
     recs = list(records(path))
     rows += litdata_rows(npy_dir, peers / "litdata", n, args.epochs)
     rows += mosaic_rows(recs, peers / "mosaic", n, args.epochs)

@@ -18,10 +18,10 @@ import time
 import cv2
 import numpy as np
 import torch
+from common import texture_png, timeit
 
 from apfcompile import EdgeParams, ForestParams, build_forest, edge_count_grid, edge_map
 from apfcompile.inputs.readers import read_array
-from common import texture_png, timeit
 from loaders import reconstruct
 
 
@@ -40,12 +40,16 @@ def main() -> None:
     torch.set_num_threads(torch.get_num_threads())
     path, origin = texture_png(8192)
     image = read_array(path)
-    leaves = build_forest(edge_count_grid(edge_map(image, EdgeParams()), 8), image.shape[:2], ForestParams(length=16384))
+    leaves = build_forest(
+        edge_count_grid(edge_map(image, EdgeParams()), 8), image.shape[:2], ForestParams(length=16384)
+    )
     n, b, side = len(leaves), args.batch, 8192
     print(f"{b} masks of {side}^2 from {n} leaves (forest of the 8 K H&E texture from {origin}), p = 8, uint8 labels")
     rng = np.random.default_rng(0)
     labels = torch.from_numpy(rng.integers(0, 14, (b, n, 8, 8)).astype(np.uint8))
-    box = torch.from_numpy(np.stack([leaves.x1, leaves.x2, leaves.y1, leaves.y2], 1).astype(np.int64))[None].expand(b, n, 4)
+    box = torch.from_numpy(np.stack([leaves.x1, leaves.x2, leaves.y1, leaves.y2], 1).astype(np.int64))[None].expand(
+        b, n, 4
+    )
     valid = torch.ones(b, n, dtype=torch.bool)
     boxes = list(zip(leaves.x1.tolist(), leaves.y1.tolist(), leaves.size.tolist()))
 
@@ -62,7 +66,9 @@ def main() -> None:
     print(f"{'published per-leaf cubic loop':<34} {t_loop:>8.2f}s {t_loop / b * 1e3:>7.0f}ms")
     print(f"{'floor: write the output once':<34} {t_fill:>8.3f}s {t_fill / b * 1e3:>7.1f}ms")
     print(f"{'loaders.reconstruct (CPU)':<34} {t_ours:>8.3f}s {t_ours / b * 1e3:>7.1f}ms")
-    print(f"speed-up vs loop {t_loop / t_ours:.0f}x; vs floor {t_ours / t_fill:.2f}x; bit-exact vs nearest loop: {exact}")
+    print(
+        f"speed-up vs loop {t_loop / t_ours:.0f}x; vs floor {t_ours / t_fill:.2f}x; bit-exact vs nearest loop: {exact}"
+    )
     if torch.cuda.is_available():
         dev = torch.device("cuda")
         lg, bg, vg = labels.to(dev), box.to(dev), valid.to(dev)
@@ -72,12 +78,15 @@ def main() -> None:
                 out = fn()
                 torch.cuda.synchronize()
                 return out
+
             return run
 
         t_gpu, _ = timeit(gpu(lambda: reconstruct(lg, bg, vg, (side, side))), args.repeat)
         t_gfill, _ = timeit(gpu(lambda: torch.full((b, side, side), 0, dtype=torch.uint8, device=dev)), args.repeat)
-        print(f"GPU ({torch.cuda.get_device_name()}): {t_gpu * 1e3:.1f} ms vs fill floor {t_gfill * 1e3:.1f} ms "
-              f"({t_gpu / t_gfill:.2f}x)")  # fmt: skip
+        print(
+            f"GPU ({torch.cuda.get_device_name()}): {t_gpu * 1e3:.1f} ms vs fill floor {t_gfill * 1e3:.1f} ms "
+            f"({t_gpu / t_gfill:.2f}x)"
+        )
     else:
         print("GPU: none on this machine")
 

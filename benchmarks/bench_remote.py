@@ -39,15 +39,17 @@ import zarr
 from torch.utils.data import DataLoader
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_loader import L, compiled  # noqa: E402
+from bench_loader import L, compiled
 
-from apfcompile import CompileConfig, compile_dataset  # noqa: E402
-from formats import open_dataset  # noqa: E402
-from loaders import APFStream  # noqa: E402
-from loaders import _ranges  # noqa: E402
+from apfcompile import CompileConfig, compile_dataset
+from formats import open_dataset
+from loaders import (
+    APFStream,
+    _ranges,
+)
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests import builders  # noqa: E402
+from tests import builders
 
 
 class Counting:
@@ -87,8 +89,9 @@ def zarr_rows(url: str, options: dict):
     for r in rows:
         k = r["shard"]
         if k not in groups:
-            store = zarr.storage.FsspecStore.from_url(f"{url}/{ds.manifest.shards[k].path}/patches.zarr",
-                                                      read_only=True, storage_options=options)  # fmt: skip
+            store = zarr.storage.FsspecStore.from_url(
+                f"{url}/{ds.manifest.shards[k].path}/patches.zarr", read_only=True, storage_options=options
+            )
             groups[k] = zarr.open_group(store, mode="r")
         ds.nodes(k)  # the node table of the shard, as a user reading the Parquet would
         yield {"id": [r["sample"]], "image": groups[k]["image"][r["offset"] : r["offset"] + r["count"]]}
@@ -98,7 +101,6 @@ def slide_level_read(fs, options: dict, work: Path, repeat: int) -> None:
     """A 16,384^2 PAIP case (bench_gigapixel's) compiled at --resolution 2048 from S3 and locally:
     bytes fetched against the files' sizes, and wall time (one process, so reads can be counted)."""
     import s3fs.core
-
     from bench_gigapixel import make_case
 
     case = make_case(16384)
@@ -118,22 +120,37 @@ def slide_level_read(fs, options: dict, work: Path, repeat: int) -> None:
         for _ in range(repeat):
             fetched[0] = 0
             t0 = time.perf_counter()
-            compile_dataset(CompileConfig.from_options(input=inp, output=work / f"paip-{name}", resolution=2048, length=4096,
-                                          workers=1, overwrite=True, storage_options=options))  # fmt: skip
+            compile_dataset(
+                CompileConfig.from_options(
+                    input=inp,
+                    output=work / f"paip-{name}",
+                    resolution=2048,
+                    length=4096,
+                    workers=1,
+                    overwrite=True,
+                    storage_options=options,
+                )
+            )
             ts.append(time.perf_counter() - t0)
         times[name] = statistics.median(ts)
     s3fs.core.S3File._fetch_range = real
     same = builders.tree_bytes(work / "paip-local") == builders.tree_bytes(work / "paip-s3")
-    print(f"\nPAIP 16,384^2 case (slide + 2 masks, {total / 2**20:.0f} MiB) at --resolution 2048, -j 1: "
-          f"{fetched[0] / 2**20:.1f} MiB fetched from S3 ({fetched[0] / total:.1%}); local {times['local']:.2f} s, "
-          f"from S3 {times['s3']:.2f} s = {times['s3'] / times['local']:.2f}x; outputs identical: {same}")  # fmt: skip
+    print(
+        f"\nPAIP 16,384^2 case (slide + 2 masks, {total / 2**20:.0f} MiB) at --resolution 2048, -j 1: "
+        f"{fetched[0] / 2**20:.1f} MiB fetched from S3 ({fetched[0] / total:.1%}); local {times['local']:.2f} s, "
+        f"from S3 {times['s3']:.2f} s = {times['s3'] / times['local']:.2f}x; outputs identical: {same}"
+    )
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--epochs", type=int, default=3)
-    ap.add_argument("--latency-ms", type=float, default=0.0,
-                    help="add this much to every ranged request (simulated distance; skips the zarr row)")
+    ap.add_argument(
+        "--latency-ms",
+        type=float,
+        default=0.0,
+        help="add this much to every ranged request (simulated distance; skips the zarr row)",
+    )
     args = ap.parse_args()
     Counting.latency = args.latency_ms / 1000
     torch.set_num_threads(1)
@@ -171,8 +188,12 @@ def main() -> None:
         base = statistics.median(epoch_rates(stream(local), n, args.epochs))
         rows.append(("local disk, APFStream", base))
         if not args.latency_ms:
-            rows.append(("S3, zarr-python + pyarrow rows", statistics.median(
-                epoch_rates(lambda: zarr_rows(url, options), n, args.epochs))))  # fmt: skip
+            rows.append(
+                (
+                    "S3, zarr-python + pyarrow rows",
+                    statistics.median(epoch_rates(lambda: zarr_rows(url, options), n, args.epochs)),
+                )
+            )
         chunk_file = next(p for p in fs.find("bench/ds") if "/image/c/" in p)
         size, each = fs.size(chunk_file), L * 8 * 8 * 3
 
@@ -190,8 +211,12 @@ def main() -> None:
         per_req, per_bytes = Counting.requests / (n * args.epochs), Counting.bytes / (n * args.epochs)
         rows.append(("S3, APFStream, no cache", statistics.median(uncached)))
         for k in (4, 8):
-            rows.append((f"S3, APFStream, no cache, prefetch={k}", statistics.median(
-                epoch_rates(stream(url, storage_options=options, prefetch=k), n, args.epochs))))  # fmt: skip
+            rows.append(
+                (
+                    f"S3, APFStream, no cache, prefetch={k}",
+                    statistics.median(epoch_rates(stream(url, storage_options=options, prefetch=k), n, args.epochs)),
+                )
+            )
         cache = work / "cache"
         warm_make = stream(url, storage_options=options, cache_dir=cache)
         cold = epoch_rates(warm_make, n, 1)[0]
@@ -202,25 +227,32 @@ def main() -> None:
         print(f"{'':<42} {'samples/s':>10} {'vs local':>9} {'vs GET floor':>13}")
         for name, r in rows:
             print(f"{name:<42} {r:>10.1f} {r / base:>8.2f}x {r / gets:>12.2f}x")
-        print(f"no cache: {per_req:.1f} ranged requests and {per_bytes / 1024:.0f} KiB per sample "
-              f"(a sample's patches are {L * 8 * 8 * 3 / 1024:.0f} KiB raw); warm epochs: "
-              f"{Counting.requests} shard requests")  # fmt: skip
+        print(
+            f"no cache: {per_req:.1f} ranged requests and {per_bytes / 1024:.0f} KiB per sample "
+            f"(a sample's patches are {L * 8 * 8 * 3 / 1024:.0f} KiB raw); warm epochs: "
+            f"{Counting.requests} shard requests"
+        )
 
         src = builders.btcv(work / "btcv", cases=8)
         fs.put(str(src), "bench/btcv", recursive=True)
         times = {}
         for name, inp in (("local", src), ("s3", "s3://bench/btcv")):
             ts = []
-            for r in range(args.epochs):
+            for _ in range(args.epochs):
                 out = work / f"ct-{name}"
                 t0 = time.perf_counter()
-                compile_dataset(CompileConfig.from_options(input=inp, output=out, length=256, workers=2, overwrite=True,
-                                              storage_options=options))  # fmt: skip
+                compile_dataset(
+                    CompileConfig.from_options(
+                        input=inp, output=out, length=256, workers=2, overwrite=True, storage_options=options
+                    )
+                )
                 ts.append(time.perf_counter() - t0)
             times[name] = statistics.median(ts)
         same = builders.tree_bytes(work / "ct-local") == builders.tree_bytes(work / "ct-s3")
-        print(f"\ncompile 8 CT volumes (240 slices, L = 256, -j 2): local {times['local']:.2f} s, "
-              f"from S3 {times['s3']:.2f} s = {times['s3'] / times['local']:.2f}x; outputs identical: {same}")  # fmt: skip
+        print(
+            f"\ncompile 8 CT volumes (240 slices, L = 256, -j 2): local {times['local']:.2f} s, "
+            f"from S3 {times['s3']:.2f} s = {times['s3'] / times['local']:.2f}x; outputs identical: {same}"
+        )
         slide_level_read(fs, options, work, args.epochs)
     finally:
         server.stop()

@@ -25,7 +25,6 @@ import time
 from pathlib import Path
 
 import cv2
-
 from common import CACHE, texture_png
 
 FLOOR = """
@@ -80,16 +79,20 @@ def main() -> None:
             compiles.append(timed(compile_cmd))
     ratio = statistics.median(c / f for f, c in zip(floors, compiles))
     print("\n1. compile as a CLI process vs a process that reads + grey + blur + Canny the same files")
-    print(f"   floor {statistics.median(floors):.2f} s   apfcompile {statistics.median(compiles):.2f} s   "
-          f"ratio {ratio:.2f}x (goal <= 1.15x; runs: {', '.join(f'{c / f:.2f}' for f, c in zip(floors, compiles))})")
+    print(
+        f"   floor {statistics.median(floors):.2f} s   apfcompile {statistics.median(compiles):.2f} s   "
+        f"ratio {ratio:.2f}x (goal <= 1.15x; runs: {', '.join(f'{c / f:.2f}' for f, c in zip(floors, compiles))})"
+    )
 
     pys, helps = [], []
     for _ in range(args.repeat * 3):
         pys.append(timed([sys.executable, "-c", "pass"]))
         helps.append(timed([exe, "--help"]))
     print("\n2. `apfcompile --help` as a process vs `python -c pass`")
-    print(f"   python {statistics.median(pys) * 1e3:.0f} ms   apfcompile --help {statistics.median(helps) * 1e3:.0f} ms "
-          "(goal <= 300 ms)")
+    print(
+        f"   python {statistics.median(pys) * 1e3:.0f} ms   apfcompile --help {statistics.median(helps) * 1e3:.0f} ms "
+        "(goal <= 300 ms)"
+    )
     for sub in ("compile", "inspect"):
         t = statistics.median(timed([exe, sub, "--help"]) for _ in range(args.repeat * 2))
         print(f"   apfcompile {sub} --help {t * 1e3:.0f} ms")

@@ -58,9 +58,7 @@ def timeit(fn: Callable[[], object], repeat: int) -> tuple[float, object]:
     return statistics.median(times), result
 
 
-def timeit_pair(
-    a: Callable[[], object], b: Callable[[], object], repeat: int
-) -> tuple[float, float, float, object]:
+def timeit_pair(a: Callable[[], object], b: Callable[[], object], repeat: int) -> tuple[float, float, float, object]:
     """Run ``a`` and ``b`` alternately ``repeat`` times (so drift hits both alike).
 
     Returns the median time of each, the median of the per-pair ratios b/a, and b's last result.

@@ -94,7 +94,14 @@ class NodeTable:
     def shifted(self, dy: int, dx: int = 0, canvas: tuple[int, int] | None = None) -> NodeTable:
         """The same nodes with boxes moved by (-dy, -dx): coordinates inside a band or crop."""
         return NodeTable(
-            self.x1 - dx, self.x2 - dx, self.y1 - dy, self.y2 - dy, self.size, self.depth, self.tile, self.edges,
+            self.x1 - dx,
+            self.x2 - dx,
+            self.y1 - dy,
+            self.y2 - dy,
+            self.size,
+            self.depth,
+            self.tile,
+            self.edges,
             self.canvas if canvas is None else canvas,
         )
 

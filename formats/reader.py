@@ -12,10 +12,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from .nodes import NodeTable
-from .storage import Location, locate
 from .errors import CorruptShardError, DatasetNotFoundError, FormatError, SampleNotFoundError
+from .nodes import NodeTable
 from .spec import MANIFEST_NAME, NODES_NAME, PATCHES_NAME, SAMPLES_NAME, Manifest, ShardInfo, parse_manifest
+from .storage import Location, locate
 
 __all__ = ["Dataset", "SampleData", "open_dataset"]
 
@@ -44,9 +44,11 @@ class Dataset:
         except Exception as exc:  # object storage clients raise their own kinds (credentials, endpoint)
             if self.location.local is not None and not isinstance(exc, (OSError, ValueError)):
                 raise
-            raise FormatError(f"{self.location.display()}: cannot read the dataset "
-                              f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
-                              "check the URL, credentials and endpoint") from None  # fmt: skip
+            raise FormatError(
+                f"{self.location.display()}: cannot read the dataset "
+                f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
+                "check the URL, credentials and endpoint"
+            ) from None
         self.manifest: Manifest = parse_manifest(raw, self.location.display(MANIFEST_NAME))
 
     @cached_property
@@ -69,7 +71,9 @@ class Dataset:
         try:
             return pq.read_table(path, filesystem=fs)
         except (OSError, pa.ArrowException) as exc:
-            raise CorruptShardError(self.location.display(f"{info.path}/{name}"), f"cannot read {name} ({exc})") from exc
+            raise CorruptShardError(
+                self.location.display(f"{info.path}/{name}"), f"cannot read {name} ({exc})"
+            ) from exc
 
     def find(self, sample: int | str) -> int:
         """Row index in :attr:`samples` of a sample id (int) or key (str; its first view)."""
@@ -112,8 +116,10 @@ class Dataset:
                     continue
                 digest = _sha256(loc, name)
                 if digest != record.sha256:
-                    problems.append(f"{info.path}/{rel}: checksum mismatch (stored {record.sha256[:12]}..., "
-                                    f"computed {digest[:12]}...)")  # fmt: skip
+                    problems.append(
+                        f"{info.path}/{rel}: checksum mismatch (stored {record.sha256[:12]}..., "
+                        f"computed {digest[:12]}...)"
+                    )
             if any(p.startswith(info.path + "/") for p in problems):
                 continue
             try:
@@ -124,8 +130,10 @@ class Dataset:
                 problems.append(f"{info.path}: unreadable ({exc})")
                 continue
             if samples.num_rows != info.samples or nodes.num_rows != info.nodes or n_image != info.nodes:
-                problems.append(f"{info.path}: counts disagree (manifest {info.samples} samples / {info.nodes} "
-                                f"nodes; files {samples.num_rows} / {nodes.num_rows} / {n_image})")  # fmt: skip
+                problems.append(
+                    f"{info.path}: counts disagree (manifest {info.samples} samples / {info.nodes} "
+                    f"nodes; files {samples.num_rows} / {nodes.num_rows} / {n_image})"
+                )
         return problems
 
 

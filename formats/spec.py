@@ -18,10 +18,23 @@ import pyarrow as pa
 from .errors import ManifestError, UnsafePathError, UnsupportedVersionError
 
 __all__ = [
-    "FORMAT_NAME", "FORMAT_VERSION", "MANIFEST_NAME", "NODE_SCHEMA", "SAMPLE_SCHEMA", "SHARD_RECORD_NAME",
-    "ClassInfo", "Failure", "FileRecord", "Manifest", "ShardInfo", "ShardRecord", "View", "check_relative_path",
-    "manifest_bytes", "parse_manifest",
-]  # fmt: skip
+    "FORMAT_NAME",
+    "FORMAT_VERSION",
+    "MANIFEST_NAME",
+    "NODE_SCHEMA",
+    "SAMPLE_SCHEMA",
+    "SHARD_RECORD_NAME",
+    "ClassInfo",
+    "Failure",
+    "FileRecord",
+    "Manifest",
+    "ShardInfo",
+    "ShardRecord",
+    "View",
+    "check_relative_path",
+    "manifest_bytes",
+    "parse_manifest",
+]
 
 FORMAT_NAME = "apfcompile"
 FORMAT_VERSION = 1
@@ -34,26 +47,48 @@ SAMPLES_NAME = "samples.parquet"
 
 NODE_SCHEMA = pa.schema(
     [
-        ("sample", pa.int64()), ("x1", pa.int32()), ("x2", pa.int32()), ("y1", pa.int32()),
-        ("y2", pa.int32()), ("size", pa.int32()), ("cx", pa.float32()), ("cy", pa.float32()),
-        ("depth", pa.int16()), ("edges", pa.int64()),
+        ("sample", pa.int64()),
+        ("x1", pa.int32()),
+        ("x2", pa.int32()),
+        ("y1", pa.int32()),
+        ("y2", pa.int32()),
+        ("size", pa.int32()),
+        ("cx", pa.float32()),
+        ("cy", pa.float32()),
+        ("depth", pa.int16()),
+        ("edges", pa.int64()),
     ]
-)  # fmt: skip
+)
 """One row per node (leaf); row i of a shard's nodes.parquet <-> row i of its Zarr arrays."""
 
 SAMPLE_SCHEMA = pa.schema(
     [
-        ("sample", pa.int64()), ("key", pa.string()), ("source", pa.string()),
-        ("mask_source", pa.string()), ("view", pa.int16()),
-        ("canvas_h", pa.int32()), ("canvas_w", pa.int32()), ("orig_h", pa.int32()), ("orig_w", pa.int32()),
-        ("scale_y", pa.float64()), ("scale_x", pa.float64()), ("offset_y", pa.float64()), ("offset_x", pa.float64()),
-        ("slice_axis", pa.int8()), ("slice_index", pa.int32()),
-        ("offset", pa.int64()), ("count", pa.int32()), ("gamma", pa.float64()),
-        ("ceiling_dice", pa.float64()), ("ceiling_classes", pa.list_(pa.int64())),
+        ("sample", pa.int64()),
+        ("key", pa.string()),
+        ("source", pa.string()),
+        ("mask_source", pa.string()),
+        ("view", pa.int16()),
+        ("canvas_h", pa.int32()),
+        ("canvas_w", pa.int32()),
+        ("orig_h", pa.int32()),
+        ("orig_w", pa.int32()),
+        ("scale_y", pa.float64()),
+        ("scale_x", pa.float64()),
+        ("offset_y", pa.float64()),
+        ("offset_x", pa.float64()),
+        ("slice_axis", pa.int8()),
+        ("slice_index", pa.int32()),
+        ("offset", pa.int64()),
+        ("count", pa.int32()),
+        ("gamma", pa.float64()),
+        ("ceiling_dice", pa.float64()),
+        ("ceiling_classes", pa.list_(pa.int64())),
         ("ceiling_per_class", pa.list_(pa.float64())),
-        ("blur", pa.int16()), ("canny_lo", pa.float32()), ("canny_hi", pa.float32()),
+        ("blur", pa.int16()),
+        ("canny_lo", pa.float32()),
+        ("canny_hi", pa.float32()),
     ]
-)  # fmt: skip
+)
 """One row per sample: the (input, slice, view) triple compiled into one sequence."""
 
 
@@ -68,7 +103,9 @@ def _expect(d: dict, key: str, kind: type | tuple[type, ...], path: object, wher
     if isinstance(value, bool) and kind in (int, float, (int, float)):
         raise _fail(path, f"field {where}{key!r}: expected {kind}, found a boolean")
     if not isinstance(value, kind):
-        raise _fail(path, f"field {where}{key!r}: expected {getattr(kind, '__name__', kind)}, found {type(value).__name__}")
+        raise _fail(
+            path, f"field {where}{key!r}: expected {getattr(kind, '__name__', kind)}, found {type(value).__name__}"
+        )
     return value
 
 
@@ -84,9 +121,13 @@ def check_relative_path(value: str, path: object) -> str:
         raise UnsafePathError(path, str(value))
     norm = posixpath.normpath(value)
     if (
-        value.startswith(("/", "\\")) or "\\" in value or ":" in value
-        or norm == ".." or norm.startswith("../") or norm == "."
-    ):  # fmt: skip
+        value.startswith(("/", "\\"))
+        or "\\" in value
+        or ":" in value
+        or norm == ".."
+        or norm.startswith("../")
+        or norm == "."
+    ):
         raise UnsafePathError(path, value)
     if norm != value:
         raise _fail(path, f"path {value!r} is not in normal form (expected {norm!r})")
@@ -123,9 +164,12 @@ class ShardInfo:
 
     def to_dict(self) -> dict:
         return {
-            "path": self.path, "samples": self.samples, "nodes": self.nodes, "bytes": self.bytes,
+            "path": self.path,
+            "samples": self.samples,
+            "nodes": self.nodes,
+            "bytes": self.bytes,
             "files": {k: v.to_dict() for k, v in sorted(self.files.items())},
-        }  # fmt: skip
+        }
 
     @classmethod
     def from_dict(cls, d: Any, path: object, where: str = "shard") -> ShardInfo:
@@ -138,8 +182,10 @@ class ShardInfo:
             samples=_expect(d, "samples", int, path, where + "."),
             nodes=_expect(d, "nodes", int, path, where + "."),
             bytes=_expect(d, "bytes", int, path, where + "."),
-            files={check_relative_path(k, path): FileRecord.from_dict(v, path, f"{where}.files[{k!r}]")
-                   for k, v in files.items()},  # fmt: skip
+            files={
+                check_relative_path(k, path): FileRecord.from_dict(v, path, f"{where}.files[{k!r}]")
+                for k, v in files.items()
+            },
         )
 
 
@@ -252,9 +298,20 @@ class ShardRecord:
 
 
 _MANIFEST_KEYS = {
-    "format", "version", "patch_size", "channels", "image_dtype", "mask_dtype", "classes",
-    "ignore_index", "views", "parameters", "totals", "shards", "failures",
-}  # fmt: skip
+    "format",
+    "version",
+    "patch_size",
+    "channels",
+    "image_dtype",
+    "mask_dtype",
+    "classes",
+    "ignore_index",
+    "views",
+    "parameters",
+    "totals",
+    "shards",
+    "failures",
+}
 _DTYPES = {"uint8", "uint16", "int16", "float32"}
 _MASK_DTYPES = {"uint8", "uint16", "int16", "int32", "int64", "uint32"}
 
@@ -290,13 +347,20 @@ class Manifest:
 
     def to_dict(self) -> dict:
         return {
-            "format": FORMAT_NAME, "version": self.version, "patch_size": self.patch_size,
-            "channels": self.channels, "image_dtype": self.image_dtype, "mask_dtype": self.mask_dtype,
+            "format": FORMAT_NAME,
+            "version": self.version,
+            "patch_size": self.patch_size,
+            "channels": self.channels,
+            "image_dtype": self.image_dtype,
+            "mask_dtype": self.mask_dtype,
             "classes": None if self.classes is None else [c.to_dict() for c in self.classes],
-            "ignore_index": self.ignore_index, "views": [v.to_dict() for v in self.views],
-            "parameters": self.parameters, "totals": self.totals,
-            "shards": [s.to_dict() for s in self.shards], "failures": [f.to_dict() for f in self.failures],
-        }  # fmt: skip
+            "ignore_index": self.ignore_index,
+            "views": [v.to_dict() for v in self.views],
+            "parameters": self.parameters,
+            "totals": self.totals,
+            "shards": [s.to_dict() for s in self.shards],
+            "failures": [f.to_dict() for f in self.failures],
+        }
 
 
 def parse_manifest(raw: bytes | str, path: object) -> Manifest:
@@ -331,13 +395,17 @@ def parse_manifest(raw: bytes | str, path: object) -> Manifest:
         channels=_expect(d, "channels", int, path),
         image_dtype=image_dtype,
         mask_dtype=mask_dtype,
-        classes=None if classes is None else tuple(ClassInfo.from_dict(c, path) for c in _list(classes, "classes", path)),
+        classes=None
+        if classes is None
+        else tuple(ClassInfo.from_dict(c, path) for c in _list(classes, "classes", path)),
         ignore_index=ignore,
         views=tuple(View.from_dict(v, path) for v in _list(_expect(d, "views", list, path), "views", path)),
         parameters=_expect(d, "parameters", dict, path),
-        shards=tuple(ShardInfo.from_dict(s, path, f"shards[{i}]") for i, s in enumerate(_expect(d, "shards", list, path))),
+        shards=tuple(
+            ShardInfo.from_dict(s, path, f"shards[{i}]") for i, s in enumerate(_expect(d, "shards", list, path))
+        ),
         failures=tuple(Failure.from_dict(f, path) for f in _expect(d, "failures", list, path)),
-    )  # fmt: skip
+    )
     totals = d.get("totals")
     if totals != manifest.totals:
         raise _fail(path, f"field 'totals': {totals} does not match the shard list ({manifest.totals})")

@@ -51,8 +51,9 @@ class Location:
     def zarr_group(self, rel: str) -> zarr.Group:
         if self.local is not None:
             return zarr.open_group(zarr.storage.LocalStore(self.local / rel, read_only=True), mode="r")
-        store = zarr.storage.FsspecStore.from_url(self.display(rel), read_only=True,
-                                                  storage_options=getattr(self.fs, "storage_options", None))
+        store = zarr.storage.FsspecStore.from_url(
+            self.display(rel), read_only=True, storage_options=getattr(self.fs, "storage_options", None)
+        )
         return zarr.open_group(store, mode="r")
 
     def parquet_args(self, rel: str) -> tuple[str, object | None]:
@@ -79,6 +80,7 @@ def locate(path_or_url: str | os.PathLike, storage_options: dict | None = None, 
         fs, path = fsspec.core.url_to_fs(text, **options)
     except ImportError as exc:
         need = exc.name or str(exc).rstrip(".") or "its fsspec backend"
-        raise FormatError(f"{text}: reading or writing this URL needs a filesystem package ({need}); "
-                          "for s3:// install apfcompile[s3]") from None  # fmt: skip
+        raise FormatError(
+            f"{text}: reading or writing this URL needs a filesystem package ({need}); for s3:// install apfcompile[s3]"
+        ) from None
     return Location(text, fs, path.rstrip("/"), None)

@@ -29,13 +29,33 @@ import zarr
 from zarr.codecs import ZstdCodec
 
 from .nodes import NODE_COLUMNS, NodeTable
-from .storage import Location, locate
 from .spec import (
-    MANIFEST_NAME, NODE_SCHEMA, NODES_NAME, PATCHES_NAME, SAMPLE_SCHEMA, SAMPLES_NAME, SHARD_RECORD_NAME, SHARDS_DIR,
-    Failure, FileRecord, Manifest, ShardInfo, ShardRecord, manifest_bytes,
-)  # fmt: skip
+    MANIFEST_NAME,
+    NODE_SCHEMA,
+    NODES_NAME,
+    PATCHES_NAME,
+    SAMPLE_SCHEMA,
+    SAMPLES_NAME,
+    SHARD_RECORD_NAME,
+    SHARDS_DIR,
+    Failure,
+    FileRecord,
+    Manifest,
+    ShardInfo,
+    ShardRecord,
+    manifest_bytes,
+)
+from .storage import Location, locate
 
-__all__ = ["CHUNK_NODES", "NODE_ROW_GROUP", "SampleRecord", "read_shard_record", "shard_name", "write_manifest", "write_shard"]
+__all__ = [
+    "CHUNK_NODES",
+    "NODE_ROW_GROUP",
+    "SampleRecord",
+    "read_shard_record",
+    "shard_name",
+    "write_manifest",
+    "write_shard",
+]
 
 NODE_ROW_GROUP = 1 << 16
 """Rows per Parquet row group in nodes.parquet: the unit a reader on object storage fetches."""
@@ -112,16 +132,31 @@ def _samples_table(records: list[SampleRecord], offsets: list[int]) -> pa.Table:
     for r, offset in zip(records, offsets):
         classes, dice = r.ceiling if r.ceiling is not None else (None, None)
         values = {
-            "sample": r.sample, "key": r.key, "source": r.source, "mask_source": r.mask_source,
-            "view": r.view, "canvas_h": r.canvas[0], "canvas_w": r.canvas[1],
-            "orig_h": r.original[0], "orig_w": r.original[1], "scale_y": r.scale[0], "scale_x": r.scale[1],
-            "offset_y": r.offset[0], "offset_x": r.offset[1], "slice_axis": r.slice_axis,
-            "slice_index": r.slice_index, "offset": offset, "count": len(r.image), "gamma": r.gamma,
+            "sample": r.sample,
+            "key": r.key,
+            "source": r.source,
+            "mask_source": r.mask_source,
+            "view": r.view,
+            "canvas_h": r.canvas[0],
+            "canvas_w": r.canvas[1],
+            "orig_h": r.original[0],
+            "orig_w": r.original[1],
+            "scale_y": r.scale[0],
+            "scale_x": r.scale[1],
+            "offset_y": r.offset[0],
+            "offset_x": r.offset[1],
+            "slice_axis": r.slice_axis,
+            "slice_index": r.slice_index,
+            "offset": offset,
+            "count": len(r.image),
+            "gamma": r.gamma,
             "ceiling_dice": _foreground_mean(r.ceiling),
             "ceiling_classes": None if classes is None else [int(c) for c in classes],
             "ceiling_per_class": None if dice is None else [float(x) for x in dice],
-            "blur": r.blur, "canny_lo": r.canny[0], "canny_hi": r.canny[1],
-        }  # fmt: skip
+            "blur": r.blur,
+            "canny_lo": r.canny[0],
+            "canny_hi": r.canny[1],
+        }
         for k, v in values.items():
             rows[k].append(v)
     return pa.table(rows, schema=SAMPLE_SCHEMA)
@@ -148,9 +183,14 @@ def _write_array(group: zarr.Group, name: str, data: np.ndarray, compressors) ->
     chunk = min(CHUNK_NODES, n)
     per_file = -(-n // chunk) * chunk  # one storage file per array: the sharding codec's shard
     array = group.create_array(
-        name, shape=data.shape, dtype=data.dtype, chunks=(chunk,) + data.shape[1:],
-        shards=(per_file,) + data.shape[1:], compressors=compressors, fill_value=0,
-    )  # fmt: skip
+        name,
+        shape=data.shape,
+        dtype=data.dtype,
+        chunks=(chunk,) + data.shape[1:],
+        shards=(per_file,) + data.shape[1:],
+        compressors=compressors,
+        fill_value=0,
+    )
     if data.size:
         array[:] = data
 
@@ -182,9 +222,18 @@ def write_shard(
     name = shard_name(index)
     if loc.local is None:  # object storage: build locally, then upload (shard.json last)
         with tempfile.TemporaryDirectory(prefix="apf-shard-") as staging:
-            info = write_shard(staging, index, records, patch_size=patch_size, channels=channels,
-                               image_dtype=image_dtype, mask_dtype=mask_dtype, fingerprint=fingerprint,
-                               failures=failures, mask_fill=mask_fill)  # fmt: skip
+            info = write_shard(
+                staging,
+                index,
+                records,
+                patch_size=patch_size,
+                channels=channels,
+                image_dtype=image_dtype,
+                mask_dtype=mask_dtype,
+                fingerprint=fingerprint,
+                failures=failures,
+                mask_fill=mask_fill,
+            )
             _upload(Path(staging) / SHARDS_DIR / name, loc, f"{SHARDS_DIR}/{name}")
         return info
     shards = loc.local / SHARDS_DIR
@@ -195,8 +244,12 @@ def write_shard(
         shutil.rmtree(tmp)  # left by an interrupted run
     tmp.mkdir()
     offsets = list(np.cumsum([0] + [len(r.image) for r in records[:-1]]).tolist()) if records else []
-    pq.write_table(_nodes_table(records) if records else NODE_SCHEMA.empty_table(), tmp / NODES_NAME,
-                   compression="zstd", row_group_size=NODE_ROW_GROUP)  # fmt: skip
+    pq.write_table(
+        _nodes_table(records) if records else NODE_SCHEMA.empty_table(),
+        tmp / NODES_NAME,
+        compression="zstd",
+        row_group_size=NODE_ROW_GROUP,
+    )
     pq.write_table(_samples_table(records, offsets), tmp / SAMPLES_NAME, compression="zstd")
     empty_image = np.zeros((0, patch_size, patch_size, channels or 1), image_dtype or "uint8")
     image = np.concatenate([r.image for r in records]) if records else empty_image
@@ -211,9 +264,12 @@ def write_shard(
         _write_array(group, "mask", mask.astype(mask_dtype, copy=False), ZstdCodec(level=3))
     files = _file_records(tmp)
     info = ShardInfo(
-        path=f"{SHARDS_DIR}/{name}", samples=len(records), nodes=int(image.shape[0]),
-        bytes=sum(f.bytes for f in files.values()), files=files,
-    )  # fmt: skip
+        path=f"{SHARDS_DIR}/{name}",
+        samples=len(records),
+        nodes=int(image.shape[0]),
+        bytes=sum(f.bytes for f in files.values()),
+        files=files,
+    )
     record = ShardRecord(fingerprint, info, tuple(failures), image_dtype, channels if image_dtype else None)
     (tmp / SHARD_RECORD_NAME).write_bytes(record.to_bytes())
     if final.exists():

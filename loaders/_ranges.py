@@ -68,7 +68,10 @@ class CachedFile:
         parts: dict[int, bytes] = {}  # block -> the part of it this read needs
         missing = []
         for k in range(first, last + 1):
-            lo, hi = max(offset, k * CACHE_BLOCK) - k * CACHE_BLOCK, min(offset + nbytes, (k + 1) * CACHE_BLOCK) - k * CACHE_BLOCK
+            lo, hi = (
+                max(offset, k * CACHE_BLOCK) - k * CACHE_BLOCK,
+                min(offset + nbytes, (k + 1) * CACHE_BLOCK) - k * CACHE_BLOCK,
+            )
             try:
                 fd = os.open(self._block_path(k), os.O_RDONLY)
             except FileNotFoundError:

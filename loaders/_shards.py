@@ -98,11 +98,16 @@ def _direct_ok(meta: dict) -> bool:
         index = [c["name"] for c in conf["index_codecs"]]
         grid = meta["chunk_grid"]["configuration"]["chunk_shape"]
         return (
-            codec["name"] == "sharding_indexed" and inner in (["bytes"], ["bytes", "zstd"]) and endian == "little"
-            and index == ["bytes", "crc32c"] and conf.get("index_location", "end") == "end"
-            and grid[0] >= meta["shape"][0] and list(grid[1:]) == list(meta["shape"][1:])
-            and meta["chunk_key_encoding"]["name"] == "default" and meta["fill_value"] == 0
-        )  # fmt: skip
+            codec["name"] == "sharding_indexed"
+            and inner in (["bytes"], ["bytes", "zstd"])
+            and endian == "little"
+            and index == ["bytes", "crc32c"]
+            and conf.get("index_location", "end") == "end"
+            and grid[0] >= meta["shape"][0]
+            and list(grid[1:]) == list(meta["shape"][1:])
+            and meta["chunk_key_encoding"]["name"] == "default"
+            and meta["fill_value"] == 0
+        )
     except (KeyError, TypeError, ValueError, IndexError):
         return False
 
@@ -172,8 +177,12 @@ class ShardReader:
         last = int(np.searchsorted(starts, start + max(count, 1) - 1, side="right")) - 1
         parts = [self._group(g) for g in range(first, last + 1)]
         skip = start - int(starts[first])
-        return {name: np.concatenate([p[name] for p in parts])[skip : skip + count] if len(parts) > 1
-                else parts[0][name][skip : skip + count] for name in _NODE_COLUMNS}  # fmt: skip
+        return {
+            name: np.concatenate([p[name] for p in parts])[skip : skip + count]
+            if len(parts) > 1
+            else parts[0][name][skip : skip + count]
+            for name in _NODE_COLUMNS
+        }
 
     def _group(self, g: int) -> dict[str, np.ndarray]:
         """Row group ``g``'s node columns; neighbouring samples usually share a group, so the last

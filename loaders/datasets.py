@@ -32,8 +32,8 @@ from torch.utils.data import Dataset as TorchDataset
 from torch.utils.data import IterableDataset, get_worker_info
 
 from formats import Dataset, open_dataset
-from formats.storage import locate
 from formats.sequence import DROP_RULES, PAD_ROW, padding, select_rows
+from formats.storage import locate
 
 from ._shards import ShardReader
 
@@ -54,7 +54,7 @@ class _Frames:
         views = t["view"].to_numpy().astype(np.int64)
         self.n_views = len(ds.manifest.views)
         first: dict[str, int] = {}
-        for i, k in enumerate(self.keys):
+        for k in self.keys:
             first.setdefault(k, len(first))
         self.rows = np.full((len(first), self.n_views), -1, np.int64)  # frame x view -> row
         frame = np.array([first[k] for k in self.keys], np.int64)
@@ -174,11 +174,15 @@ class _Reader:
                 box[i, :kept, j] = nodes[name]
             valid[i, :kept] = True
         out = {
-            "image": torch.from_numpy(image), "size": torch.from_numpy(size), "center": torch.from_numpy(center),
-            "box": torch.from_numpy(box), "valid": torch.from_numpy(valid),
-            "canvas": torch.from_numpy(f.canvas[rows].copy()), "id": torch.from_numpy(ids),
+            "image": torch.from_numpy(image),
+            "size": torch.from_numpy(size),
+            "center": torch.from_numpy(center),
+            "box": torch.from_numpy(box),
+            "valid": torch.from_numpy(valid),
+            "canvas": torch.from_numpy(f.canvas[rows].copy()),
+            "id": torch.from_numpy(ids),
             "key": [f.keys[r] for r in rows],
-        }  # fmt: skip
+        }
         if mask is not None:
             out["mask"] = torch.from_numpy(mask)
         return out
@@ -207,9 +211,17 @@ class APFDataset(TorchDataset):
             processes of one node, never evicted); later epochs then read from local disk.
     """
 
-    def __init__(self, path_or_url, length: int | None = None, view: str | int = "random",
-                 drop: str = "priority", seed: int = 0, cache_shards: int = 8,
-                 storage_options: dict | None = None, cache_dir: str | os.PathLike | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        path_or_url,
+        length: int | None = None,
+        view: str | int = "random",
+        drop: str = "priority",
+        seed: int = 0,
+        cache_shards: int = 8,
+        storage_options: dict | None = None,
+        cache_dir: str | os.PathLike | None = None,
+    ) -> None:
         self._r = _Reader(path_or_url, length, view, drop, seed, cache_shards, storage_options, cache_dir)
 
     def __len__(self) -> int:
@@ -263,11 +275,23 @@ class APFStream(IterableDataset):
             ``state_dict`` are unchanged.
     """
 
-    def __init__(self, path_or_url, length: int | None = None, shuffle: bool = True, seed: int = 0,
-                 batch_size: int | None = None, view: str | int = "random", drop: str = "priority",
-                 drop_last: bool = False, rank: int | None = None, world_size: int | None = None,
-                 cache_shards: int = 8, storage_options: dict | None = None,
-                 cache_dir: str | os.PathLike | None = None, prefetch: int = 0) -> None:  # fmt: skip
+    def __init__(
+        self,
+        path_or_url,
+        length: int | None = None,
+        shuffle: bool = True,
+        seed: int = 0,
+        batch_size: int | None = None,
+        view: str | int = "random",
+        drop: str = "priority",
+        drop_last: bool = False,
+        rank: int | None = None,
+        world_size: int | None = None,
+        cache_shards: int = 8,
+        storage_options: dict | None = None,
+        cache_dir: str | os.PathLike | None = None,
+        prefetch: int = 0,
+    ) -> None:
         super().__init__()
         if batch_size is not None and batch_size < 1:
             raise ValueError(f"batch_size: expected None or an integer >= 1, found {batch_size!r}")

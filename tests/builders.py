@@ -14,8 +14,9 @@ from apfcompile.inputs.readers import read_array
 
 def btcv(root: Path, cases: int = 2, style: str = "rawdata") -> Path:
     """``RawData/Training/{img,label}/`` (or ``imagesTr``/``labelsTr``) with real CT volumes."""
-    img_dir, lab_dir = (("RawData/Training/img", "RawData/Training/label") if style == "rawdata"
-                        else ("imagesTr", "labelsTr"))  # fmt: skip
+    img_dir, lab_dir = (
+        ("RawData/Training/img", "RawData/Training/label") if style == "rawdata" else ("imagesTr", "labelsTr")
+    )
     (root / img_dir).mkdir(parents=True)
     (root / lab_dir).mkdir(parents=True)
     for i in range(1, cases + 1):
@@ -71,5 +72,8 @@ def nuclei_folder(root: Path, copies: int = 3) -> Path:
 def tree_bytes(root: Path) -> dict[str, bytes]:
     """Every file under ``root`` by relative path (to compare datasets byte for byte), less the
     run facts in compile-stats.json (peak memory and wall time differ from run to run)."""
-    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*"))
-            if p.is_file() and p.name != "compile-stats.json"}  # fmt: skip
+    return {
+        p.relative_to(root).as_posix(): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and p.name != "compile-stats.json"
+    }

@@ -40,7 +40,7 @@ def greedy_leaves(edges: np.ndarray, length: int, min_size: int, tile: int | Non
     leaves = _roots(h, w, tile)  # the list is kept in Z-order throughout
     while True:
         best, best_key = None, None
-        for i, (x1, y1, s, d) in enumerate(leaves):
+        for i, (x1, y1, s, _depth) in enumerate(leaves):
             if s <= min_size:
                 continue
             key = (edge_pixels(edges, x1, y1, s), s)

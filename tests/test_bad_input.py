@@ -98,20 +98,30 @@ def test_missing_input_and_empty_folder(tmp_path):
 
 def test_paip_case_missing_a_mask(tmp_path):
     src = builders.paip(tmp_path / "paip", missing="01_01_0085_viable")
-    assert_one_line(*run("compile", src, tmp_path / "ds", "--layout", "paip", "--resolution", "128", "-L", "64"),
-                    "01_01_0085", "_viable.tif")  # fmt: skip
-    code, out = run("compile", src, tmp_path / "ds2", "--layout", "paip", "--resolution", "128", "-L", "64",
-                    "--on-error", "skip")  # fmt: skip
+    assert_one_line(
+        *run("compile", src, tmp_path / "ds", "--layout", "paip", "--resolution", "128", "-L", "64"),
+        "01_01_0085",
+        "_viable.tif",
+    )
+    code, out = run(
+        "compile", src, tmp_path / "ds2", "--layout", "paip", "--resolution", "128", "-L", "64", "--on-error", "skip"
+    )
     assert code == 0 and json.loads((tmp_path / "ds2" / "apf.json").read_text())["totals"]["failures"] == 1
 
 
 @pytest.mark.parametrize(
     ("args", "needle"),
-    [(["--length", "0"], "--length"), (["--patch-size", "6"], "--patch-size"), (["--blur", "4"], "blur"),
-     (["--canny", "200", "100"], "canny"), (["--view", "5:x:1"], "K:LO:HI"), (["--min-size", "4"], "--min-size"),
-     (["--workers", "0"], "--workers")],
+    [
+        (["--length", "0"], "--length"),
+        (["--patch-size", "6"], "--patch-size"),
+        (["--blur", "4"], "blur"),
+        (["--canny", "200", "100"], "canny"),
+        (["--view", "5:x:1"], "K:LO:HI"),
+        (["--min-size", "4"], "--min-size"),
+        (["--workers", "0"], "--workers"),
+    ],
     ids=["length0", "patch6", "blur4", "canny", "view", "minsize", "workers"],
-)  # fmt: skip
+)
 def test_option_out_of_range(tmp_path, args, needle):
     src = folder_with(tmp_path, "x")
     code, out = run("compile", src, tmp_path / "ds", *args)

@@ -40,8 +40,15 @@ def test_real_tissue_with_labels(tissue, keep, band):
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(h=st.integers(8, 130), w=st.integers(8, 130), band_log=st.integers(3, 6), keep=st.integers(0, 4),
-       dtype=st.sampled_from([np.uint8, np.uint16, np.float32]), ignore=st.booleans(), seed=st.integers(0, 2**31))  # fmt: skip
+@given(
+    h=st.integers(8, 130),
+    w=st.integers(8, 130),
+    band_log=st.integers(3, 6),
+    keep=st.integers(0, 4),
+    dtype=st.sampled_from([np.uint8, np.uint16, np.float32]),
+    ignore=st.booleans(),
+    seed=st.integers(0, 2**31),
+)
 def test_random_canvases(h, w, band_log, keep, dtype, ignore, seed):
     rng = np.random.default_rng(seed)
     image = (rng.random((h, w)) * 250).astype(dtype)
@@ -65,7 +72,9 @@ def test_edges_differ_only_near_band_borders(tissue):
     ref = patchify(image, None, params)
     same = np.mean(sample.leaves.x1[: len(ref.leaves)] == ref.leaves.x1[: len(sample.leaves)])
     assert same > 0.95
-    assert abs(int(sample.leaves.edges.sum()) - int(np.count_nonzero(edge_map(image)))) <= 0.01 * sample.leaves.edges.sum()
+    assert (
+        abs(int(sample.leaves.edges.sum()) - int(np.count_nonzero(edge_map(image)))) <= 0.01 * sample.leaves.edges.sum()
+    )
 
 
 def test_tiff_source_reads_a_pyramid_level(tmp_path, tissue):
@@ -99,8 +108,13 @@ def test_mask_values_outside_the_labels_are_refused(tissue, keep):
 
 
 @settings(max_examples=40, deadline=None)
-@given(h=st.integers(1, 70), w=st.integers(1, 70), k=st.integers(1, 6), seed=st.integers(0, 2**31),
-       dtype=st.sampled_from([np.uint8, np.int8, np.uint16, np.int16, np.int32]))  # fmt: skip
+@given(
+    h=st.integers(1, 70),
+    w=st.integers(1, 70),
+    k=st.integers(1, 6),
+    seed=st.integers(0, 2**31),
+    dtype=st.sampled_from([np.uint8, np.int8, np.uint16, np.int16, np.int32]),
+)
 def test_4x4_class_counts_equal_the_one_hot_pyramid(h, w, k, seed, dtype):
     from apfcompile.core.out_of_core import _class_counts_4x4, _one_hot
     from apfcompile.core.pyramid import sum_pyramid
@@ -118,7 +132,9 @@ def test_compile_paip_out_of_core_matches_in_memory(tmp_path):
 
     src = builders.paip(tmp_path / "paip")
     for mode in ("never", "always"):
-        compile_dataset(CompileConfig.from_options(src, tmp_path / mode, resolution=512, length=256, out_of_core=mode, band_rows=64))
+        compile_dataset(
+            CompileConfig.from_options(src, tmp_path / mode, resolution=512, length=256, out_of_core=mode, band_rows=64)
+        )
     a, b = open_dataset(tmp_path / "never"), open_dataset(tmp_path / "always")
     for key in ("01_01_0083", "01_01_0085"):
         x, y = a.read_sample(key), b.read_sample(key)
@@ -138,8 +154,11 @@ def test_out_of_core_any_resolution_matches_in_memory(tmp_path, fit):
 
     src = builders.paip(tmp_path / "paip")
     for mode in ("never", "always"):
-        compile_dataset(CompileConfig.from_options(src, tmp_path / mode, resolution=300, fit=fit, length=128,
-                                      out_of_core=mode, band_rows=48))  # fmt: skip
+        compile_dataset(
+            CompileConfig.from_options(
+                src, tmp_path / mode, resolution=300, fit=fit, length=128, out_of_core=mode, band_rows=48
+            )
+        )
     a, b = open_dataset(tmp_path / "never"), open_dataset(tmp_path / "always")
     ra, rb = a.samples.to_pylist(), b.samples.to_pylist()
     for key in ("canvas_h", "canvas_w", "orig_h", "orig_w", "scale_y", "scale_x"):
@@ -175,8 +194,19 @@ def test_folder_slides_out_of_core_match_in_memory(tmp_path, tissue, resolution,
 
     src = slide_folder(tmp_path / "slides", tissue)
     for mode in ("never", "always"):
-        compile_dataset(CompileConfig.from_options(src, tmp_path / mode, resolution=resolution, fit=fit, length=200,
-                                      out_of_core=mode, band_rows=128, ignore_index=255, workers=1))  # fmt: skip
+        compile_dataset(
+            CompileConfig.from_options(
+                src,
+                tmp_path / mode,
+                resolution=resolution,
+                fit=fit,
+                length=200,
+                out_of_core=mode,
+                band_rows=128,
+                ignore_index=255,
+                workers=1,
+            )
+        )
     a, b = open_dataset(tmp_path / "never"), open_dataset(tmp_path / "always")
     ra, rb = a.samples.to_pylist(), b.samples.to_pylist()
     for key in ("canvas_h", "canvas_w", "orig_h", "orig_w", "scale_y", "scale_x", "mask_source"):
@@ -209,8 +239,13 @@ def test_out_of_core_refuses_masks_with_many_labels(tmp_path, tissue):
 
 
 @settings(max_examples=30, deadline=None)
-@given(h=st.integers(1, 90), w=st.integers(1, 90), band=st.integers(1, 40), seed=st.integers(0, 2**31),
-       dtype=st.sampled_from([np.uint8, np.uint16, np.int16, np.int32]))  # fmt: skip
+@given(
+    h=st.integers(1, 90),
+    w=st.integers(1, 90),
+    band=st.integers(1, 40),
+    seed=st.integers(0, 2**31),
+    dtype=st.sampled_from([np.uint8, np.uint16, np.int16, np.int32]),
+)
 def test_mask_labels_are_the_unique_values(h, w, band, seed, dtype):
     from apfcompile.inputs.sources import mask_labels
 
@@ -223,8 +258,8 @@ def test_mask_labels_are_the_unique_values(h, w, band, seed, dtype):
 def test_uint16_slides_take_their_stretch_from_a_coarse_level(tmp_path):
     """A 16-bit slide: the percentile window comes from a coarse pyramid level (no band reads),
     close to the full image's; a TIFF without levels falls back to sampled rows."""
-    from apfcompile.core.out_of_core import _stretch_window
     from apfcompile.core.edges import EdgeParams
+    from apfcompile.core.out_of_core import _stretch_window
 
     rng = np.random.default_rng(0)
     image = (rng.gamma(2.0, 3000.0, (2048, 2048))).clip(0, 65535).astype(np.uint16)

@@ -12,8 +12,7 @@ from hypothesis import strategies as st
 from torch.utils.data import DataLoader
 
 from apfcompile import CompileConfig, compile_dataset
-from loaders import APFDataset, APFStream
-from loaders import _ranges
+from loaders import APFDataset, APFStream, _ranges
 from loaders._ranges import CachedFile, RangeFile, RemoteFile
 
 from . import builders
@@ -67,10 +66,16 @@ def test_a_recompiled_dataset_is_never_served_stale_blocks(ct, tmp_path):
     url = f"memory://recompiled-{uuid.uuid4().hex[:8]}"
     cache = tmp_path / "cache"
     for blur, length in ((3, 48), (5, 32)):
-        compile_dataset(CompileConfig.from_options(input=src, output=url, length=length, shard_samples=8, workers=1,
-                                      blur=blur, overwrite=True))  # fmt: skip
-        compile_dataset(CompileConfig.from_options(input=src, output=tmp_path / f"local{blur}", length=length,
-                                      shard_samples=8, workers=1, blur=blur))  # fmt: skip
+        compile_dataset(
+            CompileConfig.from_options(
+                input=src, output=url, length=length, shard_samples=8, workers=1, blur=blur, overwrite=True
+            )
+        )
+        compile_dataset(
+            CompileConfig.from_options(
+                input=src, output=tmp_path / f"local{blur}", length=length, shard_samples=8, workers=1, blur=blur
+            )
+        )
         remote, local = APFDataset(url, cache_dir=cache), APFDataset(tmp_path / f"local{blur}")
         for frame in (0, 11, 29):
             a, b = local[frame], remote[frame]
@@ -78,8 +83,10 @@ def test_a_recompiled_dataset_is_never_served_stale_blocks(ct, tmp_path):
 
 
 @settings(max_examples=60, deadline=None)
-@given(data=st.binary(min_size=1, max_size=5000), reads=st.lists(st.tuples(st.integers(0, 5200),
-       st.integers(0, 3000)), min_size=1, max_size=8))  # fmt: skip
+@given(
+    data=st.binary(min_size=1, max_size=5000),
+    reads=st.lists(st.tuples(st.integers(0, 5200), st.integers(0, 3000)), min_size=1, max_size=8),
+)
 def test_cached_ranges_equal_the_file(tmp_path_factory, data, reads):
     import fsspec
 

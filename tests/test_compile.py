@@ -53,7 +53,9 @@ def test_folder_layout_reads_back_with_zarr_and_pyarrow_alone(tmp_path):
     for i in range(n):
         x1, y1, s = nodes["x1"][i], nodes["y1"][i], nodes["size"][i]
         f = s // 8
-        mask[y1 : y1 + s, x1 : x1 + s] = np.repeat(np.repeat(patches[i], f, 0), f, 1)[: mask.shape[0] - y1, : mask.shape[1] - x1]
+        mask[y1 : y1 + s, x1 : x1 + s] = np.repeat(np.repeat(patches[i], f, 0), f, 1)[
+            : mask.shape[0] - y1, : mask.shape[1] - x1
+        ]
     from apfcompile.inputs.readers import read_array
 
     original = read_array(src / "n0_mask.tif")

@@ -76,8 +76,11 @@ def test_a_worker_killed_mid_run_loses_and_duplicates_nothing(btcv):
 
         def run():
             try:
-                compile_dataset(CompileConfig.from_options(src, root / "killed", length=48, shard_samples=16,
-                                              scheduler=cluster.scheduler_address))  # fmt: skip
+                compile_dataset(
+                    CompileConfig.from_options(
+                        src, root / "killed", length=48, shard_samples=16, scheduler=cluster.scheduler_address
+                    )
+                )
             except Exception as exc:  # surfaced below
                 errors.append(exc)
 

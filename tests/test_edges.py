@@ -13,8 +13,13 @@ from apfcompile.core.edges import to_grey, to_uint8
 
 
 @settings(max_examples=80, deadline=None)
-@given(h=st.integers(1, 100), w=st.integers(1, 100), cell_log=st.integers(0, 5),
-       density=st.floats(0, 1), seed=st.integers(0, 2**31))  # fmt: skip
+@given(
+    h=st.integers(1, 100),
+    w=st.integers(1, 100),
+    cell_log=st.integers(0, 5),
+    density=st.floats(0, 1),
+    seed=st.integers(0, 2**31),
+)
 def test_count_grid_counts_edge_pixels(h, w, cell_log, density, seed):
     cell = 1 << cell_log
     edges = np.where(np.random.default_rng(seed).random((h, w)) < density, 255, 0).astype(np.uint8)
@@ -73,9 +78,16 @@ def test_edge_map_accepts_every_dtype_and_channel_count(dtype, c):
     assert edges.shape == (40, 50) and edges.dtype == np.uint8 and set(np.unique(edges)) <= {0, 255}
 
 
-@pytest.mark.parametrize(("kw", "field"), [({"blur": 4}, "blur"), ({"blur": 0}, "blur"),
-                         ({"canny": (200, 100)}, "canny"), ({"window": (5, 5)}, "window"),
-                         ({"percentiles": (50, 10)}, "percentiles")])  # fmt: skip
+@pytest.mark.parametrize(
+    ("kw", "field"),
+    [
+        ({"blur": 4}, "blur"),
+        ({"blur": 0}, "blur"),
+        ({"canny": (200, 100)}, "canny"),
+        ({"window": (5, 5)}, "window"),
+        ({"percentiles": (50, 10)}, "percentiles"),
+    ],
+)
 def test_bad_edge_parameters(kw, field):
     with pytest.raises(ParameterError, match=field):
         EdgeParams(**kw)

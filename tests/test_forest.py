@@ -93,13 +93,19 @@ def test_greedy_matches_oracle(edges, length, min_log, tile_log):
 
 
 @FAST
-@given(edges=edge_maps(), split_value=st.integers(0, 40), min_log=st.integers(0, 3),
-       max_depth=st.one_of(st.none(), st.integers(0, 6)), tile_log=st.integers(-1, 6))  # fmt: skip
+@given(
+    edges=edge_maps(),
+    split_value=st.integers(0, 40),
+    min_log=st.integers(0, 3),
+    max_depth=st.one_of(st.none(), st.integers(0, 6)),
+    tile_log=st.integers(-1, 6),
+)
 def test_threshold_matches_oracle(edges, split_value, min_log, max_depth, tile_log):
     m = 1 << min_log
     tile = None if tile_log < 0 else max(m, 1 << tile_log)
-    leaves = forest_of(edges, policy="threshold", split_value=split_value, min_size=m,
-                       max_depth=max_depth, tile_size=tile)  # fmt: skip
+    leaves = forest_of(
+        edges, policy="threshold", split_value=split_value, min_size=m, max_depth=max_depth, tile_size=tile
+    )
     assert as_tuples(leaves) == oracle.threshold_leaves(edges, split_value, m, max_depth, tile)
     assert_tiles_canvas(leaves, edges.shape)
     assert_z_order(leaves, m)
@@ -160,10 +166,15 @@ def test_columns_and_centres():
 
 @pytest.mark.parametrize(
     ("kw", "name"),
-    [({"length": 0}, "length"), ({"min_size": 6}, "min_size"), ({"tile_size": 4}, "tile_size"),
-     ({"policy": "best"}, "policy"), ({"max_depth": -1}, "max_depth")],
+    [
+        ({"length": 0}, "length"),
+        ({"min_size": 6}, "min_size"),
+        ({"tile_size": 4}, "tile_size"),
+        ({"policy": "best"}, "policy"),
+        ({"max_depth": -1}, "max_depth"),
+    ],
     ids=["length0", "min6", "tile4", "policy", "depth"],
-)  # fmt: skip
+)
 def test_bad_parameters_name_the_field(kw, name):
     with pytest.raises(ParameterError, match=name):
         ForestParams(**kw)

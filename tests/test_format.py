@@ -14,9 +14,20 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from formats import (
-    FORMAT_VERSION, ClassInfo, Dataset, DatasetNotFoundError, FileRecord, Manifest, ManifestError, ShardInfo,
-    UnsafePathError, UnsupportedVersionError, View, open_dataset, parse_manifest,
-)  # fmt: skip
+    FORMAT_VERSION,
+    ClassInfo,
+    Dataset,
+    DatasetNotFoundError,
+    FileRecord,
+    Manifest,
+    ManifestError,
+    ShardInfo,
+    UnsafePathError,
+    UnsupportedVersionError,
+    View,
+    open_dataset,
+    parse_manifest,
+)
 from formats.spec import manifest_bytes
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -74,19 +85,35 @@ paths = st.from_regex(r"[a-z0-9_]{1,8}(/[a-z0-9_.]{1,8}){0,2}", fullmatch=True).
 
 
 @given(
-    shards=st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 10**9), st.dictionaries(paths, st.integers(0, 10**9), max_size=3)), max_size=4),
+    shards=st.lists(
+        st.tuples(
+            st.integers(0, 10**6), st.integers(0, 10**9), st.dictionaries(paths, st.integers(0, 10**9), max_size=3)
+        ),
+        max_size=4,
+    ),
     classes=st.one_of(st.none(), st.lists(names, max_size=5)),
-    views=st.lists(st.tuples(st.integers(1, 9), st.floats(0, 500, allow_nan=False), st.floats(0, 500, allow_nan=False)), min_size=1, max_size=3),
+    views=st.lists(
+        st.tuples(st.integers(1, 9), st.floats(0, 500, allow_nan=False), st.floats(0, 500, allow_nan=False)),
+        min_size=1,
+        max_size=3,
+    ),
     params=st.dictionaries(names, st.one_of(st.none(), st.integers(), st.text(max_size=5), st.booleans()), max_size=5),
-)  # fmt: skip
+)
 def test_manifest_round_trip(shards, classes, views, params):
     manifest = Manifest(
-        patch_size=8, channels=3, image_dtype="uint8", mask_dtype=None if classes is None else "uint8",
+        patch_size=8,
+        channels=3,
+        image_dtype="uint8",
+        mask_dtype=None if classes is None else "uint8",
         classes=None if classes is None else tuple(ClassInfo(i, n) for i, n in enumerate(classes)),
-        ignore_index=None, views=tuple(View(*v) for v in views), parameters=params,
-        shards=tuple(ShardInfo(f"shards/{i:05d}", n, m, sum(f.values()),
-                               {k: FileRecord(v, "0" * 64) for k, v in f.items()}) for i, (n, m, f) in enumerate(shards)),
-    )  # fmt: skip
+        ignore_index=None,
+        views=tuple(View(*v) for v in views),
+        parameters=params,
+        shards=tuple(
+            ShardInfo(f"shards/{i:05d}", n, m, sum(f.values()), {k: FileRecord(v, "0" * 64) for k, v in f.items()})
+            for i, (n, m, f) in enumerate(shards)
+        ),
+    )
     raw = manifest_bytes(manifest)
     again = parse_manifest(raw, "x")
     assert again == manifest and manifest_bytes(again) == raw
@@ -117,11 +144,25 @@ def test_writer_and_reader_take_fsspec_urls(nuclei):
     image, mask = nuclei
     sample = patchify(image[:128, :128], mask[:128, :128], PatchParams.make(8, length=64))
     record = SampleRecord(
-        sample=0, key="n", source="n.tif", mask_source="n_mask.tif", view=0, canvas=(128, 128),
-        original=(128, 128), scale=(1.0, 1.0), offset=(0.0, 0.0), slice_axis=None, slice_index=None,
-        gamma=sample.gamma, ceiling=sample.ceiling, blur=3, canny=(100.0, 200.0),
-        nodes=sample.leaves.columns(), image=sample.patches, mask=sample.mask,
-    )  # fmt: skip
+        sample=0,
+        key="n",
+        source="n.tif",
+        mask_source="n_mask.tif",
+        view=0,
+        canvas=(128, 128),
+        original=(128, 128),
+        scale=(1.0, 1.0),
+        offset=(0.0, 0.0),
+        slice_axis=None,
+        slice_index=None,
+        gamma=sample.gamma,
+        ceiling=sample.ceiling,
+        blur=3,
+        canny=(100.0, 200.0),
+        nodes=sample.leaves.columns(),
+        image=sample.patches,
+        mask=sample.mask,
+    )
     kw = dict(patch_size=8, channels=1, image_dtype="uint16", mask_dtype="uint16", fingerprint="f")
     url = "memory://apf-test/ds"
     info = write_shard(url, 0, [record], **kw)

@@ -14,9 +14,8 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from apfcompile import Leaves
-from apfcompile import reconstruct as reconstruct_np
 from apfcompile import CompileConfig, compile_dataset
+from apfcompile import reconstruct as reconstruct_np
 from formats import DatasetNotFoundError
 from loaders import APFDataset, APFStream, collate, dice, reconstruct
 
@@ -28,8 +27,11 @@ def ct_dataset(tmp_path_factory) -> Path:
     """60 real CT frames (2 volumes x 30 slices) under 2 views, 15 shards."""
     root = tmp_path_factory.mktemp("loaders")
     src = builders.btcv(root / "btcv", cases=2)
-    compile_dataset(CompileConfig.from_options(input=src, output=root / "ds", length=48, shard_samples=8,
-                                  views=((3, 100, 200), (5, 50, 150))))  # fmt: skip
+    compile_dataset(
+        CompileConfig.from_options(
+            input=src, output=root / "ds", length=48, shard_samples=8, views=((3, 100, 200), (5, 50, 150))
+        )
+    )
     return root / "ds"
 
 
@@ -99,17 +101,18 @@ def test_resume_mid_epoch_in_a_new_process(ct_dataset, tmp_path):
         from torch.utils.data import DataLoader
         from loaders import APFStream
         stream = APFStream({str(ct_dataset)!r}, length=48, batch_size=4, seed=9)
-        stream.load_state_dict(json.load(open({str(tmp_path / 'state.json')!r})))
+        stream.load_state_dict(json.load(open({str(tmp_path / "state.json")!r})))
         rest = [b["id"].tolist() for b in DataLoader(stream, batch_size=None, num_workers=2)]
         json.dump(rest, sys.stdout)
-    """)  # fmt: skip
+    """)
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     assert json.loads(out.stdout) == full[6:]
 
 
 def test_torchrun_two_ranks_gloo(ct_dataset, tmp_path):
     script = tmp_path / "ranks.py"
-    script.write_text(textwrap.dedent(f"""
+    script.write_text(
+        textwrap.dedent(f"""
         import json, os
         import torch.distributed as dist
         from torch.utils.data import DataLoader
@@ -121,15 +124,27 @@ def test_torchrun_two_ranks_gloo(ct_dataset, tmp_path):
         json.dump(ids, open(out, "w"))
         dist.barrier()
         dist.destroy_process_group()
-    """))  # fmt: skip
+    """)
+    )
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533", str(script)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        "29533",
+        str(script),
+    ]
     subprocess.run(cmd, check=True, capture_output=True, text=True, env=env, timeout=300)
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
     assert len(ranks[0]) == len(ranks[1]) == 30
     assert sorted(frames_of(ranks[0] + ranks[1])) == list(range(60))
-    simulated = [frames_of(ids_of(APFStream(ct_dataset, length=48, batch_size=4, seed=2, rank=r, world_size=2)))
-                 for r in range(2)]  # fmt: skip
+    simulated = [
+        frames_of(ids_of(APFStream(ct_dataset, length=48, batch_size=4, seed=2, rank=r, world_size=2)))
+        for r in range(2)
+    ]
     assert [frames_of(r) for r in ranks] == simulated
 
 
@@ -278,8 +293,16 @@ def test_remote_reads_only_needed_row_groups_and_match_local(tmp_path, monkeypat
 
     monkeypatch.setattr(formats.writer, "NODE_ROW_GROUP", 50)
     src = builders.btcv(tmp_path / "btcv", cases=1)
-    compile_dataset(CompileConfig.from_options(input=src, output=tmp_path / "ds", length=48, shard_samples=8, workers=1,
-                                  views=((3, 100, 200), (5, 50, 150))))  # fmt: skip
+    compile_dataset(
+        CompileConfig.from_options(
+            input=src,
+            output=tmp_path / "ds",
+            length=48,
+            shard_samples=8,
+            workers=1,
+            views=((3, 100, 200), (5, 50, 150)),
+        )
+    )
     fs = fsspec.filesystem("memory")
     root = "/apf-remote-test"
     fs.put(str(tmp_path / "ds"), root, recursive=True)

@@ -73,8 +73,11 @@ def test_compile_verify_and_stream_from_s3(s3, tmp_path):
 
     fs = s3fs.S3FileSystem(client_kwargs={"endpoint_url": endpoint})
     local = builders.tree_bytes(tmp_path / "local")
-    remote = {p.removeprefix("apf-bucket/ct/"): fs.cat_file(p) for p in fs.find("apf-bucket/ct")
-              if not p.endswith("compile-stats.json")}  # fmt: skip
+    remote = {
+        p.removeprefix("apf-bucket/ct/"): fs.cat_file(p)
+        for p in fs.find("apf-bucket/ct")
+        if not p.endswith("compile-stats.json")
+    }
     assert remote == local
     # stream it back with two DataLoader workers: every sample once
     from torch.utils.data import DataLoader
@@ -92,22 +95,50 @@ def test_compile_verify_and_stream_from_s3(s3, tmp_path):
 def test_torchrun_ranks_stream_from_s3(s3, tmp_path):
     endpoint, src = s3
     url = "s3://apf-bucket/ct-ddp"
-    assert run("compile", src, url, "-L", "48", "--shard-samples", "8", "-j", "1",
-               "--storage-option", f"endpoint_url={endpoint}")[0] == 0  # fmt: skip
+    assert (
+        run(
+            "compile",
+            src,
+            url,
+            "-L",
+            "48",
+            "--shard-samples",
+            "8",
+            "-j",
+            "1",
+            "--storage-option",
+            f"endpoint_url={endpoint}",
+        )[0]
+        == 0
+    )
     script = tmp_path / "ranks.py"
-    script.write_text(textwrap.dedent(f"""
+    script.write_text(
+        textwrap.dedent(f"""
         import json
         import torch.distributed as dist
         from torch.utils.data import DataLoader
         from loaders import APFStream
         dist.init_process_group("gloo")
-        stream = APFStream({url!r}, length=48, batch_size=4, storage_options={{"client_kwargs": {{"endpoint_url": {endpoint!r}}}}})
+        options = {{"client_kwargs": {{"endpoint_url": {endpoint!r}}}}}
+        stream = APFStream({url!r}, length=48, batch_size=4, storage_options=options)
         ids = [i for b in DataLoader(stream, batch_size=None) for i in b["id"].tolist()]
         json.dump(ids, open({str(tmp_path)!r} + f"/rank{{dist.get_rank()}}.json", "w"))
         dist.destroy_process_group()
-    """))  # fmt: skip
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29544", str(script)]
-    subprocess.run(cmd, check=True, capture_output=True, text=True, env=dict(os.environ, OMP_NUM_THREADS="1"), timeout=300)
+    """)
+    )
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        "29544",
+        str(script),
+    ]
+    subprocess.run(
+        cmd, check=True, capture_output=True, text=True, env=dict(os.environ, OMP_NUM_THREADS="1"), timeout=300
+    )
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
     assert len(ranks[0]) == len(ranks[1]) == 15 and sorted(ranks[0] + ranks[1]) == list(range(30))
 
@@ -129,12 +160,22 @@ def test_storage_errors_are_one_line(s3, case, monkeypatch, tmp_path):
     elif case == "missing-bucket":
         url = "s3://no-such-bucket/ds"
     else:
-        opts = ["--storage-option", f"endpoint_url=http://127.0.0.1:{free_port()}",
-                "--storage-option", "config_kwargs={}"][:2]  # fmt: skip
-    commands = (["inspect", url], ["compile", src, url + "-new", "-L", "48", "-j", "1"],
-                ["compile", url, tmp_path / "from-s3", "-L", "48", "-j", "1"])  # INPUT on S3
-    cause = {"wrong-credentials": "NoCredentialsError", "unreachable-endpoint": "Could not connect",
-             "missing-bucket": "no apfcompile dataset|does not exist|no such file"}[case]  # fmt: skip
+        opts = [
+            "--storage-option",
+            f"endpoint_url=http://127.0.0.1:{free_port()}",
+            "--storage-option",
+            "config_kwargs={}",
+        ][:2]
+    commands = (
+        ["inspect", url],
+        ["compile", src, url + "-new", "-L", "48", "-j", "1"],
+        ["compile", url, tmp_path / "from-s3", "-L", "48", "-j", "1"],
+    )  # INPUT on S3
+    cause = {
+        "wrong-credentials": "NoCredentialsError",
+        "unreachable-endpoint": "Could not connect",
+        "missing-bucket": "no apfcompile dataset|does not exist|no such file",
+    }[case]
     for command in commands:
         code, out = run(*command, *opts)
         assert code != 0 and "Traceback" not in out
@@ -151,8 +192,18 @@ def test_compile_from_s3_inputs_with_worker_processes(s3, tmp_path):
     fs = s3fs.S3FileSystem(client_kwargs={"endpoint_url": endpoint})
     fs.put(str(src), "apf-bucket/inputs/btcv", recursive=True)
     opt = ["--storage-option", f"endpoint_url={endpoint}"]
-    code, out = run("compile", "s3://apf-bucket/inputs/btcv", tmp_path / "remote", "-L", "48", "--shard-samples",
-                    "8", "-j", "2", *opt)  # fmt: skip
+    code, out = run(
+        "compile",
+        "s3://apf-bucket/inputs/btcv",
+        tmp_path / "remote",
+        "-L",
+        "48",
+        "--shard-samples",
+        "8",
+        "-j",
+        "2",
+        *opt,
+    )
     assert code == 0, out
     code, out = run("compile", src, tmp_path / "local", "-L", "48", "--shard-samples", "8", "-j", "1")
     assert code == 0, out
@@ -172,13 +223,26 @@ def test_dask_cluster_from_s3_inputs_to_s3(s3, tmp_path):
     if not fs.exists("apf-bucket/inputs-dask/btcv"):
         fs.put(str(src), "apf-bucket/inputs-dask/btcv", recursive=True)
     opt = ["--storage-option", f"endpoint_url={endpoint}"]
-    code, out = run("compile", "s3://apf-bucket/inputs-dask/btcv", "s3://apf-bucket/ct-dask", "-L", "48",
-                    "--shard-samples", "8", "--scheduler", "local:2", *opt)  # fmt: skip
+    code, out = run(
+        "compile",
+        "s3://apf-bucket/inputs-dask/btcv",
+        "s3://apf-bucket/ct-dask",
+        "-L",
+        "48",
+        "--shard-samples",
+        "8",
+        "--scheduler",
+        "local:2",
+        *opt,
+    )
     assert code == 0, out
     code, out = run("compile", src, tmp_path / "local", "-L", "48", "--shard-samples", "8", "-j", "1")
     assert code == 0, out
-    remote = {p.removeprefix("apf-bucket/ct-dask/"): fs.cat_file(p) for p in fs.find("apf-bucket/ct-dask")
-              if not p.endswith("compile-stats.json")}  # fmt: skip
+    remote = {
+        p.removeprefix("apf-bucket/ct-dask/"): fs.cat_file(p)
+        for p in fs.find("apf-bucket/ct-dask")
+        if not p.endswith("compile-stats.json")
+    }
     assert remote == builders.tree_bytes(tmp_path / "local")
 
 
@@ -192,13 +256,24 @@ def test_inputs_take_their_own_storage_options(s3, tmp_path):
     if not fs.exists("apf-bucket/inputs-own/btcv"):
         fs.put(str(src), "apf-bucket/inputs-own/btcv", recursive=True)
     url = "s3://apf-bucket/inputs-own/btcv"
-    code, out = run("compile", url, tmp_path / "ds", "-L", "48", "-j", "1",
-                    "--input-storage-option", f"endpoint_url={endpoint}")  # fmt: skip
+    code, out = run(
+        "compile", url, tmp_path / "ds", "-L", "48", "-j", "1", "--input-storage-option", f"endpoint_url={endpoint}"
+    )
     assert code == 0, out
     code, out = run("compile", src, tmp_path / "local", "-L", "48", "-j", "1")
     assert builders.tree_bytes(tmp_path / "ds") == builders.tree_bytes(tmp_path / "local")
-    code, out = run("preview", tmp_path / "ds", "--sample", "img0001/z003", "-o", tmp_path / "p.png", "--input", url,
-                    "--input-storage-option", f"endpoint_url={endpoint}")  # fmt: skip
+    code, out = run(
+        "preview",
+        tmp_path / "ds",
+        "--sample",
+        "img0001/z003",
+        "-o",
+        tmp_path / "p.png",
+        "--input",
+        url,
+        "--input-storage-option",
+        f"endpoint_url={endpoint}",
+    )
     assert code == 0 and (tmp_path / "p.png").exists(), out
     from apfcompile import CompileConfig
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from apfcompile import InputError, PatchParams, ParameterError, patchify, reconstruct
+from apfcompile import InputError, ParameterError, PatchParams, patchify, reconstruct
 from apfcompile.inputs.readers import read_array
 
 from .conftest import shared

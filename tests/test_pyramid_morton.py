@@ -11,8 +11,13 @@ from apfcompile.core.pyramid import accumulator_dtype, sum_pyramid
 
 
 @settings(max_examples=60, deadline=None)
-@given(h=st.integers(1, 70), w=st.integers(1, 70), c=st.sampled_from([None, 1, 3, 16]),
-       dtype=st.sampled_from([np.uint8, np.uint16, np.int16, np.float32]), seed=st.integers(0, 2**31))  # fmt: skip
+@given(
+    h=st.integers(1, 70),
+    w=st.integers(1, 70),
+    c=st.sampled_from([None, 1, 3, 16]),
+    dtype=st.sampled_from([np.uint8, np.uint16, np.int16, np.float32]),
+    seed=st.integers(0, 2**31),
+)
 def test_pyramid_sums_are_exact(h, w, c, dtype, seed):
     rng = np.random.default_rng(seed)
     shape = (h, w) if c is None else (h, w, c)

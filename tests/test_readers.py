@@ -49,8 +49,19 @@ def truncated(path, data: bytes, keep: float = 0.5):
     return path
 
 
-@pytest.mark.parametrize("case", ["missing", "empty", "not-an-image", "truncated-png", "truncated-tiff",
-                                  "truncated-nifti", "unknown-suffix", "pickled-npy"])  # fmt: skip
+@pytest.mark.parametrize(
+    "case",
+    [
+        "missing",
+        "empty",
+        "not-an-image",
+        "truncated-png",
+        "truncated-tiff",
+        "truncated-nifti",
+        "unknown-suffix",
+        "pickled-npy",
+    ],
+)
 def test_bad_files_get_one_clear_error(tmp_path, case, tissue):
     import cv2
 

@@ -7,15 +7,31 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from apfcompile import PatchParams, ceiling_dice, dice_per_class, patchify, reconstruct, serialise_mask
-from apfcompile import ForestParams, build_forest, edge_count_grid, select_leaves
+from apfcompile import (
+    ForestParams,
+    PatchParams,
+    build_forest,
+    ceiling_dice,
+    dice_per_class,
+    edge_count_grid,
+    patchify,
+    reconstruct,
+    select_leaves,
+    serialise_mask,
+)
 
 from . import oracle
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(h=st.integers(1, 80), w=st.integers(1, 80), p_log=st.integers(0, 3), extra=st.sampled_from([(), (3,)]),
-       seed=st.integers(0, 2**31), drop=st.booleans())  # fmt: skip
+@given(
+    h=st.integers(1, 80),
+    w=st.integers(1, 80),
+    p_log=st.integers(0, 3),
+    extra=st.sampled_from([(), (3,)]),
+    seed=st.integers(0, 2**31),
+    drop=st.booleans(),
+)
 def test_reconstruct_equals_the_per_leaf_loop(h, w, p_log, extra, seed, drop):
     p = 1 << p_log
     rng = np.random.default_rng(seed)
@@ -47,7 +63,9 @@ def test_ceiling_on_real_ct_slice_beats_published_resampling(ct_slice):
     image, seg = ct_slice
     sample = patchify(image, seg, PatchParams.make(8, min_size=8, length=64, window=(-175, 250)))
     classes, dice = sample.ceiling
-    assert set(np.unique(reconstruct(sample.mask, sample.leaves, None, seg.shape)).tolist()) <= set(np.unique(seg).tolist())
+    assert set(np.unique(reconstruct(sample.mask, sample.leaves, None, seg.shape)).tolist()) <= set(
+        np.unique(seg).tolist()
+    )
     classes2, dice2 = ceiling_dice(seg, sample.mask, sample.leaves)
     np.testing.assert_array_equal(dice, dice2)
     nearest = serialise_mask(seg, sample.leaves, 8, "nearest")

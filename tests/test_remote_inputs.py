@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from apfcompile.inputs import locations as inputs
-from apfcompile.cli import main
 from apfcompile import CompileConfig, compile_dataset
+from apfcompile.cli import main
+from apfcompile.inputs import locations as inputs
 from apfcompile.inputs.layouts import discover
 from apfcompile.inputs.readers import read_array
 
@@ -53,10 +53,15 @@ def test_folder_with_masks_inside_and_list_from_urls(tmp_path):
     local_items, _ = discover(src, "folder", masks)
     url_items, _ = discover(url, "folder", url + "/masks")
     assert [(i.key, i.source, i.mask_source) for i in url_items] == [
-        (i.key, i.source, i.mask_source) for i in local_items]  # fmt: skip
+        (i.key, i.source, i.mask_source) for i in local_items
+    ]
     assert [i.key for i in url_items] == ["n0", "n2", "sub/n1"] and all(i.masks for i in url_items)
-    compile_dataset(CompileConfig.from_options(input=src, output=tmp_path / "f-local", masks=masks, length=200, workers=1))
-    compile_dataset(CompileConfig.from_options(input=url, output=tmp_path / "f-remote", masks=url + "/masks", length=200, workers=1))
+    compile_dataset(
+        CompileConfig.from_options(input=src, output=tmp_path / "f-local", masks=masks, length=200, workers=1)
+    )
+    compile_dataset(
+        CompileConfig.from_options(input=url, output=tmp_path / "f-remote", masks=url + "/masks", length=200, workers=1)
+    )
     assert builders.tree_bytes(tmp_path / "f-remote") == builders.tree_bytes(tmp_path / "f-local")
 
     (src / "list.csv").write_text("image,mask,key\nn0.tif,masks/n0_mask.tif,first\nsub/n1.tif,,second\n")
@@ -94,8 +99,11 @@ def test_a_remote_slide_costs_the_bytes_of_the_level_read(tmp_path, monkeypatch)
 def test_remote_input_errors_are_one_line(tmp_path):
     src = builders.nuclei_folder(tmp_path / "in", copies=1)
     url = upload(src)
-    for args in ([url + "-missing", tmp_path / "a"], [url, tmp_path / "b", "--masks", url + "/nope"],
-                 ["memory://in-x/list.csv", tmp_path / "c"]):  # fmt: skip
+    for args in (
+        [url + "-missing", tmp_path / "a"],
+        [url, tmp_path / "b", "--masks", url + "/nope"],
+        ["memory://in-x/list.csv", tmp_path / "c"],
+    ):
         result = CliRunner().invoke(main, ["compile", *map(str, args), "-j", "1"])
         errors = [line for line in result.output.splitlines() if line.startswith("apfcompile: error:")]
         assert result.exit_code != 0 and "Traceback" not in result.output and len(errors) == 1, result.output
@@ -112,11 +120,24 @@ def test_file_urls_and_preview_from_a_url(tmp_path):
     runner = CliRunner()
     result = runner.invoke(main, ["compile", f"file://{src}", str(tmp_path / "ds"), "-L", "48", "-j", "1"])
     assert result.exit_code == 0, result.output
-    result = runner.invoke(main, ["preview", str(tmp_path / "ds"), "--sample", "img0001/z010",
-                                  "-o", str(tmp_path / "p.png"), "--input", url])  # fmt: skip
+    result = runner.invoke(
+        main,
+        ["preview", str(tmp_path / "ds"), "--sample", "img0001/z010", "-o", str(tmp_path / "p.png"), "--input", url],
+    )
     assert result.exit_code == 0, result.output
-    local = runner.invoke(main, ["preview", str(tmp_path / "ds"), "--sample", "img0001/z010",
-                                 "-o", str(tmp_path / "q.png"), "--input", str(src)])  # fmt: skip
+    local = runner.invoke(
+        main,
+        [
+            "preview",
+            str(tmp_path / "ds"),
+            "--sample",
+            "img0001/z010",
+            "-o",
+            str(tmp_path / "q.png"),
+            "--input",
+            str(src),
+        ],
+    )
     assert local.exit_code == 0 and (tmp_path / "p.png").read_bytes() == (tmp_path / "q.png").read_bytes()
 
 
@@ -129,8 +150,11 @@ def test_a_url_whose_filesystem_is_not_installed_is_one_line(tmp_path):
     except ImportError:
         pass
     src = builders.nuclei_folder(tmp_path / "in", copies=1)
-    for args in (["compile", "gs://bucket/in", str(tmp_path / "o")], ["compile", str(src), "gs://b/o"],
-                 ["inspect", "gs://bucket/ds"]):  # fmt: skip
+    for args in (
+        ["compile", "gs://bucket/in", str(tmp_path / "o")],
+        ["compile", str(src), "gs://b/o"],
+        ["inspect", "gs://bucket/ds"],
+    ):
         result = CliRunner().invoke(main, args)
         errors = [line for line in result.output.splitlines() if line.startswith("apfcompile: error:")]
         assert result.exit_code != 0 and len(errors) == 1 and "gcsfs" in errors[0], result.output
@@ -140,8 +164,20 @@ def test_chained_urls_keep_a_local_copy_of_the_inputs(tmp_path):
     src = builders.btcv(tmp_path / "btcv", cases=1)
     url = upload(src)
     cache = tmp_path / "input-cache"
-    result = CliRunner().invoke(main, ["compile", f"filecache::{url}", str(tmp_path / "ds"), "-L", "48", "-j", "1",
-                                       "--input-storage-option", f"filecache.cache_storage={cache}"])  # fmt: skip
+    result = CliRunner().invoke(
+        main,
+        [
+            "compile",
+            f"filecache::{url}",
+            str(tmp_path / "ds"),
+            "-L",
+            "48",
+            "-j",
+            "1",
+            "--input-storage-option",
+            f"filecache.cache_storage={cache}",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert len([p for p in cache.iterdir() if p.name != "cache"]) == 2  # the volume and its labels
     compile_dataset(CompileConfig.from_options(input=src, output=tmp_path / "local", length=48, workers=1))
@@ -151,11 +187,23 @@ def test_chained_urls_keep_a_local_copy_of_the_inputs(tmp_path):
 def test_storage_option_parsing():
     from apfcompile.cli import _storage_options
 
-    parsed = _storage_options(None, None, ("endpoint_url=http://e", "anon=true", "s3.region_name=eu",
-                                           "filecache.cache_storage=/c", "s3.requester_pays=false"))  # fmt: skip
-    assert parsed == {"client_kwargs": {"endpoint_url": "http://e"}, "anon": True,
-                      "s3": {"client_kwargs": {"region_name": "eu"}, "requester_pays": False},
-                      "filecache": {"cache_storage": "/c"}}  # fmt: skip
+    parsed = _storage_options(
+        None,
+        None,
+        (
+            "endpoint_url=http://e",
+            "anon=true",
+            "s3.region_name=eu",
+            "filecache.cache_storage=/c",
+            "s3.requester_pays=false",
+        ),
+    )
+    assert parsed == {
+        "client_kwargs": {"endpoint_url": "http://e"},
+        "anon": True,
+        "s3": {"client_kwargs": {"region_name": "eu"}, "requester_pays": False},
+        "filecache": {"cache_storage": "/c"},
+    }
     import click
 
     for bad in ("novalue", "=x", "s3.=x", ".a=b"):

@@ -7,8 +7,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from apfcompile import ForestParams, ParameterError, build_forest, edge_count_grid, edge_map
-from apfcompile import reconstruct, serialise_image, serialise_mask
+from apfcompile import (
+    ForestParams,
+    ParameterError,
+    build_forest,
+    edge_count_grid,
+    edge_map,
+    reconstruct,
+    serialise_image,
+    serialise_mask,
+)
 
 from . import oracle
 
@@ -43,8 +51,14 @@ def boxes(leaves):
 
 
 @SETTINGS
-@given(h=st.integers(4, 90), w=st.integers(4, 90), c=st.sampled_from([1, 3, 16]),
-       dtype=st.sampled_from(DTYPES), p_log=st.integers(0, 2), seed=st.integers(0, 2**31))  # fmt: skip
+@given(
+    h=st.integers(4, 90),
+    w=st.integers(4, 90),
+    c=st.sampled_from([1, 3, 16]),
+    dtype=st.sampled_from(DTYPES),
+    p_log=st.integers(0, 2),
+    seed=st.integers(0, 2**31),
+)
 def test_area_is_the_rounded_float64_box_average(h, w, c, dtype, p_log, seed):
     image, p, leaves = random_case(h, w, c, dtype, p_log, seed)
     got = serialise_image(image, leaves, p, "area")
@@ -68,8 +82,14 @@ def test_area_rounds_half_up():
 
 
 @SETTINGS
-@given(h=st.integers(4, 90), w=st.integers(4, 90), c=st.sampled_from([1, 3, 4]),
-       dtype=st.sampled_from(DTYPES), p_log=st.integers(0, 2), seed=st.integers(0, 2**31))  # fmt: skip
+@given(
+    h=st.integers(4, 90),
+    w=st.integers(4, 90),
+    c=st.sampled_from([1, 3, 4]),
+    dtype=st.sampled_from(DTYPES),
+    p_log=st.integers(0, 2),
+    seed=st.integers(0, 2**31),
+)
 def test_nearest_matches_cv2_resize_per_leaf(h, w, c, dtype, p_log, seed):
     image, p, leaves = random_case(h, w, c, dtype, p_log, seed)
     got = serialise_image(image, leaves, p, "nearest")
@@ -78,8 +98,14 @@ def test_nearest_matches_cv2_resize_per_leaf(h, w, c, dtype, p_log, seed):
 
 
 @SETTINGS
-@given(h=st.integers(4, 70), w=st.integers(4, 70), classes=st.integers(1, 6),
-       p_log=st.integers(0, 2), ignore=st.booleans(), seed=st.integers(0, 2**31))  # fmt: skip
+@given(
+    h=st.integers(4, 70),
+    w=st.integers(4, 70),
+    classes=st.integers(1, 6),
+    p_log=st.integers(0, 2),
+    ignore=st.booleans(),
+    seed=st.integers(0, 2**31),
+)
 def test_mode_is_the_majority_label(h, w, classes, p_log, ignore, seed):
     p = 1 << p_log
     rng = np.random.default_rng(seed)
@@ -128,7 +154,9 @@ def test_leaves_of_patch_size_round_trip_exactly(dtype, c):
         patches = serialise_image(image, leaves, 8, method)
         np.testing.assert_array_equal(reconstruct(patches, leaves, None, (48, 40)), image)
     for method in ("mode", "nearest"):
-        np.testing.assert_array_equal(reconstruct(serialise_mask(mask, leaves, 8, method), leaves, None, (48, 40)), mask)
+        np.testing.assert_array_equal(
+            reconstruct(serialise_mask(mask, leaves, 8, method), leaves, None, (48, 40)), mask
+        )
 
 
 def test_real_tissue_patches(tissue):

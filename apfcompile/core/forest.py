@@ -48,7 +48,6 @@ Leaves = NodeTable
 """The forest's output is the node table of :mod:`formats.nodes` (one leaf table everywhere)."""
 
 
-
 def _is_pow2(v: object) -> bool:
     return isinstance(v, (int, np.integer)) and v >= 1 and not v & (v - 1)
 
@@ -80,12 +79,8 @@ class ForestParams:
             raise ParameterError("length", "an integer >= 1", self.length)
         if not _is_pow2(self.min_size):
             raise ParameterError("min_size", "a power of two", self.min_size)
-        if self.tile_size is not None and not (
-            _is_pow2(self.tile_size) and self.tile_size >= self.min_size
-        ):
-            raise ParameterError(
-                "tile_size", f"a power of two >= min_size ({self.min_size})", self.tile_size
-            )
+        if self.tile_size is not None and not (_is_pow2(self.tile_size) and self.tile_size >= self.min_size):
+            raise ParameterError("tile_size", f"a power of two >= min_size ({self.min_size})", self.tile_size)
         if self.split_value < 0:
             raise ParameterError("split_value", "a number >= 0", self.split_value)
         if self.max_depth is not None and self.max_depth < 0:
@@ -185,9 +180,11 @@ def _greedy(levels: list[_Level], length: int, depth_max: int, n_tx: int) -> lis
     n_roots = int(levels[0].inside.sum())
     if n_roots > length:
         raise ParameterError(
-            "length", f">= the number of root tiles covering the image ({n_roots})", length,
+            "length",
+            f">= the number of root tiles covering the image ({n_roots})",
+            length,
             "use a larger length or a larger tile size",
-        )  # fmt: skip
+        )
     split = [np.zeros(lv.inside.shape, bool) for lv in levels]
     if depth_max == 0:  # roots at the minimum size: nothing can split
         return split
@@ -250,9 +247,7 @@ def _priority_prefix(edges: np.ndarray, depth: np.ndarray, zkey: np.ndarray, lim
         n_depth = int(depth.max()) + 1
         z_span = int(zkey.max()) + 1
         if (int(edges.max()) + 1) * n_depth * z_span < 2**63:
-            key = (edges * n_depth + (n_depth - 1 - depth)) * z_span + (
-                z_span - 1 - zkey.astype(np.int64)
-            )
+            key = (edges * n_depth + (n_depth - 1 - depth)) * z_span + (z_span - 1 - zkey.astype(np.int64))
             top = np.argpartition(-key, limit - 1)[:limit]
             return top[np.argsort(-key[top], kind="stable")]
     order = np.lexsort((zkey, depth, -edges))
@@ -296,6 +291,13 @@ def _collect_leaves(
     per_row = n_tx
     tile_index = (y1 // tile) * per_row + x1 // tile
     return NodeTable(
-        x1=x1, x2=x1 + size, y1=y1, y2=y1 + size, size=size, depth=d,
-        tile=tile_index.astype(np.int32), edges=e.astype(np.int64), canvas=(shape[0], shape[1]),
-    )  # fmt: skip
+        x1=x1,
+        x2=x1 + size,
+        y1=y1,
+        y2=y1 + size,
+        size=size,
+        depth=d,
+        tile=tile_index.astype(np.int32),
+        edges=e.astype(np.int64),
+        canvas=(shape[0], shape[1]),
+    )

@@ -170,8 +170,7 @@ def _stretch_window(source: RegionSource, params: EdgeParams) -> tuple[float, fl
     else:
         h = source.shape[0]
         step = max(1, h // 64)
-        sample = np.concatenate([to_grey(source.rows(y, y + 1), params.channel).reshape(-1)
-                                 for y in range(0, h, step)])  # fmt: skip
+        sample = np.concatenate([to_grey(source.rows(y, y + 1), params.channel).reshape(-1) for y in range(0, h, step)])
     lo, hi = np.percentile(sample, params.percentiles)
     return float(lo), float(hi) if hi > lo else float(lo) + 1.0
 
@@ -195,8 +194,12 @@ def patchify_banded(
     h, w = image.shape[:2]
     m, p = params.forest.min_size, params.patch_size
     if params.image_method != "area" or params.mask_method != "mode":
-        raise ParameterError("resample", "area images and mode masks on the out-of-core path",
-                             f"{params.image_method}/{params.mask_method}", "use --out-of-core never")  # fmt: skip
+        raise ParameterError(
+            "resample",
+            "area images and mode masks on the out-of-core path",
+            f"{params.image_method}/{params.mask_method}",
+            "use --out-of-core never",
+        )
     if band_rows % m or band_rows < m:
         raise ParameterError("band_rows", f"a positive multiple of the minimum leaf size {m}", band_rows)
     if mask is not None and labels is None:
@@ -213,8 +216,14 @@ def patchify_banded(
     msk_pyr = _StreamingPyramid(np.dtype(np.uint8), keep_level, top) if mask is not None else None
     # With levels 0 and 1 not kept and bands of a multiple of 4 rows, the mask enters its pyramid
     # at level 2 as per-label 4 x 4 counts; the values are then checked once, from the totals.
-    counts_4x4 = (mask is not None and keep_level >= 2 and band_rows % 4 == 0 and mask.dtype in _CV_MASK_DTYPES
-                  and labels.min() >= np.iinfo(mask.dtype).min and labels.max() <= np.iinfo(mask.dtype).max)  # fmt: skip
+    counts_4x4 = (
+        mask is not None
+        and keep_level >= 2
+        and band_rows % 4 == 0
+        and mask.dtype in _CV_MASK_DTYPES
+        and labels.min() >= np.iinfo(mask.dtype).min
+        and labels.max() <= np.iinfo(mask.dtype).max
+    )
     grid_rows, n1 = [], 0
 
     def read(y0: int):
@@ -245,8 +254,9 @@ def patchify_banded(
     stored = img_pyr.finish()
     stored_mask = msk_pyr.finish() if msk_pyr is not None else None
     if counts_4x4 and int(stored_mask[top].sum(dtype=np.int64)) != h * w:
-        raise ParameterError("labels", f"every mask value among {labels.tolist()}",
-                             _values_outside(mask, labels, band_rows))  # fmt: skip
+        raise ParameterError(
+            "labels", f"every mask value among {labels.tolist()}", _values_outside(mask, labels, band_rows)
+        )
 
     factors = leaves.size // p
     level_of = np.log2(factors).astype(int)
@@ -278,8 +288,9 @@ def _keep_level(h: int, w: int, channels: int, dtype: np.dtype, classes: int, bu
         total = 0
         for j in range(k, 40):
             cells = (-(-h // (1 << j))) * (-(-w // (1 << j)))
-            total += cells * (channels * accumulator_dtype(dtype, j).itemsize
-                              + classes * accumulator_dtype(np.uint8, j).itemsize)  # fmt: skip
+            total += cells * (
+                channels * accumulator_dtype(dtype, j).itemsize + classes * accumulator_dtype(np.uint8, j).itemsize
+            )
             if cells == 1:
                 break
         if total <= budget_mib * 2**20:
@@ -297,7 +308,9 @@ class _Ceiling:
     def __init__(self, labels: np.ndarray, ignore: int | None) -> None:
         self.labels = labels
         self.fill = 0 if ignore is None else ignore
-        self.ignore = int(np.flatnonzero(labels == ignore)[0]) if ignore is not None and np.any(labels == ignore) else None
+        self.ignore = (
+            int(np.flatnonzero(labels == ignore)[0]) if ignore is not None and np.any(labels == ignore) else None
+        )
         self.inter = np.zeros(len(labels), np.int64)
         self.rebuilt = np.zeros(len(labels), np.int64)
 
@@ -325,8 +338,9 @@ class _Ceiling:
         return self.labels[keep].astype(np.int64), 2 * inter / total
 
 
-def _second_pass(image, mask, leaves: NodeTable, fine: np.ndarray, patches, mask_patches, params, band_rows,
-                 labels, score) -> int:  # fmt: skip
+def _second_pass(
+    image, mask, leaves: NodeTable, fine: np.ndarray, patches, mask_patches, params, band_rows, labels, score
+) -> int:
     """Cut the leaves finer than the kept levels from re-read bands; returns bands read."""
     if fine.size == 0:
         return 0

@@ -24,12 +24,12 @@ All work is vectorised per leaf size: no Python loop runs per leaf.
 
 from __future__ import annotations
 
-
 import numpy as np
+
+from formats.nodes import NodeTable
 
 from ..choices import ImageMethod, MaskMethod
 from ..errors import InputError, ParameterError
-from formats.nodes import NodeTable
 from .pyramid import sum_pyramid
 
 __all__ = ["serialise_image", "serialise_mask", "gather_cells"]
@@ -43,9 +43,11 @@ def _factors(leaves: NodeTable, patch_size: int) -> np.ndarray:
         raise ParameterError("patch_size", "a power of two", patch_size)
     if len(leaves) and int(leaves.size.min()) < patch_size:
         raise ParameterError(
-            "patch_size", f"<= the smallest leaf ({int(leaves.size.min())} px)", patch_size,
+            "patch_size",
+            f"<= the smallest leaf ({int(leaves.size.min())} px)",
+            patch_size,
             "build the forest with min_size >= patch_size",
-        )  # fmt: skip
+        )
     return leaves.size // patch_size
 
 

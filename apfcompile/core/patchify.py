@@ -10,13 +10,13 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from .edges import EdgeParams, edge_count_grid, edge_map
-from ..errors import InputError, ParameterError
 from formats.nodes import NodeTable
 
+from ..errors import InputError, ParameterError
+from .edges import EdgeParams, edge_count_grid, edge_map
 from .forest import ForestParams, build_forest
-from .reconstruct import ceiling_dice
 from .patches import ImageMethod, MaskMethod, serialise_image, serialise_mask
+from .reconstruct import ceiling_dice
 
 __all__ = ["PatchParams", "PatchedSample", "patchify"]
 
@@ -81,11 +81,13 @@ def _check_image(image: np.ndarray, mask: np.ndarray | None, p: int) -> None:
     if image.ndim not in (2, 3) or image.size == 0:
         raise InputError("image", f"expected a non-empty H x W or H x W x C array, found shape {image.shape}")
     if image.dtype not in (np.uint8, np.uint16, np.int16, np.float32):
-        raise InputError("image", f"expected uint8, uint16, int16 or float32, found {image.dtype}",
-                         "convert it first")  # fmt: skip
+        raise InputError("image", f"expected uint8, uint16, int16 or float32, found {image.dtype}", "convert it first")
     if min(image.shape[:2]) < p:
-        raise InputError("image", f"{image.shape[0]} x {image.shape[1]} px is smaller than the patch size {p}",
-                         "use a smaller --patch-size or a larger --resolution")  # fmt: skip
+        raise InputError(
+            "image",
+            f"{image.shape[0]} x {image.shape[1]} px is smaller than the patch size {p}",
+            "use a smaller --patch-size or a larger --resolution",
+        )
     if mask is not None and mask.shape != image.shape[:2]:
         raise InputError("mask", f"size {mask.shape} differs from its image's {image.shape[:2]}")
 

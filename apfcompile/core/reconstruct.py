@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import ParameterError
 from formats.nodes import NodeTable
+
+from ..errors import ParameterError
 
 __all__ = ["ceiling_dice", "dice", "dice_per_class", "reconstruct"]
 

@@ -32,14 +32,15 @@ def _plan(src: int, dst: int) -> tuple[int, int, np.ndarray]:
 
 def _reduce(block: np.ndarray, f: int, width: int) -> np.ndarray:
     if f == 1:
-        return block[:, :width * 1] if block.shape[1] != width else block
+        return block[:, : width * 1] if block.shape[1] != width else block
     rows = block.shape[0] // f
     out = cv2.resize(np.ascontiguousarray(block[: rows * f, : width * f]), (width, rows), interpolation=cv2.INTER_AREA)
     return out.reshape((rows, width) + block.shape[2:])
 
 
-def resample_rows(rows: Rows, src_hw: tuple[int, int], dst_hw: tuple[int, int], y0: int, y1: int,
-                  nearest: bool = False) -> np.ndarray:  # fmt: skip
+def resample_rows(
+    rows: Rows, src_hw: tuple[int, int], dst_hw: tuple[int, int], y0: int, y1: int, nearest: bool = False
+) -> np.ndarray:
     """Canvas rows ``[y0, y1)`` of the source (read through ``rows(a, b)``) resampled to ``dst_hw``."""
     (sh, sw), (dh, dw) = src_hw, dst_hw
     if (sh, sw) == (dh, dw):
@@ -56,8 +57,13 @@ def resample_rows(rows: Rows, src_hw: tuple[int, int], dst_hw: tuple[int, int], 
     reduced = _reduce(rows(lo * fy, hi * fy), fy, rx)
     map_x = np.broadcast_to(px.astype(np.float32), (y1 - y0, dw))
     map_y = np.broadcast_to((py[y0:y1] - lo).astype(np.float32)[:, None], (y1 - y0, dw))
-    out = cv2.remap(reduced, np.ascontiguousarray(map_x), np.ascontiguousarray(map_y), cv2.INTER_LINEAR,
-                    borderMode=cv2.BORDER_REPLICATE)  # fmt: skip
+    out = cv2.remap(
+        reduced,
+        np.ascontiguousarray(map_x),
+        np.ascontiguousarray(map_y),
+        cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_REPLICATE,
+    )
     return out.reshape((y1 - y0, dw) + reduced.shape[2:])
 
 

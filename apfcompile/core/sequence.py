@@ -17,14 +17,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from formats.nodes import NodeTable
 from formats.sequence import DROP_RULES, pad_rows, select_rows
 
 from ..choices import Drop
 from ..errors import ParameterError
-from formats.nodes import NodeTable
 
 __all__ = ["FixedSequence", "fit_length", "select_leaves"]
-
 
 
 def select_leaves(leaves: NodeTable, length: int, drop: Drop = "priority", seed: int = 0) -> np.ndarray:

@@ -19,11 +19,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..choices import Fit
-from ..errors import ParameterError
 from ..core.resample import resample
+from ..errors import ParameterError
 
 __all__ = ["Canvas", "Fit", "canvas_size", "fit_canvas"]
-
 
 
 @dataclass(frozen=True)

@@ -1,13 +1,12 @@
 """From an input file to frames: the 2-D image/mask pairs that become samples.
 
 The in-memory path (the out-of-core path reads the same pixels through
-:mod:`apfcompile.inputs.sources`). An ``image`` input is one frame; a ``volume`` (NIfTI) gives one frame per slice along its last
-axis (axial for BTCV), slice ``k`` keyed ``KEY/zKKK``. TIFF/SVS images and ``paip`` slides are
-read at the pyramid level closest above the target resolution (level 0 without one, or for a
-plain TIFF), masks at their own level brought to it; a PAIP slide's two 0/1 masks are combined
-into labels.
-Masks are checked here: integer labels (a float mask is accepted only if every value is a whole
-number), the same height and width as the image.
+:mod:`apfcompile.inputs.sources`). An ``image`` input is one frame; a ``volume`` (NIfTI) gives one
+frame per slice along its last axis (axial for BTCV), slice ``k`` keyed ``KEY/zKKK``. TIFF/SVS
+images and ``paip`` slides are read at the pyramid level closest above the target resolution (level
+0 without one, or for a plain TIFF), masks at their own level brought to it; a PAIP slide's two 0/1
+masks are combined into labels. Masks are checked here: integer labels (a float mask is accepted
+only if every value is a whole number), the same height and width as the image.
 """
 
 from __future__ import annotations
@@ -16,11 +15,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import InputError, InputNotFoundError, UnreadableInputError
-from .locations import Place, open_input
-from .layouts import InputItem, PaipLabel
-from .readers import SLIDE_SUFFIXES, nifti, read_array, read_slide_level, suffix_of
 from ..core.resample import resample
+from ..errors import InputError, InputNotFoundError, UnreadableInputError
+from .layouts import InputItem, PaipLabel
+from .locations import Place, open_input
+from .readers import SLIDE_SUFFIXES, read_array, read_slide_level, reader_module, suffix_of
 
 __all__ = ["Frame", "count_frames", "load_frames"]
 
@@ -43,7 +42,7 @@ def count_frames(item: InputItem) -> int:
         return 1
     try:
         with open_input(item.image) as (source, _):
-            shape = nifti.load(source).shape
+            shape = reader_module("nifti").load(source).shape
     except InputNotFoundError:
         return 1  # reported when the frame is loaded
     except InputError:
@@ -77,8 +76,11 @@ def as_labels(m: np.ndarray, path: Place, shape: tuple[int, int]) -> np.ndarray:
     if m.ndim != 2:
         raise InputError(path, f"a mask must be H x W labels, found shape {m.shape}")
     if m.shape != tuple(shape):
-        raise InputError(path, f"mask size {m.shape[0]} x {m.shape[1]} differs from its image's {shape[0]} x {shape[1]}",
-                         "masks must match their images pixel for pixel")  # fmt: skip
+        raise InputError(
+            path,
+            f"mask size {m.shape[0]} x {m.shape[1]} differs from its image's {shape[0]} x {shape[1]}",
+            "masks must match their images pixel for pixel",
+        )
     if m.dtype == np.bool_:
         return m.astype(np.uint8)
     if m.dtype.kind == "f":
@@ -105,7 +107,9 @@ def _mask_at(
     if m.shape[:2] == shape or full == shape:  # as_labels reports any other mismatch
         return m
     if m.shape[:2] != full:
-        raise InputError(path, f"mask size {m.shape[:2]} matches neither its slide ({full}) nor the level read ({shape})")
+        raise InputError(
+            path, f"mask size {m.shape[:2]} matches neither its slide ({full}) nor the level read ({shape})"
+        )
     return resample(np.ascontiguousarray(m), shape, nearest=True)
 
 
@@ -120,8 +124,9 @@ def _paip(item: InputItem, resolution: int | None, label: PaipLabel) -> list[Fra
     whole, viable = (_mask_at(p, resolution, full, shape, first_channel=True) != 0 for p in item.masks)
     if whole.shape != shape or viable.shape != shape:
         bad = item.masks[0] if whole.shape != shape else item.masks[1]
-        raise InputError(bad, f"mask size {(whole if whole.shape != shape else viable).shape} differs from its "
-                              f"slide's {shape}")  # fmt: skip
+        raise InputError(
+            bad, f"mask size {(whole if whole.shape != shape else viable).shape} differs from its slide's {shape}"
+        )
     if label == "both":
         mask = np.where(viable, 2, np.where(whole, 1, 0)).astype(np.uint8)
     else:

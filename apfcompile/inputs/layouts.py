@@ -46,10 +46,21 @@ __all__ = ["BTCV_CLASSES", "CT_WINDOW", "PAIP_CLASSES", "InputItem", "Layout", "
 
 
 BTCV_CLASSES = (
-    "background", "spleen", "right kidney", "left kidney", "gallbladder", "esophagus", "liver",
-    "stomach", "aorta", "inferior vena cava", "portal and splenic veins", "pancreas",
-    "right adrenal gland", "left adrenal gland",
-)  # fmt: skip
+    "background",
+    "spleen",
+    "right kidney",
+    "left kidney",
+    "gallbladder",
+    "esophagus",
+    "liver",
+    "stomach",
+    "aorta",
+    "inferior vena cava",
+    "portal and splenic veins",
+    "pancreas",
+    "right adrenal gland",
+    "left adrenal gland",
+)
 PAIP_CLASSES = {
     "both": ("background", "whole tumour, not viable", "viable tumour"),
     "whole": ("background", "whole tumour"),
@@ -163,16 +174,22 @@ def _paip(tree: _Tree) -> list[InputItem]:
         missing = [n for n, p in (("_whole.tif", whole), ("_viable.tif", viable)) if p is None]
         problem = None
         if missing:
-            problem = (f"PAIP case {case}: missing {' and '.join(case + m for m in missing)} beside the slide; "
-                       "add it, or compile with --on-error skip")  # fmt: skip
+            problem = (
+                f"PAIP case {case}: missing {' and '.join(case + m for m in missing)} beside the slide; "
+                "add it, or compile with --on-error skip"
+            )
         masks = tuple(tree.path(p) for p in (whole, viable) if p is not None)
         items.append(InputItem(case, slide, tree.path(slide), masks, "paip", problem))
     return items
 
 
 def _btcv_dirs(tree: _Tree) -> tuple[str, str] | None:
-    for img, lab in (("RawData/Training/img", "RawData/Training/label"), ("Training/img", "Training/label"),
-                     ("img", "label"), ("imagesTr", "labelsTr")):  # fmt: skip
+    for img, lab in (
+        ("RawData/Training/img", "RawData/Training/label"),
+        ("Training/img", "Training/label"),
+        ("img", "label"),
+        ("imagesTr", "labelsTr"),
+    ):
         if img in tree.dirs:
             return img, lab
     return None
@@ -181,8 +198,11 @@ def _btcv_dirs(tree: _Tree) -> tuple[str, str] | None:
 def _btcv(tree: _Tree) -> list[InputItem]:
     dirs = _btcv_dirs(tree)
     if dirs is None:
-        raise InputError(tree.root, "no BTCV folders (RawData/Training/img or imagesTr) found",
-                         "point INPUT at the BTCV root or use --layout folder")  # fmt: skip
+        raise InputError(
+            tree.root,
+            "no BTCV folders (RawData/Training/img or imagesTr) found",
+            "point INPUT at the BTCV root or use --layout folder",
+        )
     img_dir, lab_dir = dirs
     labels = set(tree.in_dir(lab_dir))
     items = []

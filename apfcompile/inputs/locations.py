@@ -12,18 +12,28 @@ from __future__ import annotations
 
 import contextlib
 import os
-from dataclasses import dataclass, field
 import posixpath
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-from formats.storage import Location, locate
 from formats.errors import FormatError
+from formats.storage import Location, locate
 
 from ..errors import InputError, InputNotFoundError
 
-__all__ = ["STREAM_BLOCK", "InputPath", "Place", "as_input_path", "input_root", "is_file", "is_url", "list_files", "open_input"]
+__all__ = [
+    "STREAM_BLOCK",
+    "InputPath",
+    "Place",
+    "as_input_path",
+    "input_root",
+    "is_file",
+    "is_url",
+    "list_files",
+    "open_input",
+]
 
 InputPath = Path | str
 """A local file (``Path``) or a URL (``str`` with ``://``)."""
@@ -121,8 +131,11 @@ class Place:
 
 def _unreachable(where: object, exc: BaseException) -> InputError:
     detail = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return InputError(where, f"cannot be read ({type(exc).__name__}: {detail})",
-                      "check the URL, the credentials (--storage-option or the environment) and the endpoint")  # fmt: skip
+    return InputError(
+        where,
+        f"cannot be read ({type(exc).__name__}: {detail})",
+        "check the URL, the credentials (--storage-option or the environment) and the endpoint",
+    )
 
 
 def _exists_after_all(loc: Location) -> bool:
@@ -163,7 +176,7 @@ def list_files(loc: Location) -> list[str]:
         except Exception as exc:
             raise _unreachable(loc.url, exc) from None
         prefix = loc.path.rstrip("/") + "/"
-        rels = (p[len(prefix):] for p in found if p.startswith(prefix))
+        rels = (p[len(prefix) :] for p in found if p.startswith(prefix))
     return sorted(r for r in rels if not any(part.startswith(".") for part in r.split("/")))
 
 

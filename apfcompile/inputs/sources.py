@@ -25,14 +25,14 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from ..choices import PaipLabel
 from ..core.out_of_core import RegionSource
 from ..core.resample import resample_rows
 from ..errors import InputError, UnreadableInputError
 from .canvas import Fit, canvas_size
-from ..choices import PaipLabel
 from .layouts import InputItem
 from .locations import STREAM_BLOCK, Place, open_input
-from .readers import SLIDE_SUFFIXES, suffix_of, tiff
+from .readers import SLIDE_SUFFIXES, reader_module, suffix_of
 
 __all__ = [
     "ArraySource",
@@ -221,7 +221,7 @@ class _LevelHeader:
 def _level_header(path: Place, resolution: int | None) -> _LevelHeader:
     try:
         with open_input(path) as (source, _):
-            level, hw, full = tiff.choose_level(source, resolution)
+            level, hw, full = reader_module("tiff").choose_level(source, resolution)
     except InputError:
         raise
     except Exception as exc:
@@ -250,9 +250,7 @@ class SlideHeader:
         return self.canvas[0] * self.canvas[1]
 
 
-def read_slide_header(
-    item: InputItem, resolution: int | None, fit: Fit = "square"
-) -> SlideHeader:
+def read_slide_header(item: InputItem, resolution: int | None, fit: Fit = "square") -> SlideHeader:
     """The headers of a slide input (:func:`is_slide_input`) and of its masks, read once.
 
     Raises :class:`InputError` for an unreadable header, or a mask that matches neither the slide
@@ -283,9 +281,7 @@ class SlideSources(_Closing):
         self._stack.close()
 
 
-def open_slide_sources(
-    header: SlideHeader, paip_label: PaipLabel = "both"
-) -> SlideSources:
+def open_slide_sources(header: SlideHeader, paip_label: PaipLabel = "both") -> SlideSources:
     """Open a slide and its labels on the canvas, from its header (:func:`read_slide_header`).
 
     The same pixels as the in-memory path: the slide level ``tiff.read_level`` picks, each mask read
@@ -294,9 +290,7 @@ def open_slide_sources(
     :class:`PaipLabelSource`; an image's first mask a :class:`LabelSource`."""
     item = header.item
     with contextlib.ExitStack() as stack:
-        image = stack.enter_context(
-            TiffSource(item.image, header.level, header.size, pad_to=header.canvas)
-        )
+        image = stack.enter_context(TiffSource(item.image, header.level, header.size, pad_to=header.canvas))
         masks = [
             stack.enter_context(
                 TiffSource(

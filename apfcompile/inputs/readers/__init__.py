@@ -19,33 +19,39 @@ otherwise unreadable file.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import importlib
 import os
 import posixpath
 from pathlib import Path, PurePath
-from typing import BinaryIO
+from types import ModuleType
 
 import numpy as np
 
 from ...errors import UnreadableInputError
 from ..locations import Place, open_input
-from . import arrays, nifti, raster, tiff
 
-__all__ = ["READERS", "SLIDE_SUFFIXES", "read_array", "read_slide_level", "suffix_of"]
+__all__ = ["READERS", "SLIDE_SUFFIXES", "read_array", "read_slide_level", "reader_module", "suffix_of"]
 
-READERS: dict[str, Callable[[Path | BinaryIO], np.ndarray]] = {
-    ".png": raster.read,
-    ".jpg": raster.read,
-    ".jpeg": raster.read,
-    ".bmp": raster.read,
-    ".tif": tiff.read,
-    ".tiff": tiff.read,
-    ".svs": tiff.read,
-    ".nii": nifti.read,
-    ".nii.gz": nifti.read,
-    ".npy": arrays.read,
-    ".npz": arrays.read,
+READERS: dict[str, str] = {
+    ".png": "raster",
+    ".jpg": "raster",
+    ".jpeg": "raster",
+    ".bmp": "raster",
+    ".tif": "tiff",
+    ".tiff": "tiff",
+    ".svs": "tiff",
+    ".nii": "nifti",
+    ".nii.gz": "nifti",
+    ".npy": "arrays",
+    ".npz": "arrays",
 }
+"""Suffix -> the reader module (beside this one) whose ``read(source)`` reads it. Modules are
+imported when first needed, so a compile of PNGs never imports nibabel or tifffile."""
+
+
+def reader_module(name: str) -> ModuleType:
+    """The reader module ``name`` (``raster``, ``tiff``, ``nifti``, ``arrays``), imported now."""
+    return importlib.import_module(f"{__name__}.{name}")
 
 
 def suffix_of(path: Place | str | PurePath) -> str:
@@ -58,7 +64,8 @@ def read_array(path: Place | str | os.PathLike, storage_options: dict | None = N
     """Read one image, mask or volume file (a local path, a URL or a :class:`Place`) as a numpy
     array (see the module table); ``storage_options`` go to a URL's filesystem."""
     place = Place.of(path, storage_options)
-    return _read(place, READERS.get(suffix_of(place)))
+    module = READERS.get(suffix_of(place))
+    return _read(place, None if module is None else reader_module(module).read)
 
 
 SLIDE_SUFFIXES = (".tif", ".tiff", ".svs")
@@ -71,7 +78,7 @@ def read_slide_level(path: Place, min_side: int | None) -> tuple[np.ndarray, tup
     full: list[tuple[int, int]] = []
 
     def reader(source):
-        image, hw = tiff.read_level(source, min_side)
+        image, hw = reader_module("tiff").read_level(source, min_side)
         full.append(hw)
         return image
 
@@ -84,8 +91,7 @@ def _read(path: Place, reader) -> np.ndarray:
     with open_input(path) as (source, size):
         if reader is None:
             known = " ".join(sorted(READERS))
-            raise UnreadableInputError(path, f"no reader for suffix {suffix or '(none)'!r}",
-                                       f"use one of: {known}")  # fmt: skip
+            raise UnreadableInputError(path, f"no reader for suffix {suffix or '(none)'!r}", f"use one of: {known}")
         if size == 0:
             raise UnreadableInputError(path, "the file is empty (0 bytes)", "re-export or remove it")
         try:
@@ -94,8 +100,9 @@ def _read(path: Place, reader) -> np.ndarray:
             raise
         except Exception as exc:  # the libraries raise many kinds; all mean "cannot read this file"
             detail = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
-            raise UnreadableInputError(path, f"cannot be read as {suffix} ({detail})",
-                                       "check that the file is complete and of that format") from exc  # fmt: skip
+            raise UnreadableInputError(
+                path, f"cannot be read as {suffix} ({detail})", "check that the file is complete and of that format"
+            ) from exc
     if out.size == 0:
         raise UnreadableInputError(path, "holds no pixels", "re-export or remove it")
     return out
