@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import fsspec
-import zarr
 from fsspec.implementations.local import LocalFileSystem
 
 from .errors import FormatError
@@ -48,7 +47,10 @@ class Location:
     def open(self, rel: str, mode: str = "rb"):
         return self.fs.open(self.sub(rel), mode)
 
-    def zarr_group(self, rel: str) -> zarr.Group:
+    def zarr_group(self, rel: str):
+        """The Zarr group at ``rel``, opened read-only (zarr is imported on first use)."""
+        import zarr
+
         if self.local is not None:
             return zarr.open_group(zarr.storage.LocalStore(self.local / rel, read_only=True), mode="r")
         store = zarr.storage.FsspecStore.from_url(

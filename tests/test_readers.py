@@ -31,6 +31,25 @@ def test_png_is_rgb(tmp_path):
     np.testing.assert_array_equal(read_array(tmp_path / "a.png"), rgb)
 
 
+@pytest.mark.parametrize(
+    ("dtype", "channels"),
+    [(np.uint8, 1), (np.uint8, 3), (np.uint8, 4), (np.uint16, 1), (np.uint16, 3), (np.uint16, 4)],
+    ids=["grey8", "rgb8", "rgba8", "grey16", "rgb16", "rgba16"],
+)
+def test_png_kinds_read_as_rgb_or_grey_in_their_depth(tmp_path, dtype, channels):
+    """8-bit RGB(A) PNGs are decoded straight to RGB; every kind equals OpenCV's general decode
+    with the channels swapped (alpha dropped)."""
+    import cv2
+
+    rng = np.random.default_rng(channels)
+    stored = rng.integers(0, np.iinfo(dtype).max, (37, 29, channels) if channels > 1 else (37, 29), dtype=dtype)
+    cv2.imwrite(str(tmp_path / "a.png"), stored)  # stored in OpenCV's B, G, R(, A) order
+    want = stored if channels == 1 else stored[..., 2::-1]
+    got = read_array(tmp_path / "a.png")
+    assert got.dtype == dtype
+    np.testing.assert_array_equal(got, want)
+
+
 def test_npy_and_npz(tmp_path):
     a = np.arange(12, dtype=np.uint16).reshape(3, 4)
     np.save(tmp_path / "a.npy", a)
