@@ -249,7 +249,7 @@ STORAGE_OPTION = click.option(
     help="fail: stop at the first bad input; skip: record it in the manifest and go on.",
 )
 @_friendly
-def compile(input: str, output: str, **options) -> None:
+def compile(input: str, output: str, **options: object) -> None:
     """Compile the images under INPUT into a dataset of shards in OUTPUT.
 
     \b

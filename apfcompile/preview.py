@@ -30,7 +30,7 @@ def _rgb8(image: np.ndarray) -> np.ndarray:
     return np.repeat(grey[:, :, None], 3, axis=2)
 
 
-def draw_leaves(image: np.ndarray, leaves: NodeTable, color=(0, 255, 0)) -> np.ndarray:
+def draw_leaves(image: np.ndarray, leaves: NodeTable, color: tuple[int, int, int] = (0, 255, 0)) -> np.ndarray:
     """uint8 RGB copy of ``image`` with every leaf's border drawn one pixel wide."""
     out = _rgb8(image)
     h, w = out.shape[:2]

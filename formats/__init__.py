@@ -39,6 +39,7 @@ _EXPORTS = {
     "View": "spec",
     "parse_manifest": "spec",
     "Location": "storage",
+    "Place": "storage",
     "locate": "storage",
     "SampleRecord": "writer",
     "read_shard_record": "writer",
@@ -90,5 +91,5 @@ if TYPE_CHECKING:
         View,
         parse_manifest,
     )
-    from .storage import Location, locate
+    from .storage import Location, Place, locate
     from .writer import SampleRecord, read_shard_record, shard_name, write_manifest, write_shard

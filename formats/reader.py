@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 from .errors import CorruptShardError, DatasetNotFoundError, FormatError, SampleNotFoundError
 from .nodes import NodeTable
 from .spec import MANIFEST_NAME, NODES_NAME, PATCHES_NAME, SAMPLES_NAME, Manifest, ShardInfo, parse_manifest
-from .storage import Location, locate
+from .storage import Location, Place, locate
 
 __all__ = ["Dataset", "SampleData", "open_dataset"]
 
@@ -34,7 +34,7 @@ class SampleData:
 class Dataset:
     """An apfcompile dataset opened for reading (see ``formats/FORMAT.md``)."""
 
-    def __init__(self, path: str | os.PathLike, storage_options: dict | None = None) -> None:
+    def __init__(self, path: Place | str | os.PathLike, storage_options: dict | None = None) -> None:
         self.location: Location = locate(path, storage_options)
         self.path = self.location.local if self.location.local is not None else self.location.url
         try:
@@ -145,6 +145,6 @@ def _sha256(loc: Location, rel: str) -> str:
     return digest.hexdigest()
 
 
-def open_dataset(path: str | os.PathLike, storage_options: dict | None = None) -> Dataset:
+def open_dataset(path: Place | str | os.PathLike, storage_options: dict | None = None) -> Dataset:
     """Open a dataset folder or URL; raises :class:`DatasetNotFoundError` or :class:`ManifestError`."""
     return Dataset(path, storage_options)

@@ -13,6 +13,8 @@ values and dtypes are defined once, here (:data:`PAD_ROW`, :func:`pad_rows`), fo
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 __all__ = ["DROP_RULES", "PAD_ROW", "ROW_DTYPES", "pad_rows", "padding", "priority_order", "select_rows"]
@@ -63,7 +65,9 @@ def priority_order(edges: np.ndarray, size: np.ndarray) -> np.ndarray:
     return np.lexsort((np.arange(len(edges)), -np.asarray(size, np.int64), -np.asarray(edges, np.int64)))
 
 
-def select_rows(edges: np.ndarray, size: np.ndarray, length: int, drop: str = "priority", seed=0) -> np.ndarray:
+def select_rows(
+    edges: np.ndarray, size: np.ndarray, length: int, drop: str = "priority", seed: int | Sequence[int] = 0
+) -> np.ndarray:
     """Ascending indices of the at most ``length`` rows to keep (all of them when there are fewer).
 
     ``seed`` may be an int or a sequence of ints (e.g. ``(seed, epoch, sample)``) for ``random``.

@@ -1,4 +1,8 @@
-"""Where a dataset lives: a local folder or any fsspec URL (``s3://``, ``gs://``, ``memory://``...).
+"""Where data lives: a local folder or any fsspec URL (``s3://``, ``gs://``, ``memory://``...).
+
+:class:`Place` is the one type for "a place data lives" everywhere (inputs, outputs, datasets): a
+local path or a URL together with the fsspec ``storage_options`` of its filesystem.
+:class:`Location` is a place resolved to a filesystem and a path in it (:func:`locate`).
 
 Local folders use plain files (and Zarr's ``LocalStore``, the fastest path); URLs go through
 fsspec. Only what reading and writing datasets needs is here.
@@ -8,15 +12,97 @@ from __future__ import annotations
 
 import os
 import posixpath
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO, TYPE_CHECKING
 
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
 from .errors import FormatError
 
-__all__ = ["Location", "locate"]
+if TYPE_CHECKING:
+    import zarr
+
+__all__ = ["InputPath", "Location", "Place", "as_input_path", "is_url", "locate"]
+
+InputPath = Path | str
+"""A local file or folder (``Path``) or a URL (``str`` with ``://``)."""
+
+
+def is_url(path: object) -> bool:
+    """True for an fsspec URL other than ``file://``."""
+    text = os.fspath(path) if isinstance(path, os.PathLike) else str(path)
+    return "://" in text and not text.startswith("file://")
+
+
+def as_input_path(path: str | os.PathLike) -> InputPath:
+    """A URL stays a ``str``; anything else (``file://`` included) becomes a ``Path``."""
+    if is_url(path):
+        return str(path).rstrip("/")
+    return Path(os.fspath(path).removeprefix("file://"))
+
+
+def _join(base: InputPath, rel: str) -> InputPath:
+    if is_url(rel):
+        return rel
+    if isinstance(base, Path):
+        return base / rel
+    protocol, rest = base.split("://", 1)
+    return f"{protocol}://{posixpath.normpath(posixpath.join(rest, rel))}"
+
+
+@dataclass(frozen=True)
+class Place:
+    """A place data lives: a local ``Path`` or a URL ``str``, with the fsspec ``storage_options``
+    of its filesystem (credentials, endpoint; None for local paths and defaults).
+
+    ``str(place)`` is the path or URL as given, which is how errors name it.
+    """
+
+    path: InputPath
+    storage_options: dict | None = field(default=None, compare=False, repr=False)
+
+    @classmethod
+    def of(cls, where: Place | str | os.PathLike, storage_options: dict | None = None) -> Place:
+        """A Place from a path, URL (``file://`` becomes a local path) or Place (kept as it is)."""
+        if isinstance(where, Place):
+            return where
+        return cls(as_input_path(where), storage_options)
+
+    def __str__(self) -> str:
+        return str(self.path)
+
+    @property
+    def is_url(self) -> bool:
+        return isinstance(self.path, str)
+
+    @property
+    def local(self) -> Path | None:
+        """The local path, or None for a URL."""
+        return None if self.is_url else self.path
+
+    @property
+    def name(self) -> str:
+        """The file name: last component of the path or URL."""
+        return self.path.name if isinstance(self.path, Path) else posixpath.basename(self.path)
+
+    @property
+    def parent(self) -> Place:
+        parent = self.path.parent if isinstance(self.path, Path) else self.path.rsplit("/", 1)[0]
+        return Place(parent, self.storage_options)
+
+    def join(self, rel: str) -> Place:
+        """``rel`` (a relative POSIX path, or itself a URL) under this place, same options."""
+        return Place(_join(self.path, rel), self.storage_options)
+
+    def absolute(self) -> Place:
+        """Local paths made absolute (workers on other hosts resolve no relative path)."""
+        return self if self.is_url else Place(self.path.absolute(), self.storage_options)
+
+    def location(self) -> Location:
+        """The :class:`~formats.storage.Location` (filesystem + path) of this place."""
+        return locate(self.path, self.storage_options)
 
 
 @dataclass(frozen=True)
@@ -44,10 +130,10 @@ class Location:
     def size(self, rel: str) -> int:
         return int(self.fs.size(self.sub(rel)))
 
-    def open(self, rel: str, mode: str = "rb"):
+    def open(self, rel: str, mode: str = "rb") -> IO[bytes]:
         return self.fs.open(self.sub(rel), mode)
 
-    def zarr_group(self, rel: str):
+    def zarr_group(self, rel: str) -> zarr.Group:
         """The Zarr group at ``rel``, opened read-only (zarr is imported on first use)."""
         import zarr
 
@@ -65,12 +151,17 @@ class Location:
         return self.sub(rel), self.fs
 
 
-def locate(path_or_url: str | os.PathLike, storage_options: dict | None = None, fresh: bool = False) -> Location:
-    """Resolve a local path or an fsspec URL (``storage_options`` go to its filesystem).
+def locate(
+    path_or_url: Place | str | os.PathLike, storage_options: dict | None = None, fresh: bool = False
+) -> Location:
+    """Resolve a :class:`Place`, a local path or an fsspec URL (``storage_options`` go to its
+    filesystem; a Place brings its own).
 
     ``fresh``: a new filesystem instance, not fsspec's cached one (after a fork: asynchronous
     filesystems such as s3fs must not be shared across processes).
     """
+    if isinstance(path_or_url, Place):
+        path_or_url, storage_options = path_or_url.path, path_or_url.storage_options
     text = os.fspath(path_or_url)
     if "://" not in text or text.startswith("file://"):
         local = Path(text.removeprefix("file://"))

@@ -45,7 +45,7 @@ from .spec import (
     ShardRecord,
     manifest_bytes,
 )
-from .storage import Location, locate
+from .storage import Location, Place, locate
 
 __all__ = [
     "CHUNK_NODES",
@@ -196,7 +196,7 @@ def _write_array(group: zarr.Group, name: str, data: np.ndarray, compressors) ->
 
 
 def write_shard(
-    dataset: str | os.PathLike,
+    dataset: Place | str | os.PathLike,
     index: int,
     records: list[SampleRecord],
     *,
@@ -288,7 +288,7 @@ def _upload(folder: Path, loc: Location, rel: str) -> None:
 
 
 def read_shard_record(
-    dataset: str | os.PathLike, index: int, storage_options: dict | None = None
+    dataset: Place | str | os.PathLike, index: int, storage_options: dict | None = None
 ) -> ShardRecord | None:
     """Shard ``index``'s ``shard.json``, or None if absent or unreadable (a shard to compile again)."""
     loc = locate(dataset, storage_options)
@@ -299,7 +299,7 @@ def read_shard_record(
         return None
 
 
-def write_manifest(dataset: str | os.PathLike, manifest: Manifest, storage_options: dict | None = None) -> str:
+def write_manifest(dataset: Place | str | os.PathLike, manifest: Manifest, storage_options: dict | None = None) -> str:
     """Write ``apf.json`` atomically (temporary name then rename; one PUT on object storage)."""
     loc = locate(dataset, storage_options)
     data = manifest_bytes(manifest)

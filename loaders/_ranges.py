@@ -128,7 +128,7 @@ class RangeFile(io.RawIOBase):
         self.pos = max(0, base + offset)
         return self.pos
 
-    def readinto(self, buffer) -> int:
+    def readinto(self, buffer: bytearray | memoryview) -> int:
         n = max(0, min(len(buffer), self.source.size - self.pos))
         if n:
             buffer[:n] = self.source.read(self.pos, n)

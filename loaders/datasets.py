@@ -31,7 +31,7 @@ import torch
 from torch.utils.data import Dataset as TorchDataset
 from torch.utils.data import IterableDataset, get_worker_info
 
-from formats import Dataset, open_dataset
+from formats import Dataset, Manifest, open_dataset
 from formats.sequence import DROP_RULES, PAD_ROW, padding, select_rows
 from formats.storage import locate
 
@@ -213,7 +213,7 @@ class APFDataset(TorchDataset):
 
     def __init__(
         self,
-        path_or_url,
+        path_or_url: str | os.PathLike,
         length: int | None = None,
         view: str | int = "random",
         drop: str = "priority",
@@ -244,7 +244,7 @@ class APFDataset(TorchDataset):
         self._r.epoch = int(epoch)
 
     @property
-    def manifest(self):
+    def manifest(self) -> Manifest:
         return self._r.dataset.manifest
 
 
@@ -277,7 +277,7 @@ class APFStream(IterableDataset):
 
     def __init__(
         self,
-        path_or_url,
+        path_or_url: str | os.PathLike,
         length: int | None = None,
         shuffle: bool = True,
         seed: int = 0,

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import torch
 
 __all__ = ["dice", "reconstruct"]
 
 
-def reconstruct(pred: torch.Tensor, box: torch.Tensor, valid: torch.Tensor, canvas, fill=0) -> torch.Tensor:
+def reconstruct(
+    pred: torch.Tensor,
+    box: torch.Tensor,
+    valid: torch.Tensor,
+    canvas: tuple[int, int] | torch.Tensor,
+    fill: int | float = 0,
+) -> torch.Tensor:
     """Paint every valid patch into its box by nearest upsampling: full-size maps.
 
     Args:
@@ -75,7 +83,12 @@ def _upsample(x: torch.Tensor, k: int) -> torch.Tensor:
     return x[..., :, None, :, None].expand(*lead, h, k, w, k).reshape(*lead, h * k, w * k)
 
 
-def dice(pred: torch.Tensor, target: torch.Tensor, classes=None, ignore_index: int | None = None):
+def dice(
+    pred: torch.Tensor,
+    target: torch.Tensor,
+    classes: torch.Tensor | Sequence[int] | None = None,
+    ignore_index: int | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-class Dice of label maps of the same shape, pooled over the batch.
 
     ``classes``: labels to score (default: every label in either map, less ``ignore_index``);

@@ -51,7 +51,7 @@ def compile_dataset(cfg: CompileConfig) -> Manifest:
     done = {}  # shard -> its ShardRecord, for shards kept by --resume
     if run.resume:
         for k in range(plan.n_shards):
-            rec = read_shard_record(out.path, k, out.storage_options)
+            rec = read_shard_record(out, k)
             if rec is not None and rec.fingerprint == plan.fingerprint:
                 done[k] = rec
     last_input = plan.last_input()
@@ -94,7 +94,7 @@ def compile_dataset(cfg: CompileConfig) -> Manifest:
             progress.update(plan.counts[result.index])
             for k in sorted(k for k, last in last_input.items() if last == result.index and k not in done):
                 written[k] = write_shard(
-                    out.path,
+                    out,
                     k,
                     buffers.pop(k, []),
                     patch_size=data.patch_size,
@@ -104,7 +104,6 @@ def compile_dataset(cfg: CompileConfig) -> Manifest:
                     fingerprint=plan.fingerprint,
                     failures=failures.get(k, []),
                     mask_fill=0 if data.ignore_index is None else data.ignore_index,
-                    storage_options=out.storage_options,
                 )
                 shard_failures[k] = failures.pop(k, [])
     finally:
@@ -125,7 +124,7 @@ def compile_dataset(cfg: CompileConfig) -> Manifest:
         shards=tuple(written[k] for k in sorted(written)),
         failures=tuple(plan.early + [f for k in sorted(shard_failures) for f in shard_failures[k]]),
     )
-    write_manifest(out.path, manifest, out.storage_options)
+    write_manifest(out, manifest)
     write_stats(loc, time.perf_counter() - started, run.workers)
     return manifest
 

@@ -51,7 +51,7 @@ def _factors(leaves: NodeTable, patch_size: int) -> np.ndarray:
     return leaves.size // patch_size
 
 
-def gather_cells(a: np.ndarray, y0: np.ndarray, x0: np.ndarray, p: int, fill=0) -> np.ndarray:
+def gather_cells(a: np.ndarray, y0: np.ndarray, x0: np.ndarray, p: int, fill: int | float = 0) -> np.ndarray:
     """``a[y0 + i, x0 + j]`` for ``i, j < p``: shape ``(n, p, p) + a.shape[2:]``.
 
     Positions past ``a``'s edges give ``fill``.

@@ -47,7 +47,7 @@ class PatchParams:
             raise ParameterError("min_size", f">= patch_size ({p})", self.forest.min_size)
 
     @classmethod
-    def make(cls, patch_size: int = 8, min_size: int | None = None, **kw) -> PatchParams:
+    def make(cls, patch_size: int = 8, min_size: int | None = None, **kw: object) -> PatchParams:
         """Convenience: forest/edge fields by keyword, ``min_size`` defaulting to ``patch_size``."""
         forest_keys = {f for f in ForestParams.__dataclass_fields__} - {"min_size"}
         edge_keys = set(EdgeParams.__dataclass_fields__)

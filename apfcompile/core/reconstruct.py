@@ -26,7 +26,7 @@ def reconstruct(
     box: np.ndarray | NodeTable,
     valid: np.ndarray | None,
     canvas: tuple[int, int],
-    fill=0,
+    fill: int | float = 0,
 ) -> np.ndarray:
     """Canvas of ``canvas`` (H, W) from ``patches`` (N, p, p, ...) painted into their boxes.
 

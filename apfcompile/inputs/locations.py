@@ -11,15 +11,12 @@ from the first bytes of the stream.
 from __future__ import annotations
 
 import contextlib
-import os
-import posixpath
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
 from formats.errors import FormatError
-from formats.storage import Location, locate
+from formats.storage import InputPath, Location, Place, as_input_path, is_url
 
 from ..errors import InputError, InputNotFoundError
 
@@ -35,10 +32,6 @@ __all__ = [
     "open_input",
 ]
 
-InputPath = Path | str
-"""A local file (``Path``) or a URL (``str`` with ``://``)."""
-
-
 _BLOCK = 64 << 10
 """Remote read-ahead for whole-file and header reads: tifffile fetches a pyramid level's tiles in
 large reads of its own, so a bigger block only over-fetches around the IFDs it hops between
@@ -48,85 +41,6 @@ blocks, 3 MiB with 64 KiB, in the same ~24 requests)."""
 STREAM_BLOCK = 4 << 20
 """Read-ahead for band-by-band reading (:class:`apfcompile.inputs.sources.TiffSource`), which asks for
 one tile at a time: a block holds a run of neighbouring tiles."""
-
-
-def is_url(path: object) -> bool:
-    """True for an fsspec URL other than ``file://``."""
-    text = os.fspath(path) if isinstance(path, os.PathLike) else str(path)
-    return "://" in text and not text.startswith("file://")
-
-
-def as_input_path(path: str | os.PathLike) -> InputPath:
-    """A URL stays a ``str``; anything else (``file://`` included) becomes a ``Path``."""
-    if is_url(path):
-        return str(path).rstrip("/")
-    return Path(os.fspath(path).removeprefix("file://"))
-
-
-def _join(base: InputPath, rel: str) -> InputPath:
-    if is_url(rel):
-        return rel
-    if isinstance(base, Path):
-        return base / rel
-    protocol, rest = base.split("://", 1)
-    return f"{protocol}://{posixpath.normpath(posixpath.join(rest, rel))}"
-
-
-@dataclass(frozen=True)
-class Place:
-    """A place data lives: a local ``Path`` or a URL ``str``, with the fsspec ``storage_options``
-    of its filesystem (credentials, endpoint; None for local paths and defaults).
-
-    ``str(place)`` is the path or URL as given, which is how errors name it.
-    """
-
-    path: InputPath
-    storage_options: dict | None = field(default=None, compare=False, repr=False)
-
-    @classmethod
-    def of(cls, where: Place | str | os.PathLike, storage_options: dict | None = None) -> Place:
-        """A Place from a path, URL (``file://`` becomes a local path) or Place (kept as it is)."""
-        if isinstance(where, Place):
-            return where
-        return cls(as_input_path(where), storage_options)
-
-    def __str__(self) -> str:
-        return str(self.path)
-
-    @property
-    def is_url(self) -> bool:
-        return isinstance(self.path, str)
-
-    @property
-    def local(self) -> Path | None:
-        """The local path, or None for a URL."""
-        return None if self.is_url else self.path
-
-    @property
-    def name(self) -> str:
-        """The file name: last component of the path or URL."""
-        return self.path.name if isinstance(self.path, Path) else posixpath.basename(self.path)
-
-    @property
-    def parent(self) -> Place:
-        parent = self.path.parent if isinstance(self.path, Path) else self.path.rsplit("/", 1)[0]
-        return Place(parent, self.storage_options)
-
-    def join(self, rel: str) -> Place:
-        """``rel`` (a relative POSIX path, or itself a URL) under this place, same options."""
-        return Place(_join(self.path, rel), self.storage_options)
-
-    def absolute(self) -> Place:
-        """Local paths made absolute (workers on other hosts resolve no relative path)."""
-        return self if self.is_url else Place(self.path.absolute(), self.storage_options)
-
-    def location(self) -> Location:
-        """The :class:`~formats.storage.Location` (filesystem + path) of this place."""
-        return locate(self.path, self.storage_options)
-
-    def open(self, block_size: int | None = None):
-        """``(source, size in bytes)``: see :func:`open_input`."""
-        return open_input(self, block_size)
 
 
 def _unreachable(where: object, exc: BaseException) -> InputError:

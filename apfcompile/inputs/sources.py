@@ -274,7 +274,9 @@ class SlideSources(_Closing):
     """A slide on its canvas (``image``), its labels (``mask``, or None) and level 0's (H, W)
     (``full``); closing it closes every file it opened."""
 
-    def __init__(self, image: RegionSource, mask: RegionSource | None, full: tuple[int, int], stack) -> None:
+    def __init__(
+        self, image: RegionSource, mask: RegionSource | None, full: tuple[int, int], stack: contextlib.ExitStack
+    ) -> None:
         self.image, self.mask, self.full, self._stack = image, mask, full, stack
 
     def close(self) -> None:
