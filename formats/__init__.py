@@ -41,9 +41,9 @@ _EXPORTS = {
     "Location": "storage",
     "Place": "storage",
     "locate": "storage",
-    "SampleRecord": "writer",
+    "SampleRecord": "records",
     "read_shard_record": "writer",
-    "shard_name": "writer",
+    "shard_name": "spec",
     "write_manifest": "writer",
     "write_shard": "writer",
 }
@@ -76,6 +76,7 @@ if TYPE_CHECKING:
     )
     from .nodes import NODE_COLUMNS, NodeTable
     from .reader import Dataset, SampleData, open_dataset
+    from .records import SampleRecord
     from .spec import (
         FORMAT_NAME,
         FORMAT_VERSION,
@@ -90,6 +91,7 @@ if TYPE_CHECKING:
         ShardRecord,
         View,
         parse_manifest,
+        shard_name,
     )
     from .storage import Location, Place, locate
-    from .writer import SampleRecord, read_shard_record, shard_name, write_manifest, write_shard
+    from .writer import read_shard_record, write_manifest, write_shard

@@ -13,8 +13,6 @@ import posixpath
 from dataclasses import dataclass, field
 from typing import Any
 
-import pyarrow as pa
-
 from .errors import ManifestError, UnsafePathError, UnsupportedVersionError
 
 __all__ = [
@@ -34,6 +32,7 @@ __all__ = [
     "check_relative_path",
     "manifest_bytes",
     "parse_manifest",
+    "shard_name",
 ]
 
 FORMAT_NAME = "apfcompile"
@@ -45,51 +44,72 @@ PATCHES_NAME = "patches.zarr"
 NODES_NAME = "nodes.parquet"
 SAMPLES_NAME = "samples.parquet"
 
-NODE_SCHEMA = pa.schema(
-    [
-        ("sample", pa.int64()),
-        ("x1", pa.int32()),
-        ("x2", pa.int32()),
-        ("y1", pa.int32()),
-        ("y2", pa.int32()),
-        ("size", pa.int32()),
-        ("cx", pa.float32()),
-        ("cy", pa.float32()),
-        ("depth", pa.int16()),
-        ("edges", pa.int64()),
-    ]
-)
-"""One row per node (leaf); row i of a shard's nodes.parquet <-> row i of its Zarr arrays."""
 
-SAMPLE_SCHEMA = pa.schema(
-    [
-        ("sample", pa.int64()),
-        ("key", pa.string()),
-        ("source", pa.string()),
-        ("mask_source", pa.string()),
-        ("view", pa.int16()),
-        ("canvas_h", pa.int32()),
-        ("canvas_w", pa.int32()),
-        ("orig_h", pa.int32()),
-        ("orig_w", pa.int32()),
-        ("scale_y", pa.float64()),
-        ("scale_x", pa.float64()),
-        ("offset_y", pa.float64()),
-        ("offset_x", pa.float64()),
-        ("slice_axis", pa.int8()),
-        ("slice_index", pa.int32()),
-        ("offset", pa.int64()),
-        ("count", pa.int32()),
-        ("gamma", pa.float64()),
-        ("ceiling_dice", pa.float64()),
-        ("ceiling_classes", pa.list_(pa.int64())),
-        ("ceiling_per_class", pa.list_(pa.float64())),
-        ("blur", pa.int16()),
-        ("canny_lo", pa.float32()),
-        ("canny_hi", pa.float32()),
-    ]
-)
-"""One row per sample: the (input, slice, view) triple compiled into one sequence."""
+def shard_name(index: int) -> str:
+    """The folder name of shard ``index``: five digits, zero-padded."""
+    return f"{index:05d}"
+
+
+def _schemas() -> dict:
+    """The Parquet schemas, built on first use (so that reading the spec needs no pyarrow import):
+
+    - ``NODE_SCHEMA``: one row per node (leaf); row i of a shard's nodes.parquet <-> row i of its
+      Zarr arrays;
+    - ``SAMPLE_SCHEMA``: one row per sample, the (input, slice, view) triple compiled into one
+      sequence.
+    """
+    import pyarrow as pa
+
+    NODE_SCHEMA = pa.schema(
+        [
+            ("sample", pa.int64()),
+            ("x1", pa.int32()),
+            ("x2", pa.int32()),
+            ("y1", pa.int32()),
+            ("y2", pa.int32()),
+            ("size", pa.int32()),
+            ("cx", pa.float32()),
+            ("cy", pa.float32()),
+            ("depth", pa.int16()),
+            ("edges", pa.int64()),
+        ]
+    )
+    SAMPLE_SCHEMA = pa.schema(
+        [
+            ("sample", pa.int64()),
+            ("key", pa.string()),
+            ("source", pa.string()),
+            ("mask_source", pa.string()),
+            ("view", pa.int16()),
+            ("canvas_h", pa.int32()),
+            ("canvas_w", pa.int32()),
+            ("orig_h", pa.int32()),
+            ("orig_w", pa.int32()),
+            ("scale_y", pa.float64()),
+            ("scale_x", pa.float64()),
+            ("offset_y", pa.float64()),
+            ("offset_x", pa.float64()),
+            ("slice_axis", pa.int8()),
+            ("slice_index", pa.int32()),
+            ("offset", pa.int64()),
+            ("count", pa.int32()),
+            ("gamma", pa.float64()),
+            ("ceiling_dice", pa.float64()),
+            ("ceiling_classes", pa.list_(pa.int64())),
+            ("ceiling_per_class", pa.list_(pa.float64())),
+            ("blur", pa.int16()),
+            ("canny_lo", pa.float32()),
+            ("canny_hi", pa.float32()),
+        ]
+    )
+    return {"NODE_SCHEMA": NODE_SCHEMA, "SAMPLE_SCHEMA": SAMPLE_SCHEMA}
+
+
+def __getattr__(name: str) -> object:
+    if name in ("NODE_SCHEMA", "SAMPLE_SCHEMA"):
+        globals().update(_schemas())
+        return globals()[name]
+    raise AttributeError(f"module 'formats.spec' has no attribute {name!r}")
 
 
 def _fail(path: object, problem: str) -> ManifestError:

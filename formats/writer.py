@@ -18,7 +18,6 @@ import os
 import posixpath
 import shutil
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 
 import numcodecs
@@ -28,7 +27,8 @@ import pyarrow.parquet as pq
 import zarr
 from zarr.codecs import ZstdCodec
 
-from .nodes import NODE_COLUMNS, NodeTable
+from .nodes import NODE_COLUMNS
+from .records import SampleRecord
 from .spec import (
     MANIFEST_NAME,
     NODE_SCHEMA,
@@ -44,6 +44,7 @@ from .spec import (
     ShardInfo,
     ShardRecord,
     manifest_bytes,
+    shard_name,
 )
 from .storage import Location, Place, locate
 
@@ -66,40 +67,6 @@ IMAGE_ZSTD_MAX_RATIO = 0.85
 """Image patches are zstd-compressed only if that saves >= 15 % on the shard's own bytes
 (real tissue barely compresses, ~0.92; CT and microscopy often do); masks always are."""
 _CODEC_PROBE_BYTES = 1 << 22
-
-
-@dataclass
-class SampleRecord:
-    """One compiled sample, as the writer needs it (plain numpy, no compiler types).
-
-    nodes: the sample's :class:`~formats.nodes.NodeTable` (n rows);
-    image: (n, p, p, C); mask: (n, p, p) or None; transform: canvas -> original pixels,
-    ``orig = canvas * scale + offset`` per axis; ceiling: per-class Dice (classes, dice) or None.
-    """
-
-    sample: int
-    key: str
-    source: str
-    mask_source: str | None
-    view: int
-    canvas: tuple[int, int]
-    original: tuple[int, int]
-    scale: tuple[float, float]
-    offset: tuple[float, float]
-    slice_axis: int | None
-    slice_index: int | None
-    gamma: float
-    ceiling: tuple[np.ndarray, np.ndarray] | None
-    blur: int
-    canny: tuple[float, float]
-    nodes: NodeTable
-    image: np.ndarray
-    mask: np.ndarray | None
-
-
-def shard_name(index: int) -> str:
-    """The folder name of shard ``index``: five digits, zero-padded."""
-    return f"{index:05d}"
 
 
 def _sha256(path: Path) -> str:

@@ -8,9 +8,8 @@ from __future__ import annotations
 import json
 import os
 
-from formats import MANIFEST_NAME, shard_name
+from formats.spec import MANIFEST_NAME, SHARDS_DIR, shard_name
 from formats.storage import Location
-from formats.spec import SHARDS_DIR
 
 from ..errors import OutputError, OutputExistsError
 

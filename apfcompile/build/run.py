@@ -9,19 +9,11 @@ compile's fingerprint and compiles only what is missing; the manifest is written
 
 from __future__ import annotations
 
+import importlib
+import threading
 import time
 
-from formats import (
-    ClassInfo,
-    Failure,
-    Manifest,
-    SampleRecord,
-    ShardInfo,
-    View,
-    read_shard_record,
-    write_manifest,
-    write_shard,
-)
+from formats import ClassInfo, Failure, Manifest, SampleRecord, ShardInfo, ShardRecord, View
 
 
 from ..errors import CompileError
@@ -38,6 +30,7 @@ __all__ = ["compile_dataset"]
 def compile_dataset(cfg: CompileConfig) -> Manifest:
     """Compile ``cfg.input`` into the dataset ``cfg.output``; returns the manifest written."""
     started = time.perf_counter()
+    _import_in_background(_WRITER_MODULES)
     data, run, out = cfg.data, cfg.run, cfg.output
     items, info = discover(cfg.input, data.layout, cfg.masks, data.paip_label)
     loc = out.location()
@@ -127,6 +120,43 @@ def compile_dataset(cfg: CompileConfig) -> Manifest:
     write_manifest(out, manifest)
     write_stats(loc, time.perf_counter() - started, run.workers)
     return manifest
+
+
+_WRITER_MODULES = ("numcodecs", "pyarrow.parquet", "zarr")
+"""What writing shards needs and nothing before it does: about a third of a second of imports,
+done on a thread while the first inputs are decoded (OpenCV releases the GIL)."""
+
+
+def read_shard_record(*args: object, **kwargs: object) -> ShardRecord | None:
+    """:func:`formats.writer.read_shard_record` (the writer is imported on first use)."""
+    from formats import writer
+
+    return writer.read_shard_record(*args, **kwargs)
+
+
+def write_shard(*args: object, **kwargs: object) -> ShardInfo:
+    """:func:`formats.writer.write_shard` (the writer is imported on first use)."""
+    from formats import writer
+
+    return writer.write_shard(*args, **kwargs)
+
+
+def write_manifest(*args: object, **kwargs: object) -> str:
+    """:func:`formats.writer.write_manifest` (the writer is imported on first use)."""
+    from formats import writer
+
+    return writer.write_manifest(*args, **kwargs)
+
+
+def _import_in_background(names: tuple[str, ...]) -> None:
+    def work() -> None:
+        for name in names:
+            try:
+                importlib.import_module(name)
+            except Exception:  # the main thread's own import reports it, where it is needed
+                return
+
+    threading.Thread(target=work, name="apf-imports", daemon=True).start()
 
 
 def _progress(total: int, enabled: bool):

@@ -1,0 +1,43 @@
+"""What the writer is given: one compiled sample as plain numpy (no compiler types, no pyarrow).
+
+Kept apart from :mod:`formats.writer` so that building records imports neither zarr nor pyarrow.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .nodes import NodeTable
+
+__all__ = ["SampleRecord"]
+
+
+@dataclass
+class SampleRecord:
+    """One compiled sample, as the writer needs it (plain numpy, no compiler types).
+
+    nodes: the sample's :class:`~formats.nodes.NodeTable` (n rows);
+    image: (n, p, p, C); mask: (n, p, p) or None; transform: canvas -> original pixels,
+    ``orig = canvas * scale + offset`` per axis; ceiling: per-class Dice (classes, dice) or None.
+    """
+
+    sample: int
+    key: str
+    source: str
+    mask_source: str | None
+    view: int
+    canvas: tuple[int, int]
+    original: tuple[int, int]
+    scale: tuple[float, float]
+    offset: tuple[float, float]
+    slice_axis: int | None
+    slice_index: int | None
+    gamma: float
+    ceiling: tuple[np.ndarray, np.ndarray] | None
+    blur: int
+    canny: tuple[float, float]
+    nodes: NodeTable
+    image: np.ndarray
+    mask: np.ndarray | None
