@@ -9,7 +9,7 @@ or bottom edge: that area holds no edges (and zeros when patches are cut). A nod
 outside the image is never split and never emitted.
 
 Edge counts. Every node's priority needs its number of edge pixels; they come from a count grid
-at the minimum leaf size summed up a pyramid (:mod:`apfcompile.pyramid`), never by re-summing
+at the minimum leaf size summed up a pyramid (:mod:`apfcompile.core.pyramid`), never by re-summing
 pixels.
 
 Policies.
@@ -153,7 +153,7 @@ def build_forest(
     """Grow the forest for an image of ``shape`` (H, W) from its edge-count grid.
 
     ``counts``: int array, edge pixels per ``params.min_size``-square cell of the canvas (as made by
-    :func:`apfcompile.edges.edge_count_grid` with ``cell = params.min_size``), shape at least
+    :func:`apfcompile.core.edges.edge_count_grid` with ``cell = params.min_size``), shape at least
     ``(ceil(H / min_size), ceil(W / min_size))``.
     Returns the leaves in Z-order (see the module docstring for the rules).
     """

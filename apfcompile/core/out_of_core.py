@@ -59,7 +59,7 @@ class _StreamingPyramid:
     """Block sums of a canvas fed band by band; levels >= ``keep`` are stored whole.
 
     Rows reach level k + 1 in pairs; an odd row waits for the next band (or, at the end, is
-    paired with a zero row), so the stored levels equal :func:`apfcompile.pyramid.sum_pyramid`.
+    paired with a zero row), so the stored levels equal :func:`apfcompile.core.pyramid.sum_pyramid`.
     """
 
     def __init__(self, dtype: np.dtype, keep: int, top: int) -> None:

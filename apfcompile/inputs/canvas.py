@@ -6,7 +6,7 @@ Without a target resolution the canvas is the image itself. With ``R``:
 - ``pad``: resized to fit inside ``R x R`` keeping its aspect (longer side ``R``), then placed at
   the canvas's top-left and zero-padded to ``R x R``.
 
-Images are resampled by :mod:`apfcompile.resample` (a whole-factor area reduction, then bilinear);
+Images are resampled by :mod:`apfcompile.core.resample` (a whole-factor area reduction, then bilinear);
 masks always with nearest neighbour (labels are never blended). The same functions serve the
 out-of-core path band by band, with identical results. The transform back to original pixels
 is ``orig = canvas * scale + offset`` per axis (pixel corners, offsets 0 here).
