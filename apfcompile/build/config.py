@@ -1,0 +1,227 @@
+"""What a compile is asked to do, in two parts that cannot be confused.
+
+- :class:`DataConfig`: every option that decides the bytes of the samples. All of its fields
+  are stored in the manifest (``parameters``, or ``views``) and hashed into the resume
+  fingerprint, by construction (:meth:`DataConfig.parameters`, :func:`fingerprint`): adding a
+  field here is enough for both.
+- :class:`RunConfig`: how the run goes (workers, scheduler, storage options, progress, resume,
+  memory strategy). Nothing here reaches the manifest or the fingerprint, so a new run option can
+  never change either. The out-of-core path gives the in-memory path's patches for the same leaves
+  (edges may differ only where Canny's hysteresis crosses a band border further than the halo;
+  README, Known limits), so ``out_of_core`` and ``band_rows`` are run options.
+
+Option choices are the ``Literal`` types of :mod:`apfcompile.choices`, which the CLI's
+``click.Choice`` lists are built from.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field, fields
+from typing import get_args
+
+from ..core.edges import EdgeParams
+from ..choices import Fit, ImageMethod, Layout, MaskDtype, MaskMethod, OnError, OutOfCore, PaipLabel, Policy, choices
+from ..core.forest import ForestParams
+from ..core.patchify import PatchParams
+from ..errors import ParameterError
+from ..inputs.layouts import LayoutInfo
+from ..inputs.locations import Place
+
+__all__ = [
+    "CompileConfig",
+    "DataConfig",
+    "RunConfig",
+    "View",
+    "fingerprint",
+]
+
+View = tuple[int, float, float]
+"""One view: (blur kernel, Canny lo, Canny hi)."""
+
+
+def _check_choice(name: str, value: object, literal: object) -> None:
+    if value not in get_args(literal):
+        raise ParameterError(name, " or ".join(choices(literal)), value)
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """The options that decide the data (see ``apfcompile compile --help`` for each).
+
+    views: (blur, canny_lo, canny_hi) per view; empty = one view from ``blur`` and ``canny``.
+    window: fixed intensity window for edges (None: the layout's, e.g. CT's HU window, else a
+    percentile stretch). mask_dtype: ``auto`` = uint8 for paip/btcv, uint16 otherwise.
+    shard_samples: samples per shard (decides which bytes go in which shard).
+    """
+
+    layout: Layout = "auto"
+    paip_label: PaipLabel = "both"
+    resolution: int | None = None
+    fit: Fit = "square"
+    patch_size: int = 8
+    length: int = 1024
+    policy: Policy = "greedy"
+    split_value: int = 0
+    max_depth: int | None = None
+    min_size: int | None = None
+    tile_size: int | None = None
+    blur: int = 3
+    canny: tuple[float, float] = (100.0, 200.0)
+    views: tuple[View, ...] = ()
+    window: tuple[float, float] | None = None
+    image_resample: ImageMethod = "area"
+    mask_resample: MaskMethod = "mode"
+    ignore_index: int | None = None
+    mask_dtype: MaskDtype = "auto"
+    shard_samples: int = 256
+
+    def __post_init__(self) -> None:
+        p = self.patch_size
+        if not (isinstance(p, int) and p >= 1 and not p & (p - 1)):
+            raise ParameterError("patch_size", "a power of two", p)
+        for name, literal in (
+            ("layout", Layout),
+            ("paip_label", PaipLabel),
+            ("fit", Fit),
+            ("policy", Policy),
+            ("image_resample", ImageMethod),
+            ("mask_resample", MaskMethod),
+            ("mask_dtype", MaskDtype),
+        ):
+            _check_choice(name, getattr(self, name), literal)
+        if self.shard_samples < 1:
+            raise ParameterError("shard_samples", "an integer >= 1", self.shard_samples)
+        if self.resolution is not None and self.resolution < 1:
+            raise ParameterError("resolution", "an integer >= 1", self.resolution)
+        self.patch_params(self.view_list()[0], None)  # validates every patch parameter now
+
+    def view_list(self) -> list[View]:
+        """The views compiled, in order: ``views``, or the one from ``blur`` and ``canny``."""
+        views = list(self.views) or [(self.blur, self.canny[0], self.canny[1])]
+        return [(int(b), float(lo), float(hi)) for b, lo, hi in views]
+
+    def patch_params(self, view: View, window: tuple[float, float] | None) -> PatchParams:
+        """The core's parameters for one view; ``window``: the layout's, used when none is set."""
+        blur, lo, hi = view
+        forest = ForestParams(
+            policy=self.policy,
+            length=self.length,
+            min_size=self.min_size or self.patch_size,
+            tile_size=self.tile_size,
+            split_value=self.split_value,
+            max_depth=self.max_depth,
+        )
+        return PatchParams(
+            patch_size=self.patch_size,
+            edges=EdgeParams(blur=blur, canny=(lo, hi), window=self.window or window),
+            forest=forest,
+            image_method=self.image_resample,
+            mask_method=self.mask_resample,
+            ignore_index=self.ignore_index,
+        )
+
+    def resolved_mask_dtype(self, info: LayoutInfo) -> str:
+        if self.mask_dtype != "auto":
+            return self.mask_dtype
+        return "uint8" if info.name in ("paip", "btcv") else "uint16"
+
+    def parameters(self, info: LayoutInfo) -> dict:
+        """Every field but ``views`` (stored as the manifest's ``views``), with what the layout
+        resolved: the manifest's ``parameters``."""
+        d = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "views"}
+        d.update(
+            layout=info.name,
+            canny=list(self.canny),
+            window=list(self.window or info.window or []) or None,
+            min_size=self.min_size or self.patch_size,
+            mask_dtype=self.resolved_mask_dtype(info),
+        )
+        return d
+
+
+def fingerprint(data: DataConfig, info: LayoutInfo, plan: list[tuple[str, str | None, int]]) -> str:
+    """SHA-256 of the data options and the plan ((source, mask source, samples) per input): what
+    ``--resume`` matches a committed shard against. Views enter only when given (``--view``), so
+    that compiles without them keep the fingerprints of earlier versions."""
+    doc: dict = {"parameters": data.parameters(info), "plan": [list(p) for p in plan]}
+    if data.views:
+        doc["views"] = [list(v) for v in data.view_list()]
+    return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """How the run goes: nothing here changes the data.
+
+    workers: local worker processes; scheduler: a Dask address or ``local:N`` (then ``workers``
+    is unused); on_error: ``fail`` stops at the first bad input, ``skip`` records it; resume /
+    overwrite: what to do with a dataset already in OUTPUT; out_of_core / band_rows: the memory
+    strategy for large slides; progress: show a progress bar.
+    """
+
+    workers: int = 1
+    scheduler: str | None = None
+    on_error: OnError = "fail"
+    resume: bool = False
+    overwrite: bool = False
+    out_of_core: OutOfCore = "auto"
+    band_rows: int = 512
+    progress: bool = False
+
+    def __post_init__(self) -> None:
+        _check_choice("on_error", self.on_error, OnError)
+        _check_choice("out_of_core", self.out_of_core, OutOfCore)
+        if self.workers < 1:
+            raise ParameterError("workers", "an integer >= 1", self.workers)
+        if self.band_rows < 8 or self.band_rows % 8:
+            raise ParameterError("band_rows", "a multiple of 8, at least 8", self.band_rows)
+        if self.resume and self.overwrite:
+            raise ParameterError("resume/overwrite", "at most one of them", "both")
+
+
+@dataclass(frozen=True)
+class CompileConfig:
+    """One compile: where from (``input``, ``masks``), where to (``output``), what (``data``) and
+    how (``run``). Places carry their own storage options (:class:`~apfcompile.inputs.locations.Place`).
+
+    :meth:`from_options` takes the CLI's flat options (``length=``, ``workers=``, ...).
+    """
+
+    input: Place
+    output: Place
+    masks: Place | None = None
+    data: DataConfig = field(default_factory=DataConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+
+    @classmethod
+    def from_options(
+        cls,
+        input: object,
+        output: object,
+        masks: object = None,
+        storage_options: dict | None = None,
+        input_storage_options: dict | None = None,
+        **options: object,
+    ) -> CompileConfig:
+        """A config from flat options: each goes to :class:`DataConfig` or :class:`RunConfig` by
+        name. INPUT and ``masks`` use ``input_storage_options`` when given, else
+        ``storage_options``; OUTPUT uses ``storage_options``."""
+        data_names = {f.name for f in fields(DataConfig)}
+        run_names = {f.name for f in fields(RunConfig)}
+        unknown = sorted(set(options) - data_names - run_names)
+        if unknown:
+            raise TypeError(f"CompileConfig.from_options: unknown option(s) {', '.join(unknown)}")
+        ins = storage_options if input_storage_options is None else input_storage_options
+        return cls(
+            input=Place.of(input, ins),
+            output=Place.of(output, storage_options),
+            masks=None if masks is None else Place.of(masks, ins),
+            data=DataConfig(**{k: v for k, v in options.items() if k in data_names}),
+            run=RunConfig(**{k: v for k, v in options.items() if k in run_names}),
+        )
+
+    def manifest_keys(self) -> set[str]:
+        """The fields of :class:`DataConfig`, as a check that they all reach the manifest."""
+        return set(asdict(self.data))

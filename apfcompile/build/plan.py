@@ -1,0 +1,76 @@
+"""The plan of a compile, fixed before any pixel is read.
+
+Inputs are sorted by their path relative to INPUT; each gives ``frames x views`` samples (a
+volume's slice count comes from its header), numbered in that order. Sample ``i`` goes to shard
+``i // shard_samples``. An input whose header is unreadable plans zero samples (and fails now, or
+is recorded with ``on_error="skip"``). The plan and the data options give the fingerprint that
+``--resume`` matches committed shards against.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from formats import Failure
+
+from ..errors import APFError
+from ..inputs.frames import count_frames
+from ..inputs.layouts import InputItem, LayoutInfo
+from .config import DataConfig, OnError, fingerprint
+
+__all__ = ["Plan", "make_plan"]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Inputs, their sample counts and first sample ids, and the shards they feed.
+
+    items[i] gives ``counts[i]`` samples with ids ``firsts[i] ..< firsts[i + 1]``; ``early``: the
+    inputs that failed while planning; ``fingerprint``: see :func:`~.config.fingerprint`."""
+
+    items: list[InputItem]
+    counts: list[int]
+    firsts: list[int]
+    shard_samples: int
+    early: list[Failure]
+    fingerprint: str
+
+    @property
+    def total(self) -> int:
+        return self.firsts[-1]
+
+    @property
+    def n_shards(self) -> int:
+        return -(-self.total // self.shard_samples)
+
+    def shards_of(self, i: int) -> range:
+        """The shards input ``i``'s samples go to (empty for an input of no samples)."""
+        per = self.shard_samples
+        return range(self.firsts[i] // per, -(-(self.firsts[i] + self.counts[i]) // per))
+
+    def last_input(self) -> dict[int, int]:
+        """shard -> the last input feeding it: the shard is written when that input is done."""
+        out: dict[int, int] = {}
+        for i in range(len(self.items)):
+            for k in self.shards_of(i):
+                out[k] = i
+        return out
+
+
+def make_plan(items: list[InputItem], info: LayoutInfo, data: DataConfig, on_error: OnError) -> Plan:
+    """The plan of ``items`` (headers only); raises the first header error with ``on_error="fail"``."""
+    views = len(data.view_list())
+    counts, early = [], []
+    for it in items:
+        try:
+            counts.append(count_frames(it) * views)
+        except APFError as exc:
+            if on_error == "fail":
+                raise
+            counts.append(0)
+            early.append(Failure(it.source, str(exc)))
+    firsts = np.cumsum([0] + counts).tolist()
+    plan = [(it.source, it.mask_source, n) for it, n in zip(items, counts)]
+    return Plan(items, counts, firsts, data.shard_samples, early, fingerprint(data, info, plan))

@@ -1,0 +1,226 @@
+"""One input -> its compiled samples: what a worker does with one task.
+
+An input is compiled on one of two routes, chosen once per input by :func:`choose_route` from its
+header alone:
+
+- ``in_memory``: the frames are read whole (:mod:`apfcompile.inputs.frames`), brought to the
+  canvas (:mod:`apfcompile.inputs.canvas`) and patchified (:func:`~apfcompile.core.patchify`);
+- ``out_of_core``: a slide (PAIP, or a TIFF/SVS image with TIFF masks) is read band by band from
+  its region sources (:mod:`apfcompile.inputs.sources`) by
+  :func:`~apfcompile.core.out_of_core.patchify_banded`. With ``out_of_core="auto"`` a mask of more
+  than :data:`OUT_OF_CORE_LABELS` labels (found in one streaming pass) sends the input back to the
+  in-memory route; ``always`` refuses it.
+
+Both routes end in :func:`sample_record`, the one place a :class:`~formats.SampleRecord` is built,
+with one canvas-to-original transform (:func:`canvas_transform`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+
+from formats import SampleRecord
+
+from ..core.out_of_core import patchify_banded
+from ..core.patchify import PatchedSample, patchify
+from ..errors import APFError, InputError
+from ..inputs.canvas import fit_canvas
+from ..inputs.frames import load_frames
+from ..inputs.layouts import InputItem
+from ..inputs.locations import Place
+from ..inputs.sources import SlideHeader, is_slide_input, mask_labels, open_slide_sources, read_slide_header
+from .config import DataConfig, RunConfig, View
+
+__all__ = ["OUT_OF_CORE_LABELS", "OUT_OF_CORE_PIXELS", "Result", "Route", "Task", "choose_route", "compile_input"]
+
+Route = Literal["in_memory", "out_of_core"]
+
+OUT_OF_CORE_PIXELS = 1 << 28
+"""``--out-of-core auto`` compiles slides band by band from 16,384^2 canvas pixels up."""
+
+OUT_OF_CORE_LABELS = 16
+"""The most mask labels the out-of-core path takes: its memory and time grow with the labels (a
+count per label for every cell of the stored pyramid levels). ``auto`` compiles masks with more
+labels in memory; ``always`` refuses them."""
+
+
+@dataclass
+class Task:
+    """One input to compile: its plan index, first sample id, options and the layout's window."""
+
+    index: int
+    item: InputItem
+    first: int
+    data: DataConfig
+    run: RunConfig
+    window: tuple[float, float] | None
+    mask_dtype: str
+
+
+@dataclass
+class Result:
+    """A task's samples in id order, or the one-line error that stopped it."""
+
+    index: int
+    records: list[SampleRecord] = field(default_factory=list)
+    error: str | None = None
+
+
+def compile_input(task: Task) -> Result:
+    """Worker: every frame x view of one input (runs in a pool process or on a Dask worker)."""
+    try:
+        route, header = choose_route(task.item, task.data, task.run)
+        records = _out_of_core(task, header) if route == "out_of_core" else None
+        return Result(task.index, records if records is not None else _in_memory(task))
+    except APFError as exc:
+        return Result(task.index, error=str(exc))
+    except (MemoryError, ValueError, OSError) as exc:  # unexpected, but one input must not stop the rest
+        return Result(task.index, error=f"{task.item.image}: {type(exc).__name__}: {exc}")
+
+
+def choose_route(item: InputItem, data: DataConfig, run: RunConfig) -> tuple[Route, SlideHeader | None]:
+    """The route of one input and, for ``out_of_core``, its slide header (read here, once).
+
+    ``never``, inputs that are not slides and (with ``auto``) nearest resampling go in memory;
+    ``always`` takes every slide, raising :class:`InputError` for one it cannot take; ``auto`` takes
+    slides whose canvas has at least :data:`OUT_OF_CORE_PIXELS` pixels and whose header reads."""
+    mode = run.out_of_core
+    if mode == "never" or not is_slide_input(item):
+        return "in_memory", None
+    if mode == "auto" and (data.image_resample, data.mask_resample) != ("area", "mode"):
+        return "in_memory", None
+    try:
+        header = read_slide_header(item, data.resolution, data.fit)
+    except InputError:
+        if mode == "always":
+            raise
+        return "in_memory", None  # the in-memory route reports what is wrong with the file
+    if mode == "auto" and header.pixels < OUT_OF_CORE_PIXELS:
+        return "in_memory", None
+    return "out_of_core", header
+
+
+def canvas_transform(
+    read: tuple[int, int], resampled: tuple[int, int], original: tuple[int, int] | None = None
+) -> tuple[tuple[float, float], tuple[float, float]]:
+    """``(scale, offset)`` with ``orig = canvas * scale + offset`` per axis (pixel corners).
+
+    read: (H, W) of the pixels read (a slide's pyramid level, or the image); resampled: their size
+    on the canvas (before padding); original: level 0's (H, W) (default: ``read``)."""
+    original = read if original is None else original
+    scale = tuple((r / s) * o / r for r, s, o in zip(read, resampled, original))
+    return (float(scale[0]), float(scale[1])), (0.0, 0.0)
+
+
+def sample_record(
+    task: Task,
+    sample: int,
+    key: str,
+    v: int,
+    view: View,
+    patched: PatchedSample,
+    canvas: tuple[int, int],
+    original: tuple[int, int],
+    transform: tuple[tuple[float, float], tuple[float, float]],
+    slice_axis: int | None = None,
+    slice_index: int | None = None,
+) -> SampleRecord:
+    """The record the writer stores for one sample (view ``v`` of a frame)."""
+    labelled = patched.mask is not None
+    scale, offset = transform
+    return SampleRecord(
+        sample=sample,
+        key=key,
+        source=task.item.source,
+        mask_source=task.item.mask_source if labelled else None,
+        view=v,
+        canvas=(int(canvas[0]), int(canvas[1])),
+        original=(int(original[0]), int(original[1])),
+        scale=scale,
+        offset=offset,
+        slice_axis=slice_axis,
+        slice_index=slice_index,
+        gamma=patched.gamma,
+        ceiling=patched.ceiling,
+        blur=view[0],
+        canny=(view[1], view[2]),
+        nodes=patched.leaves,
+        image=patched.patches,
+        mask=patched.mask.astype(task.mask_dtype) if labelled else None,
+    )
+
+
+def _check_mask_range(values: np.ndarray, task: Task, path: Place) -> None:
+    """Labels must fit the dataset's mask dtype."""
+    info = np.iinfo(task.mask_dtype)
+    if values.size and (values.min() < info.min or values.max() > info.max):
+        raise InputError(
+            path,
+            f"labels {values.min()}..{values.max()} do not fit the dataset's mask dtype {task.mask_dtype}",
+            "use --mask-dtype int32",
+        )
+
+
+def _out_of_core(task: Task, header: SlideHeader) -> list[SampleRecord] | None:
+    """The slide band by band; None when ``auto`` finds more mask labels than the path takes."""
+    data, item, strict = task.data, task.item, task.run.out_of_core == "always"
+    with open_slide_sources(header, data.paip_label) as slide:
+        labels = None
+        if slide.mask is not None:
+            labels = mask_labels(slide.mask, task.run.band_rows)
+            if len(labels) > OUT_OF_CORE_LABELS:
+                if not strict:
+                    return None
+                raise InputError(
+                    item.masks[0],
+                    f"the mask holds {len(labels)} labels, the out-of-core path takes at most {OUT_OF_CORE_LABELS}",
+                    "compile it with --out-of-core never",
+                )
+            _check_mask_range(np.asarray(labels), task, item.masks[0])
+        transform = canvas_transform(header.level_hw, header.size, header.full)
+        out = []
+        for v, view in enumerate(data.view_list()):
+            params = data.patch_params(view, task.window)
+            patched, _ = patchify_banded(slide.image, slide.mask, params, labels, task.run.band_rows)
+            out.append(
+                sample_record(task, task.first + v, item.key, v, view, patched, header.canvas, header.full, transform)
+            )
+    return out
+
+
+def _in_memory(task: Task) -> list[SampleRecord]:
+    data, item = task.data, task.item
+    views = data.view_list()
+    out = []
+    for f, frame in enumerate(load_frames(item, data.resolution, data.paip_label)):
+        if frame.mask is not None and frame.mask.size:
+            where = item.masks[0] if item.masks else item.image
+            _check_mask_range(np.array([frame.mask.min(), frame.mask.max()]), task, where)
+        canvas = fit_canvas(frame.image, frame.mask, data.resolution, data.fit)
+        read = frame.image.shape[:2]
+        resampled = canvas.size
+        transform = canvas_transform(read, resampled, frame.original)
+        for v, view in enumerate(views):
+            try:
+                patched = patchify(canvas.image, canvas.mask, data.patch_params(view, task.window))
+            except InputError as exc:
+                raise InputError(item.image, exc.problem, "") from exc
+            out.append(
+                sample_record(
+                    task,
+                    task.first + f * len(views) + v,
+                    frame.key,
+                    v,
+                    view,
+                    patched,
+                    canvas.image.shape[:2],
+                    frame.original or read,
+                    transform,
+                    frame.slice_axis,
+                    frame.slice_index,
+                )
+            )
+    return out
