@@ -21,8 +21,8 @@ import json
 from dataclasses import asdict, dataclass, field, fields
 from typing import get_args
 
-from ..core.edges import EdgeParams
 from ..choices import Fit, ImageMethod, Layout, MaskDtype, MaskMethod, OnError, OutOfCore, PaipLabel, Policy, choices
+from ..core.edges import EdgeParams
 from ..core.forest import ForestParams
 from ..core.patchify import PatchParams
 from ..errors import ParameterError

@@ -61,8 +61,7 @@ def _on_dask(fn: Callable[[T], R], tasks: list[T], scheduler: str) -> Iterator[R
     try:
         from distributed import Client, LocalCluster
     except ImportError:
-        raise ParameterError("scheduler", "Dask installed", scheduler,
-                             "pip install 'apfcompile[dask]'") from None
+        raise ParameterError("scheduler", "Dask installed", scheduler, "pip install 'apfcompile[dask]'") from None
     cluster = None
     try:
         if scheduler.startswith("local:"):
@@ -76,8 +75,12 @@ def _on_dask(fn: Callable[[T], R], tasks: list[T], scheduler: str) -> Iterator[R
             try:
                 client = Client(scheduler, timeout="5s")
             except (OSError, TimeoutError, ValueError) as exc:
-                raise ParameterError("scheduler", "a reachable Dask scheduler", scheduler,
-                                     f"could not connect ({exc.__class__.__name__})") from None
+                raise ParameterError(
+                    "scheduler",
+                    "a reachable Dask scheduler",
+                    scheduler,
+                    f"could not connect ({exc.__class__.__name__})",
+                ) from None
         with client:
             window = 2 * max(1, sum(client.nthreads().values()))
             pending = []

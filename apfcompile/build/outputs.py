@@ -27,8 +27,12 @@ def write_stats(loc: Location, wall: float, workers: int) -> None:
 
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
     kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    stats = {"peak_rss_mib": round(own), "peak_worker_rss_mib": round(kids) if workers > 1 else None,
-             "wall_s": round(wall, 1), "workers": workers}
+    stats = {
+        "peak_rss_mib": round(own),
+        "peak_worker_rss_mib": round(kids) if workers > 1 else None,
+        "wall_s": round(wall, 1),
+        "workers": workers,
+    }
     data = (json.dumps(stats, indent=1, sort_keys=True) + "\n").encode()
     if loc.local is None:
         loc.fs.pipe_file(loc.sub(STATS_NAME), data)
@@ -67,8 +71,10 @@ def prepare_output(loc: Location, resume: bool, overwrite: bool) -> None:
     try:
         bucket = loc.path.split("/", 1)[0]
         if loc.local is None and not fs.exists(bucket) and _missing(fs, bucket):
-            raise OutputError(f"{out}: bucket {bucket!r} does not exist or is not visible with these credentials; "
-                              "create it first (apfcompile does not create buckets)")
+            raise OutputError(
+                f"{out}: bucket {bucket!r} does not exist or is not visible with these credentials; "
+                "create it first (apfcompile does not create buckets)"
+            )
         exists = fs.exists(loc.path)
         if exists and not fs.isdir(loc.path):
             raise OutputExistsError(f"{out}: exists and is not a folder; choose another OUTPUT")
@@ -76,9 +82,11 @@ def prepare_output(loc: Location, resume: bool, overwrite: bool) -> None:
     except Exception as exc:  # object storage clients raise their own kinds (credentials, endpoint)
         if isinstance(exc, OutputError) or (loc.local is not None and not isinstance(exc, OSError)):
             raise
-        raise OutputError(f"{out}: cannot be used as OUTPUT ({type(exc).__name__}: "
-                                f"{str(exc).splitlines()[0] if str(exc) else ''}); check the path, bucket, "
-                                "credentials and endpoint") from None
+        raise OutputError(
+            f"{out}: cannot be used as OUTPUT ({type(exc).__name__}: "
+            f"{str(exc).splitlines()[0] if str(exc) else ''}); check the path, bucket, "
+            "credentials and endpoint"
+        ) from None
     if not entries:
         if loc.local is not None:
             loc.local.mkdir(parents=True, exist_ok=True)
@@ -94,7 +102,11 @@ def prepare_output(loc: Location, resume: bool, overwrite: bool) -> None:
             fs.rm(loc.sub(SHARDS_DIR), recursive=True)
         return
     if not ours:
-        raise OutputExistsError(f"{out}: exists, is not empty and is not an apfcompile dataset; "
-                                "choose an empty or new OUTPUT (nothing was changed)")
-    raise OutputExistsError(f"{out}: a dataset is already there (left untouched); "
-                            "pass --overwrite to replace it or --resume to finish an interrupted compile")
+        raise OutputExistsError(
+            f"{out}: exists, is not empty and is not an apfcompile dataset; "
+            "choose an empty or new OUTPUT (nothing was changed)"
+        )
+    raise OutputExistsError(
+        f"{out}: a dataset is already there (left untouched); "
+        "pass --overwrite to replace it or --resume to finish an interrupted compile"
+    )

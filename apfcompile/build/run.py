@@ -15,7 +15,6 @@ import time
 
 from formats import ClassInfo, Failure, Manifest, SampleRecord, ShardInfo, ShardRecord, View
 
-
 from ..errors import CompileError
 from ..inputs.layouts import discover
 from .config import CompileConfig
