@@ -23,7 +23,7 @@ __all__ = [
     "choices",
 ]
 
-Layout = Literal["auto", "folder", "paip", "btcv", "list"]
+Layout = Literal["auto", "folder", "paip", "btcv", "nnunet", "list"]
 """How INPUT is organised (:mod:`apfcompile.inputs.layouts`)."""
 PaipLabel = Literal["both", "whole", "viable"]
 """PAIP labels: both = 0 / 1 whole-not-viable / 2 viable; whole or viable = 0/1."""

@@ -253,10 +253,13 @@ def compile(input: str, output: str, **options: object) -> None:
     """Compile the images under INPUT into a dataset of shards in OUTPUT.
 
     \b
-    Layouts:
-      folder  images (any depth; png/jpg/tif/svs/nii/npy...), masks via --masks or NAME_mask.*
+    Layouts (auto finds them):
+      folder  images (any depth; png/jpg/tif/svs/nii/npy...), masks via --masks DIR,
+              .../images/NAME + .../labels/NAME (or masks/), or NAME_mask.*; or one file as INPUT
       paip    CASE.svs + CASE_whole.tif + CASE_viable.tif (PAIP 2019)
       btcv    RawData/Training/img + label (or imagesTr + labelsTr); one sample per axial slice
+      nnunet  imagesTr/CASE_0000.ext (+ _0001...) + labelsTr/CASE.ext, imagesTs unlabelled;
+              class and channel names from dataset.json (nnU-Net v2 or MSD)
       list    a .csv (image,mask[,key]) or .jsonl file
 
     INPUT, --masks and OUTPUT are local paths or fsspec URLs (s3://bucket/prefix, gs://...,

@@ -138,6 +138,8 @@ class DataConfig:
             min_size=self.min_size or self.patch_size,
             mask_dtype=self.resolved_mask_dtype(info),
         )
+        if info.channel_names is not None:  # what the layout says each channel is (nnU-Net)
+            d["channel_names"] = list(info.channel_names)
         return d
 
 

@@ -145,6 +145,25 @@ def _tiff_image(item: InputItem, resolution: int | None) -> list[Frame]:
     return [Frame(item.key, image, mask, original=full)]
 
 
+def _stacked(item: InputItem) -> np.ndarray:
+    """The input's image, with its extra channel files (nnU-Net ``_0001``...) stacked after its own
+    channels on a new last axis; every channel file must have the first one's shape."""
+    data = read_array(item.image)
+    if not item.channels:
+        return data
+    planes = [data]
+    for path in item.channels:
+        plane = read_array(path)
+        if plane.shape != data.shape:
+            raise InputError(
+                path,
+                f"channel file of shape {plane.shape} differs from {item.image.name}'s {data.shape}",
+                "every channel of a case must have the same size",
+            )
+        planes.append(plane)
+    return np.stack(planes, axis=-1)
+
+
 def load_frames(item: InputItem, resolution: int | None = None, paip_label: PaipLabel = "both") -> list[Frame]:
     """Read an input's frames (see the module docstring); errors name the file."""
     if item.problem:
@@ -153,7 +172,7 @@ def load_frames(item: InputItem, resolution: int | None = None, paip_label: Paip
         return _paip(item, resolution, paip_label)
     if item.kind == "image" and suffix_of(item.image) in SLIDE_SUFFIXES:
         return _tiff_image(item, resolution)
-    data = read_array(item.image)
+    data = _stacked(item)
     mask = read_array(item.masks[0]) if item.masks else None
     if item.kind == "volume":
         if data.ndim < 3:

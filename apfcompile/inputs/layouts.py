@@ -4,20 +4,33 @@
 layout     inputs
 =========  ======================================================================================
 folder     every image file under INPUT (any depth, any known suffix); its mask from ``--masks DIR``
-           (same relative path and stem, any known suffix) or ``NAME_mask.*`` beside it; images
-           without a mask are allowed (unlabelled). Key: path relative to INPUT without suffix.
+           (same relative path and stem, any known suffix), from a sibling folder
+           (``.../images/NAME.*`` with ``.../labels/NAME.*`` or ``.../masks/NAME.*``, at any depth;
+           key: the path without the ``images`` folder, e.g. ``kidney_1/0000``; an image there
+           without its label is a bad input), or ``NAME_mask.*`` beside it; other images without a
+           mask are allowed (unlabelled). Key: path relative to INPUT without suffix. A single
+           image or volume file as INPUT is one input (its mask: ``--masks FILE``).
 paip       PAIP 2019: ``CASE.svs`` with ``CASE_whole.tif`` and ``CASE_viable.tif`` beside it (any
            depth, e.g. ``Training_phase_1/``). Labels (``--paip-label both``): 0 background,
            1 whole tumour but not viable, 2 viable tumour; ``whole`` / ``viable``: 0/1. Key: CASE.
 btcv       ``RawData/Training/img/imgNNNN.nii.gz`` + ``.../label/labelNNNN.nii.gz``, or ``imagesTr/``
            + ``labelsTr/`` (same file names). Each axial slice is one sample, key ``imgNNNN/zKKK``;
            labels 0..13 (the 13 BTCV organs); edges use the HU window -175..250.
+nnunet     nnU-Net v2 / Medical Segmentation Decathlon: ``imagesTr/CASE_0000.ext`` (``_0001``... more
+           channels, stacked in that order; MSD: ``imagesTr/CASE.ext``, channels in the file) with
+           ``labelsTr/CASE.ext``; ``imagesTs/`` compiles unlabelled. ``dataset.json`` gives the class
+           names (``labels``: v2 ``{name: id}`` or MSD ``{"id": name}``) and channel names
+           (``channel_names`` / ``modality``); all-CT channels use the HU window for edges. A case
+           in ``imagesTr`` without its label, or with channel files out of step, is a bad input
+           (one line naming the file), never compiled unlabelled. Key: ``imagesTr/CASE``.
 list       a ``.csv`` (header ``image,mask[,key]``) or ``.jsonl`` (objects with ``image``, optional
            ``mask`` and ``key``); relative paths are relative to the list file.
 =========  ======================================================================================
 
-``auto`` picks ``list`` for a .csv/.jsonl file, ``btcv`` when the BTCV folders are present, ``paip``
-when an ``.svs`` has its ``_whole``/``_viable`` masks, else ``folder``. Inputs are sorted by their
+``auto`` picks ``list`` for a .csv/.jsonl file, ``folder`` for any other file, ``nnunet`` when
+``imagesTr`` sits beside a ``dataset.json`` or holds ``CASE_0000`` channel files, ``btcv`` when the
+BTCV folders are present, ``paip`` when an ``.svs`` has its ``_whole``/``_viable`` masks, else
+``folder``. Inputs are sorted by their
 path relative to INPUT, which fixes sample ids and shards whatever the worker count.
 
 INPUT (and ``--masks``) may be a local folder or an fsspec URL (``s3://bucket/paip``): every
@@ -31,15 +44,16 @@ import csv
 import io
 import json
 import posixpath
+import re
 from dataclasses import dataclass
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from typing import get_args
 
 from formats.storage import Location
 
 from ..choices import Layout, PaipLabel
 from ..errors import InputError, InputNotFoundError, ParameterError
-from .locations import Place, input_root, is_file, list_files
+from .locations import Place, input_root, is_file, list_files, open_input
 from .readers import READERS, suffix_of
 
 __all__ = ["BTCV_CLASSES", "CT_WINDOW", "PAIP_CLASSES", "InputItem", "Layout", "LayoutInfo", "PaipLabel", "discover"]
@@ -87,6 +101,8 @@ class InputItem:
     masks: tuple[Place, ...] = ()
     kind: str = "image"
     problem: str | None = None
+    channels: tuple[Place, ...] = ()
+    """More channel files (nnU-Net ``_0001``...), stacked after ``image``'s channels in order."""
 
     @property
     def mask_source(self) -> str | None:
@@ -95,11 +111,13 @@ class InputItem:
 
 @dataclass(frozen=True)
 class LayoutInfo:
-    """What a layout says about the dataset: its name, class names, edge window."""
+    """What a layout says about the dataset: its name, class names (index = label id), edge
+    window, and channel names (nnU-Net's ``dataset.json``), or None where it says nothing."""
 
     name: str
     classes: tuple[str, ...] | None = None
     window: tuple[float, float] | None = None
+    channel_names: tuple[str, ...] | None = None
 
 
 class _Tree:
@@ -131,6 +149,41 @@ def _kind(rel: str) -> str:
     return "volume" if suffix_of(rel) in _VOLUME_SUFFIXES else "image"
 
 
+_LABEL_FOLDERS = ("labels", "masks")
+
+
+def _sibling_pairs(tree: _Tree) -> tuple[dict[str, InputItem], set[str]]:
+    """Images under an ``images`` folder that has a sibling ``labels`` (or ``masks``) folder, as
+    items paired by their path below those folders and their stem; and the label files (which are
+    not inputs). The key drops the ``images`` folder: ``kidney_1/images/0000.tif`` -> ``kidney_1/0000``."""
+    paired: dict[str, InputItem] = {}
+    label_files: set[str] = set()
+    for folder in sorted(d for d in tree.dirs if posixpath.basename(d) == "images"):
+        parent = posixpath.dirname(folder)
+        labels = next(
+            (posixpath.join(parent, n) for n in _LABEL_FOLDERS if posixpath.join(parent, n) in tree.dirs), None
+        )
+        if labels is None:
+            continue
+        below = {_strip(f[len(labels) + 1 :]): f for f in tree.images() if f.startswith(labels + "/")}
+        label_files |= set(below.values())
+        for rel in tree.images():
+            if not rel.startswith(folder + "/"):
+                continue
+            name = _strip(rel[len(folder) + 1 :])
+            label = below.get(name)
+            problem = None
+            if label is None:
+                problem = (
+                    f"no label {labels}/{name}.* for this image; add it, or move the image out of "
+                    f"{folder}/ to compile it unlabelled, or compile with --on-error skip"
+                )
+            key = posixpath.join(parent, name) if parent else name
+            masks = (tree.path(label),) if label else ()
+            paired[rel] = InputItem(key, rel, tree.path(rel), masks, _kind(rel), problem)
+    return paired, label_files
+
+
 def _folder(tree: _Tree, masks: _Tree | None, masks_inside: str | None) -> list[InputItem]:
     files = tree.images()
     if masks is not None:
@@ -144,9 +197,14 @@ def _folder(tree: _Tree, masks: _Tree | None, masks_inside: str | None) -> list[
             mask_paths = (masks.path(mask),) if mask else ()
             items.append(InputItem(key, rel, tree.path(rel), mask_paths, _kind(rel)))
         return items
+    paired, label_files = _sibling_pairs(tree)
+    files = [rel for rel in files if rel not in label_files]
     beside = {_strip(rel): rel for rel in files}
     items = []
     for rel in files:
+        if rel in paired:
+            items.append(paired[rel])
+            continue
         key = _strip(rel)
         if key.endswith("_mask") and key[: -len("_mask")] in beside:
             continue
@@ -239,7 +297,139 @@ def _list(path: Place, loc: Location) -> list[InputItem]:
     return sorted(items, key=lambda it: it.source)
 
 
+_CHANNEL = re.compile(r"^(?P<case>.+)_(?P<channel>\d{4})$")
+_NNUNET_SPLITS = (("imagesTr", "labelsTr"), ("imagesTs", None))
+
+
+def _nnunet_root(tree: _Tree) -> str | None:
+    """The folder holding ``imagesTr`` (the root itself, or one level down, e.g. ``Dataset001_X``)."""
+    for folder in sorted(d for d in tree.dirs | {""} if posixpath.basename(d) == "imagesTr" or d == "imagesTr"):
+        return posixpath.dirname(folder)
+    return None
+
+
+def _is_nnunet(tree: _Tree) -> bool:
+    root = _nnunet_root(tree)
+    if root is None:
+        return False
+    if posixpath.join(root, "dataset.json") in tree.files:
+        return True
+    images = [posixpath.basename(_strip(f)) for f in tree.in_dir(posixpath.join(root, "imagesTr"))]
+    return bool(images) and all(_CHANNEL.match(name) for name in images)
+
+
+def _nnunet_cases(files: list[str]) -> dict[str, list[tuple[int, str]]]:
+    """Case -> [(channel, file)] for nnU-Net v2 names (``CASE_0000.ext``); a file without a channel
+    suffix is its own case, channel 0 (MSD keeps every channel in one file)."""
+    cases: dict[str, list[tuple[int, str]]] = {}
+    for rel in files:
+        if suffix_of(rel) not in READERS:
+            continue
+        stem = posixpath.basename(_strip(rel))
+        m = _CHANNEL.match(stem)
+        case, channel = (m["case"], int(m["channel"])) if m else (stem, 0)
+        cases.setdefault(case, []).append((channel, rel))
+    return {case: sorted(files) for case, files in cases.items()}
+
+
+def _nnunet(tree: _Tree) -> list[InputItem]:
+    root = _nnunet_root(tree) or ""
+    items = []
+    counts: dict[int, str] = {}
+    for images_dir, labels_dir in _NNUNET_SPLITS:
+        images = posixpath.join(root, images_dir)
+        labels = {}
+        if labels_dir is not None:
+            labels = {posixpath.basename(_strip(f)): f for f in tree.in_dir(posixpath.join(root, labels_dir))}
+        for case, files in sorted(_nnunet_cases(tree.in_dir(images)).items()):
+            first = files[0][1]
+            problem = None
+            channels = [c for c, _ in files]
+            if channels != list(range(len(channels))):
+                problem = (
+                    f"channel files out of step: found {', '.join(f'_{c:04d}' for c in channels)}, expected "
+                    f"_0000 to _{len(channels) - 1:04d} with none missing or doubled; fix the file names"
+                )
+            counts.setdefault(len(channels), first)
+            label = labels.get(case)
+            if labels_dir is not None and label is None and problem is None:
+                problem = (
+                    f"no label {posixpath.join(root, labels_dir, case)}.* for this training case; add it, move "
+                    "the case to imagesTs (unlabelled), or compile with --on-error skip"
+                )
+            items.append(
+                InputItem(
+                    key=posixpath.relpath(posixpath.join(images, case), root or "."),
+                    source=first,
+                    image=tree.path(first),
+                    masks=(tree.path(label),) if label else (),
+                    kind=_kind(first),
+                    problem=problem,
+                    channels=tuple(tree.path(rel) for _, rel in files[1:]),
+                )
+            )
+    if len(counts) > 1:  # cases with different channel counts cannot share one dataset
+        (few, path_few), (many, path_many) = sorted(counts.items())[0], sorted(counts.items())[-1]
+        raise InputError(
+            tree.path(path_few),
+            f"has {few} channel file(s) but {path_many} has {many}; every case needs the same channels",
+            "add the missing channel files or compile the cases separately",
+        )
+    return items
+
+
+def _nnunet_info(tree: _Tree, loc_root: Place) -> LayoutInfo:
+    """Class and channel names from ``dataset.json`` (v2 or MSD), when there is one."""
+    root = _nnunet_root(tree) or ""
+    rel = posixpath.join(root, "dataset.json")
+    if rel not in tree.files:
+        return LayoutInfo("nnunet")
+    path = tree.path(rel)
+    try:
+        with open_input(path) as (source, _):
+            raw = source.read_bytes() if isinstance(source, Path) else source.read()
+        doc = json.loads(raw)
+    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        raise InputError(path, f"cannot be read as JSON ({exc})", "fix or remove dataset.json") from None
+    if not isinstance(doc, dict):
+        raise InputError(path, "is not a JSON object", "fix or remove dataset.json")
+    classes = _class_names(doc.get("labels"), path)
+    names = doc.get("channel_names", doc.get("modality"))
+    channel_names = None
+    if isinstance(names, dict) and names:
+        try:
+            channel_names = tuple(str(names[k]) for k in sorted(names, key=int))
+        except (TypeError, ValueError):
+            raise InputError(path, "channel_names keys must be channel numbers", "fix dataset.json") from None
+    window = CT_WINDOW if channel_names and all(n.strip().upper() == "CT" for n in channel_names) else None
+    return LayoutInfo("nnunet", classes, window, channel_names)
+
+
+def _class_names(labels: object, path: Place) -> tuple[str, ...] | None:
+    """Names by label id from nnU-Net v2 ``{name: id}`` or MSD ``{"id": name}``; ids must run 0..K-1."""
+    if labels is None:
+        return None
+    if not isinstance(labels, dict) or not labels:
+        raise InputError(path, "'labels' must be an object of class names and ids", "fix dataset.json")
+    try:
+        if all(isinstance(v, int) and not isinstance(v, bool) for v in labels.values()):
+            by_id = {int(v): str(k) for k, v in labels.items()}
+        else:
+            by_id = {int(k): str(v) for k, v in labels.items()}
+    except (TypeError, ValueError):
+        raise InputError(
+            path,
+            "'labels' is neither {name: id} (nnU-Net v2) nor {\"id\": name} (MSD); region labels are not supported",
+            "give one integer id per class",
+        ) from None
+    if sorted(by_id) != list(range(len(by_id))):
+        raise InputError(path, f"label ids {sorted(by_id)} do not run 0..{len(by_id) - 1}", "fix dataset.json")
+    return tuple(by_id[i] for i in range(len(by_id)))
+
+
 def _auto(tree: _Tree) -> str:
+    if _is_nnunet(tree):
+        return "nnunet"
     if _btcv_dirs(tree) is not None:
         return "btcv"
     if any(any(_paip_masks(tree, slide)) for slide in _paip_slides(tree)):
@@ -259,10 +449,13 @@ def discover(
         raise ParameterError("layout", " or ".join(get_args(Layout)), layout)
     loc = input_root(root)
     single = is_file(loc)
-    if layout == "list" or (layout == "auto" and single):
-        if not single or not root.name.lower().endswith((".csv", ".jsonl")):
+    is_list = root.name.lower().endswith((".csv", ".jsonl"))
+    if layout == "list" or (layout == "auto" and single and is_list):
+        if not single or not is_list:
             raise InputError(root, "the list layout needs a .csv or .jsonl file")
         items, info = _list(root, loc), LayoutInfo("list")
+    elif single and layout in ("auto", "folder"):
+        items, info = [_one_file(root, masks)], LayoutInfo("folder")
     elif single:
         raise InputError(
             root,
@@ -276,6 +469,10 @@ def discover(
             items, info = _folder(tree, *_masks_tree(loc, masks)), LayoutInfo("folder")
         elif name == "paip":
             items, info = _paip(tree), LayoutInfo("paip", PAIP_CLASSES[paip_label])
+        elif name == "nnunet":
+            if _nnunet_root(tree) is None:
+                raise InputError(root, "no imagesTr folder found", "point INPUT at the nnU-Net dataset folder")
+            items, info = _nnunet(tree), _nnunet_info(tree, root)
         else:
             items, info = _btcv(tree), LayoutInfo("btcv", BTCV_CLASSES, CT_WINDOW)
     if not items:
@@ -284,6 +481,23 @@ def discover(
             root, f"no inputs found for the {info.name} layout", f"check the path (image suffixes: {known})"
         )
     return items, info
+
+
+def _one_file(path: Place, masks: Place | None) -> InputItem:
+    """INPUT that is one image or volume file; ``--masks`` may name its mask file."""
+    if suffix_of(path) not in READERS:
+        known = " ".join(sorted(READERS))
+        raise InputError(
+            path, f"is a file of no known image kind ({suffix_of(path) or 'no suffix'})", f"use one of: {known}"
+        )
+    mask = ()
+    if masks is not None:
+        masks = Place.of(masks).absolute()
+        mloc = input_root(masks)
+        if not is_file(mloc):
+            raise InputError(masks, "--masks must be a file when INPUT is one file")
+        mask = (masks,)
+    return InputItem(_strip(path.name), path.name, path, mask, _kind(path.name))
 
 
 def _masks_tree(loc: Location, masks: Place | None) -> tuple[_Tree | None, str | None]:

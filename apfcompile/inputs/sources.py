@@ -205,6 +205,7 @@ def is_slide_input(item: InputItem) -> bool:
         return True
     return (
         item.kind == "image"
+        and not item.channels
         and suffix_of(item.image) in SLIDE_SUFFIXES
         and all(suffix_of(m) in SLIDE_SUFFIXES for m in item.masks)
     )
