@@ -50,6 +50,17 @@ class Plan:
         per = self.shard_samples
         return range(self.firsts[i] // per, -(-(self.firsts[i] + self.counts[i]) // per))
 
+    def frame_parts(self, i: int, views: int, parts: int) -> list[range | None]:
+        """Input ``i``'s frames cut into at most ``parts`` contiguous ranges (``[None]``: one task
+        for the whole input). Where the cuts fall never changes a byte written: samples keep their
+        ids and are written in id order."""
+        frames = self.counts[i] // max(views, 1)
+        parts = min(parts, frames)
+        if parts <= 1 or self.items[i].kind != "volume":
+            return [None]
+        cuts = [frames * k // parts for k in range(parts + 1)]
+        return [range(a, b) for a, b in zip(cuts[:-1], cuts[1:])]
+
     def last_input(self) -> dict[int, int]:
         """shard -> the last input feeding it: the shard is written when that input is done."""
         out: dict[int, int] = {}

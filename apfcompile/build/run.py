@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib
 import threading
 import time
+from collections.abc import Iterator
 
 from formats import ClassInfo, Failure, Manifest, SampleRecord, ShardInfo, ShardRecord, View
 
@@ -21,7 +22,7 @@ from .config import CompileConfig
 from .executors import in_order
 from .outputs import prepare_output, remove_stale_shards, write_stats
 from .plan import make_plan
-from .samples import Task, compile_input
+from .samples import Result, Task, compile_input
 
 __all__ = ["compile_dataset"]
 
@@ -48,7 +49,14 @@ def compile_dataset(cfg: CompileConfig) -> Manifest:
                 done[k] = rec
     last_input = plan.last_input()
     todo = [i for i, n in enumerate(plan.counts) if n and any(k not in done for k in plan.shards_of(i))]
-    tasks = [Task(i, items[i], plan.firsts[i], data, run, info.window, mask_dtype) for i in todo]
+    # Few inputs and many workers: a volume's frames are split over the workers (bytes unchanged).
+    parts = -(-run.workers // max(len(todo), 1))
+    tasks = [
+        Task(i, items[i], plan.firsts[i], data, run, info.window, mask_dtype, frames)
+        for i in todo
+        for frames in plan.frame_parts(i, len(views), parts)
+    ]
+    n_parts = {i: sum(t.index == i for t in tasks) for i in todo}
 
     dtype = next(((r.image_dtype, r.channels) for r in done.values() if r.image_dtype), None)
     buffers: dict[int, list[SampleRecord]] = {}
@@ -58,7 +66,9 @@ def compile_dataset(cfg: CompileConfig) -> Manifest:
 
     progress = _progress(plan.total - sum(r.shard.samples for r in done.values()), run.progress)
     try:
-        for result in in_order(compile_input, tasks, run.workers, run.scheduler):
+        for result in _whole_inputs(
+            in_order(compile_input, tasks, run.workers, run.scheduler), n_parts, plan.counts, progress
+        ):
             item = items[result.index]
             first_shard = plan.firsts[result.index] // per
             if result.error is not None:
@@ -83,7 +93,6 @@ def compile_dataset(cfg: CompileConfig) -> Manifest:
                 k = rec.sample // per
                 if k not in done:
                     buffers.setdefault(k, []).append(rec)
-            progress.update(plan.counts[result.index])
             for k in sorted(k for k, last in last_input.items() if last == result.index and k not in done):
                 written[k] = write_shard(
                     out,
@@ -124,6 +133,23 @@ def compile_dataset(cfg: CompileConfig) -> Manifest:
 _WRITER_MODULES = ("numcodecs", "pyarrow.parquet", "zarr")
 """What writing shards needs and nothing before it does: about a third of a second of imports,
 done on a thread while the first inputs are decoded (OpenCV releases the GIL)."""
+
+
+def _whole_inputs(results: Iterator[Result], n_parts: dict[int, int], counts: list[int], progress) -> Iterator[Result]:
+    """One result per input from the results of its parts (in order): their records joined, or the
+    first error (an input is compiled whole or not at all). The progress bar moves per part, in
+    samples, and by the input's planned count in all once it is done."""
+    pending: list[Result] = []
+    for result in results:
+        progress.update(len(result.records))
+        pending.append(result)
+        if len(pending) < n_parts[result.index]:
+            continue
+        error = next((r.error for r in pending if r.error is not None), None)
+        records = [rec for r in pending for rec in r.records]
+        progress.update(counts[result.index] - len(records))
+        pending = []
+        yield Result(result.index, [] if error is not None else records, error)
 
 
 def read_shard_record(*args: object, **kwargs: object) -> ShardRecord | None:

@@ -49,7 +49,8 @@ labels in memory; ``always`` refuses them."""
 
 @dataclass
 class Task:
-    """One input to compile: its plan index, first sample id, options and the layout's window."""
+    """One input (or some frames of one) to compile: its plan index, the input's first sample id,
+    options and the layout's window."""
 
     index: int
     item: InputItem
@@ -58,6 +59,8 @@ class Task:
     run: RunConfig
     window: tuple[float, float] | None
     mask_dtype: str
+    frames: range | None = None
+    """Only these frames of a volume (work split by frame); None: the whole input."""
 
 
 @dataclass
@@ -72,7 +75,7 @@ class Result:
 def compile_input(task: Task) -> Result:
     """Worker: every frame x view of one input (runs in a pool process or on a Dask worker)."""
     try:
-        route, header = choose_route(task.item, task.data, task.run)
+        route, header = ("in_memory", None) if task.frames is not None else choose_route(task.item, task.data, task.run)
         records = _out_of_core(task, header) if route == "out_of_core" else None
         return Result(task.index, records if records is not None else _in_memory(task))
     except APFError as exc:
@@ -195,7 +198,9 @@ def _in_memory(task: Task) -> list[SampleRecord]:
     data, item = task.data, task.item
     views = data.view_list()
     out = []
-    for f, frame in enumerate(load_frames(item, data.resolution, data.paip_label)):
+    offset = 0 if task.frames is None else task.frames.start
+    for j, frame in enumerate(load_frames(item, data.resolution, data.paip_label, task.frames)):
+        f = offset + j
         if frame.mask is not None and frame.mask.size:
             where = item.masks[0] if item.masks else item.image
             _check_mask_range(np.array([frame.mask.min(), frame.mask.max()]), task, where)

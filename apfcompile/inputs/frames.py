@@ -19,7 +19,7 @@ from ..core.resample import resample
 from ..errors import InputError, InputNotFoundError, UnreadableInputError
 from .layouts import InputItem, PaipLabel
 from .locations import Place, open_input
-from .readers import SLIDE_SUFFIXES, read_array, read_slide_level, reader_module, suffix_of
+from .readers import SLIDE_SUFFIXES, read_array, read_slide_level, read_volume_slices, reader_module, suffix_of
 
 __all__ = ["Frame", "count_frames", "load_frames"]
 
@@ -145,15 +145,20 @@ def _tiff_image(item: InputItem, resolution: int | None) -> list[Frame]:
     return [Frame(item.key, image, mask, original=full)]
 
 
-def _stacked(item: InputItem) -> np.ndarray:
+def _read(path: Place, frames: range | None) -> np.ndarray:
+    """A whole file, or slices ``frames`` of a volume."""
+    return read_array(path) if frames is None else read_volume_slices(path, frames.start, frames.stop)
+
+
+def _stacked(item: InputItem, frames: range | None = None) -> np.ndarray:
     """The input's image, with its extra channel files (nnU-Net ``_0001``...) stacked after its own
     channels on a new last axis; every channel file must have the first one's shape."""
-    data = read_array(item.image)
+    data = _read(item.image, frames)
     if not item.channels:
         return data
     planes = [data]
     for path in item.channels:
-        plane = read_array(path)
+        plane = _read(path, frames)
         if plane.shape != data.shape:
             raise InputError(
                 path,
@@ -164,27 +169,35 @@ def _stacked(item: InputItem) -> np.ndarray:
     return np.stack(planes, axis=-1)
 
 
-def load_frames(item: InputItem, resolution: int | None = None, paip_label: PaipLabel = "both") -> list[Frame]:
-    """Read an input's frames (see the module docstring); errors name the file."""
+def load_frames(
+    item: InputItem, resolution: int | None = None, paip_label: PaipLabel = "both", frames: range | None = None
+) -> list[Frame]:
+    """Read an input's frames (see the module docstring); errors name the file.
+
+    ``frames``: only these frames of a volume (a contiguous range of slice indices; reading only
+    them), for work split by frame; None: every frame."""
     if item.problem:
         raise InputError(item.image, item.problem)
     if item.kind == "paip":
         return _paip(item, resolution, paip_label)
-    if item.kind == "image" and suffix_of(item.image) in SLIDE_SUFFIXES:
+    if item.kind == "image" and not item.channels and suffix_of(item.image) in SLIDE_SUFFIXES:
         return _tiff_image(item, resolution)
-    data = _stacked(item)
-    mask = read_array(item.masks[0]) if item.masks else None
+    part = frames if item.kind == "volume" else None
+    data = _stacked(item, part)
+    mask = _read(item.masks[0], part) if item.masks else None
     if item.kind == "volume":
         if data.ndim < 3:
             data = data[:, :, None]
         if mask is not None and mask.shape[:3] != data.shape[:3]:
             raise InputError(item.masks[0], f"label volume {mask.shape} differs from its image volume {data.shape}")
-        frames = []
-        for z in range(data.shape[2]):
-            img = _as_image(np.ascontiguousarray(data[:, :, z]), item.image)
-            m = None if mask is None else as_labels(np.ascontiguousarray(mask[:, :, z]), item.masks[0], img.shape[:2])
-            frames.append(Frame(f"{item.key}/z{z:03d}", img, m, 2, z))
-        return frames
+        first = 0 if part is None else part.start
+        out = []
+        for j in range(data.shape[2]):
+            z = first + j
+            img = _as_image(np.ascontiguousarray(data[:, :, j]), item.image)
+            m = None if mask is None else as_labels(np.ascontiguousarray(mask[:, :, j]), item.masks[0], img.shape[:2])
+            out.append(Frame(f"{item.key}/z{z:03d}", img, m, 2, z))
+        return out
     img = _as_image(data, item.image)
     m = None if mask is None else as_labels(mask, item.masks[0], img.shape[:2])
     return [Frame(item.key, img, m)]

@@ -30,7 +30,16 @@ import numpy as np
 from ...errors import UnreadableInputError
 from ..locations import Place, open_input
 
-__all__ = ["READERS", "SLIDE_SUFFIXES", "read_array", "read_slide_level", "reader_module", "suffix_of"]
+__all__ = [
+    "READERS",
+    "SLIDE_SUFFIXES",
+    "VOLUME_SUFFIXES",
+    "read_array",
+    "read_slide_level",
+    "read_volume_slices",
+    "reader_module",
+    "suffix_of",
+]
 
 READERS: dict[str, str] = {
     ".png": "raster",
@@ -66,6 +75,16 @@ def read_array(path: Place | str | os.PathLike, storage_options: dict | None = N
     place = Place.of(path, storage_options)
     module = READERS.get(suffix_of(place))
     return _read(place, None if module is None else reader_module(module).read)
+
+
+VOLUME_SUFFIXES = (".nii", ".nii.gz")
+"""Suffixes read as volumes: one frame per slice of the third axis (:func:`read_volume_slices`)."""
+
+
+def read_volume_slices(path: Place, z0: int, z1: int) -> np.ndarray:
+    """Slices ``[z0, z1)`` of a volume's third axis (X x Y x (z1 - z0) [x C]); errors as
+    :func:`read_array`'s."""
+    return _read(path, lambda source: reader_module("nifti").read(source, (z0, z1)))
 
 
 SLIDE_SUFFIXES = (".tif", ".tiff", ".svs")

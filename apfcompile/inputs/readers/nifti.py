@@ -29,10 +29,15 @@ def load(source: Path | BinaryIO) -> nib.spatialimages.SpatialImage:
     raise ValueError("not a NIfTI-1 or NIfTI-2 file (header size is neither 348 nor 540)")
 
 
-def read(source: Path | BinaryIO) -> np.ndarray:
-    """The voxel array in its stored dtype and axis order (scaling slopes ignored for ints).
+def read(source: Path | BinaryIO, slices: tuple[int, int] | None = None) -> np.ndarray:
+    """The voxel array in its stored dtype and axis order (scaling slopes ignored for ints); with
+    ``slices = (z0, z1)``, only slices ``[z0, z1)`` of the third axis (nibabel reads no more of
+    the file than it must).
 
     A stream is read whole first, in one request: gzip would otherwise pull it in small pieces."""
     if not isinstance(source, Path):
         source = io.BytesIO(source.read())
-    return np.asarray(load(source).dataobj)
+    proxy = load(source).dataobj
+    if slices is None:
+        return np.asarray(proxy)
+    return np.asarray(proxy[:, :, slices[0] : slices[1]])

@@ -1,0 +1,77 @@
+"""Work split by frame: one large volume's slices spread over the workers, the bytes unchanged."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+import apfcompile.build.run as run_mod
+from apfcompile import CompileConfig, compile_dataset
+from apfcompile.demo import sample_path
+from apfcompile.inputs.frames import load_frames
+from apfcompile.inputs.layouts import discover
+
+from . import builders
+
+
+def one_volume(root):
+    root.mkdir()
+    shutil.copyfile(sample_path("ct_abdomen.nii.gz"), root / "ct.nii.gz")
+    shutil.copyfile(sample_path("ct_abdomen_seg.nii.gz"), root / "ct_mask.nii.gz")
+    return root
+
+
+def test_a_volume_part_reads_only_its_slices_and_keeps_their_ids(tmp_path):
+    (item,), _ = discover(one_volume(tmp_path / "in"))
+    whole = load_frames(item)
+    part = load_frames(item, frames=range(10, 17))
+    assert [f.key for f in part] == [f.key for f in whole[10:17]] and part[0].slice_index == 10
+    for a, b in zip(part, whole[10:17]):
+        assert (a.image == b.image).all() and (a.mask == b.mask).all()
+
+
+def test_frame_parts_cover_every_frame_once():
+    class Item:
+        kind = "volume"
+
+    from apfcompile.build.plan import Plan
+
+    plan = Plan([Item()], [30 * 2], [0, 60], 256, [], "f")
+    parts = plan.frame_parts(0, views=2, parts=4)
+    assert [list(p) for p in parts] == [list(range(0, 7)), list(range(7, 15)), list(range(15, 22)), list(range(22, 30))]
+    assert plan.frame_parts(0, views=2, parts=1) == [None]
+
+
+@pytest.mark.parametrize("views", [(), ((3, 100.0, 200.0), (5, 50.0, 150.0))], ids=["one-view", "two-views"])
+def test_one_volume_on_two_workers_writes_the_bytes_of_one(tmp_path, monkeypatch, views):
+    src = one_volume(tmp_path / "in")
+    kw = dict(length=48, shard_samples=7, views=views)
+    compile_dataset(CompileConfig.from_options(src, tmp_path / "one", workers=1, **kw))
+    seen = []
+    real = run_mod.in_order
+
+    def spy(fn, tasks, workers, scheduler=None):
+        seen.append([t.frames for t in tasks])
+        return real(fn, tasks, workers, scheduler)
+
+    monkeypatch.setattr(run_mod, "in_order", spy)
+    compile_dataset(CompileConfig.from_options(src, tmp_path / "two", workers=2, **kw))
+    assert seen == [[range(0, 15), range(15, 30)]]
+    assert builders.tree_bytes(tmp_path / "two") == builders.tree_bytes(tmp_path / "one")
+
+
+def test_a_failing_part_fails_the_whole_input():
+    from apfcompile.build.samples import Result
+
+    class Bar:
+        n = 0
+
+        def update(self, k):
+            self.n += k
+
+    bar = Bar()
+    parts = [Result(0, ["a", "b"]), Result(0, error="ct.nii.gz: broken slice"), Result(1, ["c"])]
+    merged = list(run_mod._whole_inputs(iter(parts), {0: 2, 1: 1}, [4, 1], bar))
+    assert [(r.index, r.records, r.error) for r in merged] == [(0, [], "ct.nii.gz: broken slice"), (1, ["c"], None)]
+    assert bar.n == 5  # the bar reaches the planned total, failures included
