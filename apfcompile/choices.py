@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Literal, get_args
 
 __all__ = [
+    "ChannelOrder",
     "Drop",
     "Fit",
     "ImageMethod",
@@ -43,6 +44,8 @@ OutOfCore = Literal["auto", "always", "never"]
 """When slides compile band by band (:mod:`apfcompile.build.samples`)."""
 OnError = Literal["fail", "skip"]
 """What a bad input does to a compile."""
+ChannelOrder = Literal["auto", "first", "last"]
+"""Where a 3-D image array keeps its channels (:mod:`apfcompile.inputs.channels`)."""
 
 
 def choices(literal: object) -> list[str]:

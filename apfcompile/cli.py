@@ -200,6 +200,15 @@ STORAGE_OPTION = click.option(
     help="Leaf -> patch for masks: majority label, or nearest.",
 )
 @click.option("--ignore-index", type=int, help="Mask label that marks unlabelled pixels (e.g. 255).")
+@click.option("--image-key", metavar="KEY", help=".npy/.npz inputs: the array of images, N on axis 0 (e.g. x_train).")
+@click.option("--mask-key", metavar="KEY", help=".npz inputs: the array of masks, N on axis 0 (e.g. y_train).")
+@click.option(
+    "--channels-first",
+    "channel_order",
+    flag_value="first",
+    help="3-D image arrays are C x H x W (default: told by shape and mask, else refused).",
+)
+@click.option("--channels-last", "channel_order", flag_value="last", help="3-D image arrays are H x W x C.")
 @click.option(
     "--mask-dtype",
     type=click.Choice(choices(MaskDtype)),
@@ -273,6 +282,7 @@ def compile(input: str, output: str, **options: object) -> None:
     from .build.config import CompileConfig
     from .build.run import compile_dataset
 
+    options["channel_order"] = options["channel_order"] or "auto"  # neither flag given
     cfg = CompileConfig.from_options(input, output, progress=sys.stderr.isatty(), **options)
     manifest = compile_dataset(cfg)
     t = manifest.totals

@@ -93,7 +93,9 @@ def _original(ds: Dataset, meta: dict, input_root: Place) -> tuple[np.ndarray, n
     them (a folder compiled with ``--masks`` shows no mask here)."""
     params = ds.manifest.parameters
     paip_label = params.get("paip_label", "both")
-    items, _ = discover(input_root, params.get("layout", "auto"), paip_label=paip_label)
+    items, _ = discover(
+        input_root, params.get("layout", "auto"), None, paip_label, params.get("image_key"), params.get("mask_key")
+    )
     item = next((it for it in items if it.source == meta["source"]), None)
     if item is None:
         raise InputError(
@@ -101,7 +103,7 @@ def _original(ds: Dataset, meta: dict, input_root: Place) -> tuple[np.ndarray, n
             f"holds no input {meta['source']!r} (the sample's source)",
             "pass the INPUT the dataset was compiled from",
         )
-    frames = load_frames(item, params.get("resolution"), paip_label)
+    frames = load_frames(item, params.get("resolution"), paip_label, None, params.get("channel_order", "auto"))
     frame = next(f for f in frames if f.key == meta["key"])
     canvas = fit_canvas(frame.image, frame.mask, params.get("resolution"), params.get("fit", "square"))
     return canvas.image, canvas.mask

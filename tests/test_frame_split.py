@@ -24,8 +24,8 @@ def one_volume(root):
 
 def test_a_volume_part_reads_only_its_slices_and_keeps_their_ids(tmp_path):
     (item,), _ = discover(one_volume(tmp_path / "in"))
-    whole = load_frames(item)
-    part = load_frames(item, frames=range(10, 17))
+    whole = list(load_frames(item))
+    part = list(load_frames(item, frames=range(10, 17)))
     assert [f.key for f in part] == [f.key for f in whole[10:17]] and part[0].slice_index == 10
     for a, b in zip(part, whole[10:17]):
         assert (a.image == b.image).all() and (a.mask == b.mask).all()

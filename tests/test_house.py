@@ -50,6 +50,9 @@ OTHER_DATA = {
     "ignore_index": 255,
     "mask_dtype": "int32",
     "shard_samples": 9,
+    "image_key": "x_train",
+    "mask_key": "y_train",
+    "channel_order": "first",
 }
 OTHER_RUN = {
     "workers": 3,

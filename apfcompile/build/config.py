@@ -21,7 +21,19 @@ import json
 from dataclasses import asdict, dataclass, field, fields
 from typing import get_args
 
-from ..choices import Fit, ImageMethod, Layout, MaskDtype, MaskMethod, OnError, OutOfCore, PaipLabel, Policy, choices
+from ..choices import (
+    ChannelOrder,
+    Fit,
+    ImageMethod,
+    Layout,
+    MaskDtype,
+    MaskMethod,
+    OnError,
+    OutOfCore,
+    PaipLabel,
+    Policy,
+    choices,
+)
 from ..core.edges import EdgeParams
 from ..core.forest import ForestParams
 from ..core.patchify import PatchParams
@@ -54,6 +66,10 @@ class DataConfig:
     window: fixed intensity window for edges (None: the layout's, e.g. CT's HU window, else a
     percentile stretch). mask_dtype: ``auto`` = uint8 for paip/btcv, uint16 otherwise.
     shard_samples: samples per shard (decides which bytes go in which shard).
+    image_key, mask_key: the arrays of ``.npy``/``.npz`` inputs that hold images and masks;
+    channel_order: where 3-D image arrays keep their channels (``auto``: the documented rule).
+    These three were added after v1's first datasets: they enter the manifest and the fingerprint
+    only when set, so datasets compiled without them keep their bytes.
     """
 
     layout: Layout = "auto"
@@ -76,6 +92,9 @@ class DataConfig:
     ignore_index: int | None = None
     mask_dtype: MaskDtype = "auto"
     shard_samples: int = 256
+    image_key: str | None = None
+    mask_key: str | None = None
+    channel_order: ChannelOrder = "auto"
 
     def __post_init__(self) -> None:
         p = self.patch_size
@@ -89,6 +108,7 @@ class DataConfig:
             ("image_resample", ImageMethod),
             ("mask_resample", MaskMethod),
             ("mask_dtype", MaskDtype),
+            ("channel_order", ChannelOrder),
         ):
             _check_choice(name, getattr(self, name), literal)
         if self.shard_samples < 1:
@@ -131,6 +151,9 @@ class DataConfig:
         """Every field but ``views`` (stored as the manifest's ``views``), with what the layout
         resolved: the manifest's ``parameters``."""
         d = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "views"}
+        for name, default in _ADDED.items():
+            if d[name] == default:
+                del d[name]
         d.update(
             layout=info.name,
             canny=list(self.canny),
@@ -141,6 +164,10 @@ class DataConfig:
         if info.channel_names is not None:  # what the layout says each channel is (nnU-Net)
             d["channel_names"] = list(info.channel_names)
         return d
+
+
+_ADDED = {"image_key": None, "mask_key": None, "channel_order": "auto"}
+"""Data options added after the first v1 datasets, stored only when not at their default."""
 
 
 def fingerprint(data: DataConfig, info: LayoutInfo, plan: list[tuple[str, str | None, int]]) -> str:

@@ -56,7 +56,7 @@ class Plan:
         ids and are written in id order."""
         frames = self.counts[i] // max(views, 1)
         parts = min(parts, frames)
-        if parts <= 1 or self.items[i].kind != "volume":
+        if parts <= 1 or self.items[i].kind not in ("volume", "array"):
             return [None]
         cuts = [frames * k // parts for k in range(parts + 1)]
         return [range(a, b) for a, b in zip(cuts[:-1], cuts[1:])]

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from formats import ClassInfo, Failure, Manifest, SampleRecord, ShardInfo, ShardRecord, View
 
 from ..errors import CompileError
+from ..inputs.frames import has_labels
 from ..inputs.layouts import discover
 from .config import CompileConfig
 from .executors import in_order
@@ -32,12 +33,12 @@ def compile_dataset(cfg: CompileConfig) -> Manifest:
     started = time.perf_counter()
     _import_in_background(_WRITER_MODULES)
     data, run, out = cfg.data, cfg.run, cfg.output
-    items, info = discover(cfg.input, data.layout, cfg.masks, data.paip_label)
+    items, info = discover(cfg.input, data.layout, cfg.masks, data.paip_label, data.image_key, data.mask_key)
     loc = out.location()
     prepare_output(loc, run.resume, run.overwrite)
     views = data.view_list()
     mask_dtype = data.resolved_mask_dtype(info)
-    labelled = any(it.masks for it in items)
+    labelled = any(has_labels(it) for it in items)
     plan = make_plan(items, info, data, run.on_error)
     per = data.shard_samples
 

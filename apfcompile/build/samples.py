@@ -199,7 +199,7 @@ def _in_memory(task: Task) -> list[SampleRecord]:
     views = data.view_list()
     out = []
     offset = 0 if task.frames is None else task.frames.start
-    for j, frame in enumerate(load_frames(item, data.resolution, data.paip_label, task.frames)):
+    for j, frame in enumerate(load_frames(item, data.resolution, data.paip_label, task.frames, data.channel_order)):
         f = offset + j
         if frame.mask is not None and frame.mask.size:
             where = item.masks[0] if item.masks else item.image

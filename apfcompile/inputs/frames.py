@@ -11,13 +11,16 @@ only if every value is a whole number), the same height and width as the image.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
 
+from ..choices import ChannelOrder, PaipLabel
 from ..core.resample import resample
-from ..errors import InputError, InputNotFoundError, UnreadableInputError
-from .layouts import InputItem, PaipLabel
+from ..errors import APFError, InputError, InputNotFoundError, UnreadableInputError
+from .channels import channels_last
+from .layouts import InputItem
 from .locations import Place, open_input
 from .readers import SLIDE_SUFFIXES, read_array, read_slide_level, read_volume_slices, reader_module, suffix_of
 
@@ -38,6 +41,11 @@ class Frame:
 
 def count_frames(item: InputItem) -> int:
     """How many frames (samples per view) an input gives, from its header only."""
+    if item.kind == "array":
+        if item.problem:
+            return 1  # reported when the frame is loaded
+        layout = array_layout(item)
+        return layout.count if layout.stacked else 1
     if item.kind != "volume":
         return 1
     try:
@@ -50,6 +58,128 @@ def count_frames(item: InputItem) -> int:
     except Exception as exc:  # nibabel raises many kinds for a bad header
         raise UnreadableInputError(item.image, f"cannot be read as NIfTI ({exc})") from exc
     return int(shape[2]) if len(shape) >= 3 else 1
+
+
+def has_labels(item: InputItem) -> bool:
+    """Whether the input comes with labels: a mask file, or (``.npz``) a mask array inside."""
+    if item.masks:
+        return True
+    if item.kind != "array" or item.problem:
+        return False
+    try:
+        return array_layout(item).mask is not None
+    except APFError:
+        return False  # reported when the input is compiled
+
+
+@dataclass(frozen=True)
+class ArrayLayout:
+    """Which arrays of a ``.npy``/``.npz`` input are its images and masks, and whether axis 0
+    counts samples (``stacked``: ``count`` samples, keys ``KEY/INDEX``)."""
+
+    image: str
+    mask: str | None
+    stacked: bool
+    count: int
+
+
+def _describe(infos: dict) -> str:
+    return ", ".join(
+        f"{n or '(the array)'} {' x '.join(map(str, shape))} {dtype}" for n, (shape, dtype) in infos.items()
+    )
+
+
+def array_layout(item: InputItem) -> ArrayLayout:
+    """The arrays of an ``array`` input, from its header (see :mod:`apfcompile.inputs.layouts`):
+    ``--image-key``/``--mask-key`` when given (axis 0 = samples); else a 4-D array is a stack of
+    N images, and an ``.npz`` of exactly one 4-D array and one N x H x W integer array is a stack of
+    images with their masks; anything else is one image (the ``image`` member, or the only one)."""
+    path = item.image
+    suffix = suffix_of(path)
+    try:
+        with open_input(path) as (source, _):
+            infos = reader_module("stacks").array_infos(source, suffix)
+    except (InputError, InputNotFoundError):
+        raise
+    except Exception as exc:
+        raise UnreadableInputError(path, f"cannot be read as {suffix} ({exc})") from exc
+    image_key, mask_key = item.arrays or (None, None)
+    for key, flag in ((image_key, "--image-key"), (mask_key, "--mask-key")):
+        if key is not None and key not in infos:
+            raise InputError(path, f"holds no array {key!r} ({_describe(infos)})", f"check {flag}")
+    if image_key is not None:
+        return _checked(path, infos, image_key, mask_key)
+    four = [n for n, (shape, _) in infos.items() if len(shape) == 4]
+    labels = [n for n, (shape, dtype) in infos.items() if len(shape) == 3 and dtype.kind in "iub"]
+    if len(infos) == 1 or "image" in infos or "arr_0" in infos:
+        name = next(n for n in ("image", "arr_0", *infos) if n in infos)
+        shape = infos[name][0]
+        return ArrayLayout(name, mask_key, len(shape) == 4, shape[0] if len(shape) == 4 else 1)
+    if len(four) == 1 and len(infos) <= 2 and (len(labels) == 1 or len(infos) == 1):
+        return _checked(path, infos, four[0], mask_key or (labels[0] if labels else None))
+    raise InputError(
+        path,
+        f"holds several arrays ({_describe(infos)}) and which are images and masks is not clear",
+        "pass --image-key (and --mask-key), e.g. --image-key x_train --mask-key y_train",
+    )
+
+
+def _checked(path: Place, infos: dict, image: str, mask: str | None) -> ArrayLayout:
+    n = infos[image][0][0] if infos[image][0] else 0
+    if mask is not None and infos[mask][0][:1] != (n,):
+        raise InputError(
+            path, f"mask array {mask!r} holds {infos[mask][0][0]} samples, image array {image!r} {n}", "check the keys"
+        )
+    return ArrayLayout(image, mask, True, n)
+
+
+def _array_frames(item: InputItem, frames: range | None, order: ChannelOrder) -> Iterable[Frame]:
+    """The frames of an ``array`` input: every sample of a stack (or ``frames`` of them), or the
+    one image; channels first or last by :mod:`apfcompile.inputs.channels`."""
+    layout = array_layout(item)
+    suffix = suffix_of(item.image)
+    with open_input(item.image) as (source, _):
+        stacks = reader_module("stacks")
+        images = stacks.open_array(source, suffix, layout.image)
+        masks = None if layout.mask is None else stacks.open_array(_reopen(source), suffix, layout.mask)
+    if masks is None and item.masks:
+        masks = read_array(item.masks[0])
+    mask_path = item.masks[0] if item.masks and layout.mask is None else item.image
+    if not layout.stacked:
+        m = None if masks is None else np.asarray(masks)
+        img = channels_last(np.asarray(images), item.image, None if m is None else m.shape[-2:], order)
+        img = _as_image(img, item.image)
+        return [Frame(item.key, img, None if m is None else as_labels(m, mask_path, img.shape[:2]))]
+    part = frames if frames is not None else range(layout.count)
+    if masks is not None and masks.shape[0] != layout.count:
+        raise InputError(mask_path, f"holds {masks.shape[0]} masks for {layout.count} images", "masks pair by index")
+    return _stack_frames(item, images, masks, mask_path, part, order)
+
+
+def _stack_frames(item, images, masks, mask_path, part: range, order: ChannelOrder) -> Iterator[Frame]:
+    """One frame at a time: a memory-mapped stack is never in memory whole."""
+    for i in part:
+        m = None if masks is None else np.asarray(masks[i])
+        img = channels_last(np.asarray(images[i]), item.image, None if m is None else m.shape[-2:], order)
+        img = _as_image(img, item.image)
+        labels = None if m is None else as_labels(m, mask_path, img.shape[:2])
+        yield Frame(f"{item.key}/{i}", img, labels, 0, i)
+
+
+def _volume_frames(item: InputItem, data: np.ndarray, mask: np.ndarray | None, first: int) -> Iterator[Frame]:
+    """One slice at a time (each made contiguous only when its turn comes)."""
+    for j in range(data.shape[2]):
+        z = first + j
+        img = _as_image(np.ascontiguousarray(data[:, :, j]), item.image)
+        m = None if mask is None else as_labels(np.ascontiguousarray(mask[:, :, j]), item.masks[0], img.shape[:2])
+        yield Frame(f"{item.key}/z{z:03d}", img, m, 2, z)
+
+
+def _reopen(source):
+    """The same file again from its start (a stream is rewound)."""
+    if hasattr(source, "seek"):
+        source.seek(0)
+    return source
 
 
 def _as_image(a: np.ndarray, path: Place) -> np.ndarray:
@@ -170,14 +300,22 @@ def _stacked(item: InputItem, frames: range | None = None) -> np.ndarray:
 
 
 def load_frames(
-    item: InputItem, resolution: int | None = None, paip_label: PaipLabel = "both", frames: range | None = None
-) -> list[Frame]:
-    """Read an input's frames (see the module docstring); errors name the file.
+    item: InputItem,
+    resolution: int | None = None,
+    paip_label: PaipLabel = "both",
+    frames: range | None = None,
+    channel_order: ChannelOrder = "auto",
+) -> Iterable[Frame]:
+    """Read an input's frames (see the module docstring), one at a time for volumes and stacks;
+    errors name the file.
 
-    ``frames``: only these frames of a volume (a contiguous range of slice indices; reading only
-    them), for work split by frame; None: every frame."""
+    ``frames``: only these frames of a volume or a stack (a contiguous range of slice or sample
+    indices; reading only them), for work split by frame; None: every frame. ``channel_order``:
+    where 3-D image arrays keep their channels (:mod:`apfcompile.inputs.channels`)."""
     if item.problem:
         raise InputError(item.image, item.problem)
+    if item.kind == "array":
+        return _array_frames(item, frames, channel_order)
     if item.kind == "paip":
         return _paip(item, resolution, paip_label)
     if item.kind == "image" and not item.channels and suffix_of(item.image) in SLIDE_SUFFIXES:
@@ -190,14 +328,9 @@ def load_frames(
             data = data[:, :, None]
         if mask is not None and mask.shape[:3] != data.shape[:3]:
             raise InputError(item.masks[0], f"label volume {mask.shape} differs from its image volume {data.shape}")
-        first = 0 if part is None else part.start
-        out = []
-        for j in range(data.shape[2]):
-            z = first + j
-            img = _as_image(np.ascontiguousarray(data[:, :, j]), item.image)
-            m = None if mask is None else as_labels(np.ascontiguousarray(mask[:, :, j]), item.masks[0], img.shape[:2])
-            out.append(Frame(f"{item.key}/z{z:03d}", img, m, 2, z))
-        return out
+        return _volume_frames(item, data, mask, 0 if part is None else part.start)
+    if data.ndim == 3:  # H x W x C or C x H x W: the rule of apfcompile.inputs.channels
+        data = channels_last(data, item.image, None if mask is None else tuple(mask.shape[:2]), channel_order)
     img = _as_image(data, item.image)
     m = None if mask is None else as_labels(mask, item.masks[0], img.shape[:2])
     return [Frame(item.key, img, m)]

@@ -33,6 +33,13 @@ BTCV folders are present, ``paip`` when an ``.svs`` has its ``_whole``/``_viable
 ``folder``. Inputs are sorted by their
 path relative to INPUT, which fixes sample ids and shards whatever the worker count.
 
+NumPy inputs (``.npy``/``.npz``, any layout that takes images) may hold N samples on axis 0:
+``--image-key``/``--mask-key`` name the arrays (e.g. ``x_train``/``y_train``); without them a 4-D
+array is a stack, and an ``.npz`` of one 4-D array and one N x H x W integer array is a stack with
+its masks. A stack gives one sample per index, key ``FILE/INDEX``, read memory-mapped where the
+file allows (:mod:`apfcompile.inputs.readers.stacks`). 3-D images may keep their channels first or
+last (:mod:`apfcompile.inputs.channels`).
+
 INPUT (and ``--masks``) may be a local folder or an fsspec URL (``s3://bucket/paip``): every
 layout works on one listing of the files under the root (hidden files and folders left out), so
 local and remote inputs are discovered by the same rules and give the same sample order.
@@ -45,7 +52,7 @@ import io
 import json
 import posixpath
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 from typing import get_args
 
@@ -103,6 +110,8 @@ class InputItem:
     problem: str | None = None
     channels: tuple[Place, ...] = ()
     """More channel files (nnU-Net ``_0001``...), stacked after ``image``'s channels in order."""
+    arrays: tuple[str | None, str | None] | None = None
+    """For ``.npy``/``.npz`` inputs (kind ``array``): ``--image-key`` and ``--mask-key``."""
 
     @property
     def mask_source(self) -> str | None:
@@ -145,8 +154,12 @@ def _strip(name: str) -> str:
     return name[: len(name) - len(suffix)] if suffix else name
 
 
+_ARRAY_SUFFIXES = {".npy", ".npz"}
+
+
 def _kind(rel: str) -> str:
-    return "volume" if suffix_of(rel) in _VOLUME_SUFFIXES else "image"
+    suffix = suffix_of(rel)
+    return "volume" if suffix in _VOLUME_SUFFIXES else "array" if suffix in _ARRAY_SUFFIXES else "image"
 
 
 _LABEL_FOLDERS = ("labels", "masks")
@@ -438,10 +451,25 @@ def _auto(tree: _Tree) -> str:
 
 
 def discover(
-    root: Place, layout: Layout = "auto", masks: Place | None = None, paip_label: PaipLabel = "both"
+    root: Place,
+    layout: Layout = "auto",
+    masks: Place | None = None,
+    paip_label: PaipLabel = "both",
+    image_key: str | None = None,
+    mask_key: str | None = None,
 ) -> tuple[list[InputItem], LayoutInfo]:
     """The inputs under ``root`` (a local path or an fsspec URL) for ``layout``, sorted, and what
-    the layout says about labels. ``masks``: the folder layout's ``--masks`` folder."""
+    the layout says about labels. ``masks``: the folder layout's ``--masks`` folder; ``image_key``
+    / ``mask_key``: which arrays of ``.npy``/``.npz`` inputs are images and masks."""
+    items, info = _discover(root, layout, masks, paip_label)
+    if image_key is not None or mask_key is not None:
+        items = [replace(it, arrays=(image_key, mask_key)) if it.kind == "array" else it for it in items]
+    return items, info
+
+
+def _discover(
+    root: Place, layout: Layout, masks: Place | None, paip_label: PaipLabel
+) -> tuple[list[InputItem], LayoutInfo]:
     root = Place.of(root).absolute()  # Dask workers on other hosts resolve no relative path
     if paip_label not in PAIP_CLASSES:
         raise ParameterError("paip_label", "whole, viable or both", paip_label)
