@@ -75,3 +75,25 @@ def test_a_failing_part_fails_the_whole_input():
     merged = list(run_mod._whole_inputs(iter(parts), {0: 2, 1: 1}, [4, 1], bar))
     assert [(r.index, r.records, r.error) for r in merged] == [(0, [], "ct.nii.gz: broken slice"), (1, ["c"], None)]
     assert bar.n == 5  # the bar reaches the planned total, failures included
+
+
+@pytest.mark.parametrize("codes", [("L", "P", "S"), ("A", "R", "I"), ("S", "R", "A")], ids=["LPS", "ARI", "SRA"])
+def test_a_volume_saved_in_another_orientation_gives_the_same_slices(tmp_path, codes):
+    """The same anatomy stored with flipped or permuted axes (and the affine that says so) compiles
+    to the same bytes: volumes are brought to RAS+ before slicing."""
+    import nibabel as nib
+    from nibabel import orientations as nio
+
+    ras = one_volume(tmp_path / "ras")
+    other = tmp_path / "other"
+    other.mkdir()
+    for name in ("ct.nii.gz", "ct_mask.nii.gz"):
+        img = nib.load(ras / name)
+        to = nio.ornt_transform(nio.io_orientation(img.affine), nio.axcodes2ornt(codes))
+        moved = img.as_reoriented(to)
+        assert nib.aff2axcodes(moved.affine) == codes
+        nib.save(moved, other / name)
+    kw = dict(length=48, workers=2, shard_samples=16)
+    compile_dataset(CompileConfig.from_options(ras, tmp_path / "a", **kw))
+    compile_dataset(CompileConfig.from_options(other, tmp_path / "b", **kw))
+    assert builders.tree_bytes(tmp_path / "a") == builders.tree_bytes(tmp_path / "b")

@@ -50,7 +50,8 @@ def count_frames(item: InputItem) -> int:
         return 1
     try:
         with open_input(item.image) as (source, _):
-            shape = reader_module("nifti").load(source).shape
+            nifti = reader_module("nifti")
+            shape = nifti.canonical_shape(nifti.load(source))
     except InputNotFoundError:
         return 1  # reported when the frame is loaded
     except InputError:

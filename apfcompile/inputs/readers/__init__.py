@@ -6,7 +6,7 @@ suffix             reader                        gives
 .png .jpg .jpeg    OpenCV (``cv2.imread``)        H x W or H x W x 3 (RGB), any depth
 .bmp
 .tif .tiff .svs    tifffile (+ imagecodecs)       series 0, level 0: H x W [x C]
-.nii .nii.gz       nibabel                        the volume, X x Y x Z (x C) as stored
+.nii .nii.gz       nibabel                        the volume in RAS+ (X x Y x Z [x C])
 .npy .npz          numpy (``allow_pickle=False``) the array (``.npz``: key ``image`` or the
                                                   only array)
 =================  ============================  =====================================

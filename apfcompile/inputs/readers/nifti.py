@@ -9,6 +9,7 @@ from typing import BinaryIO
 
 import nibabel as nib
 import numpy as np
+from nibabel import orientations
 
 
 def load(source: Path | BinaryIO) -> nib.spatialimages.SpatialImage:
@@ -29,15 +30,48 @@ def load(source: Path | BinaryIO) -> nib.spatialimages.SpatialImage:
     raise ValueError("not a NIfTI-1 or NIfTI-2 file (header size is neither 348 nor 540)")
 
 
+def _orientation(img: nib.spatialimages.SpatialImage) -> np.ndarray | None:
+    """nibabel's ``io_orientation`` of the image's affine (stored axis -> (RAS axis, flip)), or None
+    for a 2-D image or an affine that names no orientation."""
+    if len(img.shape) < 3:
+        return None
+    ornt = orientations.io_orientation(img.affine)
+    return None if np.isnan(ornt).any() else ornt
+
+
+def canonical_shape(img: nib.spatialimages.SpatialImage) -> tuple[int, ...]:
+    """The image's shape once brought to RAS (axis 0 towards Right... axis 2 towards Superior)."""
+    ornt = _orientation(img)
+    if ornt is None:
+        return tuple(img.shape)
+    out = list(img.shape)
+    for stored, (axis, _) in enumerate(ornt):
+        out[int(axis)] = img.shape[stored]
+    return tuple(out)
+
+
 def read(source: Path | BinaryIO, slices: tuple[int, int] | None = None) -> np.ndarray:
-    """The voxel array in its stored dtype and axis order (scaling slopes ignored for ints); with
-    ``slices = (z0, z1)``, only slices ``[z0, z1)`` of the third axis (nibabel reads no more of
-    the file than it must).
+    """The voxel array in its stored dtype (scaling slopes ignored for ints), brought to the closest
+    canonical (RAS+) orientation, as ``nibabel.as_closest_canonical`` does: whatever the affine it
+    was saved with, the same anatomy gives the same array, and axis 2 runs inferior to superior.
+    With ``slices = (z0, z1)``, only canonical slices ``[z0, z1)`` (nibabel reads no more of the
+    file than it must).
 
     A stream is read whole first, in one request: gzip would otherwise pull it in small pieces."""
     if not isinstance(source, Path):
         source = io.BytesIO(source.read())
-    proxy = load(source).dataobj
+    img = load(source)
+    ornt = _orientation(img)
+    proxy = img.dataobj
+    if ornt is None:
+        return np.asarray(proxy if slices is None else proxy[:, :, slices[0] : slices[1]])
     if slices is None:
-        return np.asarray(proxy)
-    return np.asarray(proxy[:, :, slices[0] : slices[1]])
+        data = np.asarray(proxy)
+    else:  # the stored axis that becomes axis 2, read over the stored range of those slices
+        stored = int(np.flatnonzero(ornt[:, 0] == 2)[0])
+        n, (z0, z1) = img.shape[stored], slices
+        a, b = (n - z1, n - z0) if ornt[stored, 1] < 0 else (z0, z1)
+        cut = [slice(None)] * len(img.shape)
+        cut[stored] = slice(max(a, 0), max(b, 0))
+        data = np.asarray(proxy[tuple(cut)])
+    return np.ascontiguousarray(orientations.apply_orientation(data, ornt))
