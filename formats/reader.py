@@ -60,7 +60,7 @@ class Dataset:
             tables.append(t.append_column("shard", pa.array(np.full(t.num_rows, i, np.int32))))
         if not tables:
             return pa.table({"sample": pa.array([], pa.int64()), "shard": pa.array([], pa.int32())})
-        return pa.concat_tables(tables)
+        return pa.concat_tables(tables, promote_options="default")  # older shards lack newer columns
 
     def nodes(self, shard: int) -> pa.Table:
         """The nodes.parquet table of shard ``shard``."""

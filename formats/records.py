@@ -20,7 +20,9 @@ class SampleRecord:
 
     nodes: the sample's :class:`~formats.nodes.NodeTable` (n rows);
     image: (n, p, p, C); mask: (n, p, p) or None; transform: canvas -> original pixels,
-    ``orig = canvas * scale + offset`` per axis; ceiling: per-class Dice (classes, dice) or None.
+    ``orig = canvas * scale + offset`` per axis; ceiling: per-class Dice (classes, dice) or None;
+    spacing: millimetres per original pixel along rows and columns, and the slice thickness, for
+    volume slices (None otherwise).
     """
 
     sample: int
@@ -41,3 +43,4 @@ class SampleRecord:
     nodes: NodeTable
     image: np.ndarray
     mask: np.ndarray | None
+    spacing: tuple[float, float, float] | None = None

@@ -100,6 +100,9 @@ def _schemas() -> dict:
             ("blur", pa.int16()),
             ("canny_lo", pa.float32()),
             ("canny_hi", pa.float32()),
+            ("spacing_y", pa.float64()),
+            ("spacing_x", pa.float64()),
+            ("spacing_z", pa.float64()),
         ]
     )
     return {"NODE_SCHEMA": NODE_SCHEMA, "SAMPLE_SCHEMA": SAMPLE_SCHEMA}

@@ -123,6 +123,9 @@ def _samples_table(records: list[SampleRecord], offsets: list[int]) -> pa.Table:
             "blur": r.blur,
             "canny_lo": r.canny[0],
             "canny_hi": r.canny[1],
+            "spacing_y": None if r.spacing is None else float(r.spacing[0]),
+            "spacing_x": None if r.spacing is None else float(r.spacing[1]),
+            "spacing_z": None if r.spacing is None else float(r.spacing[2]),
         }
         for k, v in values.items():
             rows[k].append(v)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 
+import numpy as np
 import pytest
 
 import apfcompile.build.run as run_mod
@@ -11,6 +12,7 @@ from apfcompile import CompileConfig, compile_dataset
 from apfcompile.demo import sample_path
 from apfcompile.inputs.frames import load_frames
 from apfcompile.inputs.layouts import discover
+from formats import open_dataset
 
 from . import builders
 
@@ -89,6 +91,8 @@ def test_a_volume_saved_in_another_orientation_gives_the_same_slices(tmp_path, c
     other.mkdir()
     for name in ("ct.nii.gz", "ct_mask.nii.gz"):
         img = nib.load(ras / name)
+        img = nib.Nifti1Image(np.asarray(img.dataobj), np.diag([0.8, 0.7, 2.5, 1.0]))  # anisotropic, RAS+
+        nib.save(img, ras / name)
         to = nio.ornt_transform(nio.io_orientation(img.affine), nio.axcodes2ornt(codes))
         moved = img.as_reoriented(to)
         assert nib.aff2axcodes(moved.affine) == codes
@@ -97,3 +101,6 @@ def test_a_volume_saved_in_another_orientation_gives_the_same_slices(tmp_path, c
     compile_dataset(CompileConfig.from_options(ras, tmp_path / "a", **kw))
     compile_dataset(CompileConfig.from_options(other, tmp_path / "b", **kw))
     assert builders.tree_bytes(tmp_path / "a") == builders.tree_bytes(tmp_path / "b")
+    samples = open_dataset(tmp_path / "b").samples  # spacing of the RAS+ rows, columns and slices
+    assert {(r["spacing_y"], r["spacing_x"]) for r in samples.to_pylist()} == {(0.800000011920929, 0.699999988079071)}
+    assert set(samples["spacing_z"].to_pylist()) == {2.5}

@@ -130,6 +130,7 @@ def sample_record(
     transform: tuple[tuple[float, float], tuple[float, float]],
     slice_axis: int | None = None,
     slice_index: int | None = None,
+    spacing: tuple[float, float, float] | None = None,
 ) -> SampleRecord:
     """The record the writer stores for one sample (view ``v`` of a frame)."""
     labelled = patched.mask is not None
@@ -153,6 +154,7 @@ def sample_record(
         nodes=patched.leaves,
         image=patched.patches,
         mask=patched.mask.astype(task.mask_dtype) if labelled else None,
+        spacing=spacing,
     )
 
 
@@ -226,6 +228,7 @@ def _in_memory(task: Task) -> list[SampleRecord]:
                     transform,
                     frame.slice_axis,
                     frame.slice_index,
+                    frame.spacing,
                 )
             )
     return out

@@ -37,6 +37,7 @@ class Frame:
     slice_axis: int | None = None
     slice_index: int | None = None
     original: tuple[int, int] | None = None  # full-resolution (H, W) when read from a lower level
+    spacing: tuple[float, float, float] | None = None  # mm per pixel (rows, cols) and slice thickness
 
 
 def count_frames(item: InputItem) -> int:
@@ -167,13 +168,22 @@ def _stack_frames(item, images, masks, mask_path, part: range, order: ChannelOrd
         yield Frame(f"{item.key}/{i}", img, labels, 0, i)
 
 
-def _volume_frames(item: InputItem, data: np.ndarray, mask: np.ndarray | None, first: int) -> Iterator[Frame]:
+def _spacing(path: Place) -> tuple[float, float, float] | None:
+    """A volume's voxel size in mm along its RAS+ axes, from its header."""
+    with open_input(path) as (source, _):
+        nifti = reader_module("nifti")
+        return nifti.canonical_zooms(nifti.load(source))
+
+
+def _volume_frames(
+    item: InputItem, data: np.ndarray, mask: np.ndarray | None, first: int, spacing: tuple | None
+) -> Iterator[Frame]:
     """One slice at a time (each made contiguous only when its turn comes)."""
     for j in range(data.shape[2]):
         z = first + j
         img = _as_image(np.ascontiguousarray(data[:, :, j]), item.image)
         m = None if mask is None else as_labels(np.ascontiguousarray(mask[:, :, j]), item.masks[0], img.shape[:2])
-        yield Frame(f"{item.key}/z{z:03d}", img, m, 2, z)
+        yield Frame(f"{item.key}/z{z:03d}", img, m, 2, z, spacing=spacing)
 
 
 def _reopen(source):
@@ -329,7 +339,7 @@ def load_frames(
             data = data[:, :, None]
         if mask is not None and mask.shape[:3] != data.shape[:3]:
             raise InputError(item.masks[0], f"label volume {mask.shape} differs from its image volume {data.shape}")
-        return _volume_frames(item, data, mask, 0 if part is None else part.start)
+        return _volume_frames(item, data, mask, 0 if part is None else part.start, _spacing(item.image))
     if data.ndim == 3:  # H x W x C or C x H x W: the rule of apfcompile.inputs.channels
         data = channels_last(data, item.image, None if mask is None else tuple(mask.shape[:2]), channel_order)
     img = _as_image(data, item.image)

@@ -50,6 +50,19 @@ def canonical_shape(img: nib.spatialimages.SpatialImage) -> tuple[int, ...]:
     return tuple(out)
 
 
+def canonical_zooms(img: nib.spatialimages.SpatialImage) -> tuple[float, float, float] | None:
+    """Voxel size (mm) along the RAS+ axes of :func:`read`'s array; None for a 2-D image."""
+    zooms = img.header.get_zooms()
+    if len(img.shape) < 3 or len(zooms) < 3:
+        return None
+    ornt = _orientation(img)
+    out = [float(z) for z in zooms[:3]]
+    if ornt is not None:
+        for stored, (axis, _) in enumerate(ornt):
+            out[int(axis)] = float(zooms[stored])
+    return out[0], out[1], out[2]
+
+
 def read(source: Path | BinaryIO, slices: tuple[int, int] | None = None) -> np.ndarray:
     """The voxel array in its stored dtype (scaling slopes ignored for ints), brought to the closest
     canonical (RAS+) orientation, as ``nibabel.as_closest_canonical`` does: whatever the affine it
