@@ -87,4 +87,6 @@ def read(source: Path | BinaryIO, slices: tuple[int, int] | None = None) -> np.n
         cut = [slice(None)] * len(img.shape)
         cut[stored] = slice(max(a, 0), max(b, 0))
         data = np.asarray(proxy[tuple(cut)])
-    return np.ascontiguousarray(orientations.apply_orientation(data, ornt))
+    # A view (flips, transposes) of the stored array: NIfTI voxels come Fortran-ordered, so a slice
+    # along axis 2 stays one contiguous block; a C-ordered copy would make every slice a strided gather.
+    return orientations.apply_orientation(data, ornt)
