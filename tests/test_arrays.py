@@ -102,6 +102,7 @@ def test_a_stack_compiles_one_sample_per_index_with_its_masks(tmp_path):
     ds = open_dataset(tmp_path / "ds")
     assert ds.samples["key"].to_pylist() == [f"blood/{i}" for i in range(6)]
     assert ds.samples["slice_index"].to_pylist() == list(range(6))
+    assert set(ds.samples["mask_source"].to_pylist()) == {"blood.npz:y_train"}
     sample = ds.read_sample("blood/3")
     assert set(np.unique(sample.mask).tolist()) <= {0, 1, 255}
 

@@ -131,15 +131,17 @@ def sample_record(
     slice_axis: int | None = None,
     slice_index: int | None = None,
     spacing: tuple[float, float, float] | None = None,
+    mask_source: str | None = None,
 ) -> SampleRecord:
-    """The record the writer stores for one sample (view ``v`` of a frame)."""
+    """The record the writer stores for one sample (view ``v`` of a frame); ``mask_source``: where
+    the mask came from when it is not the input's own mask file (an array inside an ``.npz``)."""
     labelled = patched.mask is not None
     scale, offset = transform
     return SampleRecord(
         sample=sample,
         key=key,
         source=task.item.source,
-        mask_source=task.item.mask_source if labelled else None,
+        mask_source=(mask_source or task.item.mask_source) if labelled else None,
         view=v,
         canvas=(int(canvas[0]), int(canvas[1])),
         original=(int(original[0]), int(original[1])),
@@ -229,6 +231,7 @@ def _in_memory(task: Task) -> list[SampleRecord]:
                     frame.slice_axis,
                     frame.slice_index,
                     frame.spacing,
+                    frame.mask_source,
                 )
             )
     return out

@@ -38,6 +38,7 @@ class Frame:
     slice_index: int | None = None
     original: tuple[int, int] | None = None  # full-resolution (H, W) when read from a lower level
     spacing: tuple[float, float, float] | None = None  # mm per pixel (rows, cols) and slice thickness
+    mask_source: str | None = None  # where the mask came from when not a file of its own (FILE:ARRAY)
 
 
 def count_frames(item: InputItem) -> int:
@@ -147,25 +148,28 @@ def _array_frames(item: InputItem, frames: range | None, order: ChannelOrder) ->
     if masks is None and item.masks:
         masks = read_array(item.masks[0])
     mask_path = item.masks[0] if item.masks and layout.mask is None else item.image
+    inside = None if layout.mask is None else f"{item.image.name}:{layout.mask}"
     if not layout.stacked:
         m = None if masks is None else np.asarray(masks)
         img = channels_last(np.asarray(images), item.image, None if m is None else m.shape[-2:], order)
         img = _as_image(img, item.image)
-        return [Frame(item.key, img, None if m is None else as_labels(m, mask_path, img.shape[:2]))]
+        return [Frame(item.key, img, None if m is None else as_labels(m, mask_path, img.shape[:2]), mask_source=inside)]
     part = frames if frames is not None else range(layout.count)
     if masks is not None and masks.shape[0] != layout.count:
         raise InputError(mask_path, f"holds {masks.shape[0]} masks for {layout.count} images", "masks pair by index")
-    return _stack_frames(item, images, masks, mask_path, part, order)
+    return _stack_frames(item, images, masks, mask_path, part, order, inside)
 
 
-def _stack_frames(item, images, masks, mask_path, part: range, order: ChannelOrder) -> Iterator[Frame]:
+def _stack_frames(
+    item, images, masks, mask_path, part: range, order: ChannelOrder, inside: str | None
+) -> Iterator[Frame]:
     """One frame at a time: a memory-mapped stack is never in memory whole."""
     for i in part:
         m = None if masks is None else np.asarray(masks[i])
         img = channels_last(np.asarray(images[i]), item.image, None if m is None else m.shape[-2:], order)
         img = _as_image(img, item.image)
         labels = None if m is None else as_labels(m, mask_path, img.shape[:2])
-        yield Frame(f"{item.key}/{i}", img, labels, 0, i)
+        yield Frame(f"{item.key}/{i}", img, labels, 0, i, mask_source=inside)
 
 
 def _spacing(path: Place) -> tuple[float, float, float] | None:
