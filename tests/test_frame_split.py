@@ -104,3 +104,33 @@ def test_a_volume_saved_in_another_orientation_gives_the_same_slices(tmp_path, c
     samples = open_dataset(tmp_path / "b").samples  # spacing of the RAS+ rows, columns and slices
     assert {(r["spacing_y"], r["spacing_x"]) for r in samples.to_pylist()} == {(0.800000011920929, 0.699999988079071)}
     assert set(samples["spacing_z"].to_pylist()) == {2.5}
+
+
+@pytest.mark.parametrize("suffix", [".nrrd", ".mha"])
+def test_nrrd_and_metaimage_volumes_slice_like_nifti(tmp_path, suffix):
+    """The bundled CT written as NRRD / MHA through SimpleITK (its LPS frame, axes permuted)
+    compiles to the NIfTI's patches and nodes, with the same spacing."""
+    sitk = pytest.importorskip("SimpleITK")
+    import nibabel as nib
+
+    ras = one_volume(tmp_path / "ras")
+    other = tmp_path / "other"
+    other.mkdir()
+    for name in ("ct", "ct_mask"):
+        img = nib.load(ras / f"{name}.nii.gz")
+        data = np.asarray(img.dataobj)  # RAS+, x y z, spacing 3 mm
+        perm = np.transpose(data, (1, 0, 2))  # stored as y, x, z
+        itk = sitk.GetImageFromArray(np.ascontiguousarray(np.transpose(perm, (2, 1, 0))))  # ITK wants z, y, x
+        itk.SetSpacing((3.0, 3.0, 3.0))
+        # index axis i (RAS y) points to -P = A in LPS terms...: columns are LPS directions of the index axes
+        itk.SetDirection((0.0, -1.0, 0.0, -1.0, 0.0, 0.0, 0.0, 0.0, 1.0))
+        sitk.WriteImage(itk, str(other / f"{name}{suffix}"))
+    kw = dict(length=48, workers=1)
+    compile_dataset(CompileConfig.from_options(ras, tmp_path / "a", **kw))
+    compile_dataset(CompileConfig.from_options(other, tmp_path / "b", **kw))
+    a, b = builders.tree_bytes(tmp_path / "a"), builders.tree_bytes(tmp_path / "b")
+    same = [k for k in a if "patches.zarr" in k or k.endswith("nodes.parquet")]
+    assert same and all(a[k] == b[k] for k in same)
+    samples = open_dataset(tmp_path / "b").samples
+    assert samples.num_rows == 30 and set(samples["spacing_z"].to_pylist()) == {3.0}
+    assert samples["mask_source"].to_pylist()[0] == f"ct_mask{suffix}"

@@ -22,7 +22,15 @@ from ..errors import APFError, InputError, InputNotFoundError, UnreadableInputEr
 from .channels import channels_last
 from .layouts import InputItem
 from .locations import Place, open_input
-from .readers import SLIDE_SUFFIXES, read_array, read_slide_level, read_volume_slices, reader_module, suffix_of
+from .readers import (
+    SLIDE_SUFFIXES,
+    read_array,
+    read_slide_level,
+    read_volume_slices,
+    reader_module,
+    suffix_of,
+    volume_header,
+)
 
 __all__ = ["Frame", "count_frames", "load_frames"]
 
@@ -51,15 +59,9 @@ def count_frames(item: InputItem) -> int:
     if item.kind != "volume":
         return 1
     try:
-        with open_input(item.image) as (source, _):
-            nifti = reader_module("nifti")
-            shape = nifti.canonical_shape(nifti.load(source))
+        shape, _ = volume_header(item.image)
     except InputNotFoundError:
         return 1  # reported when the frame is loaded
-    except InputError:
-        raise
-    except Exception as exc:  # nibabel raises many kinds for a bad header
-        raise UnreadableInputError(item.image, f"cannot be read as NIfTI ({exc})") from exc
     return int(shape[2]) if len(shape) >= 3 else 1
 
 
@@ -174,9 +176,7 @@ def _stack_frames(
 
 def _spacing(path: Place) -> tuple[float, float, float] | None:
     """A volume's voxel size in mm along its RAS+ axes, from its header."""
-    with open_input(path) as (source, _):
-        nifti = reader_module("nifti")
-        return nifti.canonical_zooms(nifti.load(source))
+    return volume_header(path)[1]
 
 
 def _volume_frames(

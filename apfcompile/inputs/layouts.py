@@ -61,7 +61,7 @@ from formats.storage import Location
 from ..choices import Layout, PaipLabel
 from ..errors import InputError, InputNotFoundError, ParameterError
 from .locations import Place, input_root, is_file, list_files, open_input
-from .readers import READERS, suffix_of
+from .readers import READERS, VOLUME_SUFFIXES, suffix_of
 
 __all__ = ["BTCV_CLASSES", "CT_WINDOW", "PAIP_CLASSES", "InputItem", "Layout", "LayoutInfo", "PaipLabel", "discover"]
 
@@ -88,7 +88,7 @@ PAIP_CLASSES = {
     "viable": ("background", "viable tumour"),
 }
 CT_WINDOW = (-175.0, 250.0)
-_VOLUME_SUFFIXES = {".nii", ".nii.gz"}
+_VOLUME_SUFFIXES = set(VOLUME_SUFFIXES)
 
 
 @dataclass(frozen=True)

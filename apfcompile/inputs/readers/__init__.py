@@ -7,6 +7,8 @@ suffix             reader                        gives
 .bmp
 .tif .tiff .svs    tifffile (+ imagecodecs)       series 0, level 0: H x W [x C]
 .nii .nii.gz       nibabel                        the volume in RAS+ (X x Y x Z [x C])
+.nrrd .nhdr        SimpleITK (extra ``volumes``)  the volume in RAS+ (X x Y x Z [x C])
+.mha .mhd
 .npy .npz          numpy (``allow_pickle=False``) the array (``.npz``: key ``image`` or the
                                                   only array)
 =================  ============================  =====================================
@@ -37,6 +39,7 @@ __all__ = [
     "read_array",
     "read_slide_level",
     "read_volume_slices",
+    "volume_header",
     "reader_module",
     "suffix_of",
 ]
@@ -51,6 +54,10 @@ READERS: dict[str, str] = {
     ".svs": "tiff",
     ".nii": "nifti",
     ".nii.gz": "nifti",
+    ".nrrd": "itk",
+    ".nhdr": "itk",
+    ".mha": "itk",
+    ".mhd": "itk",
     ".npy": "arrays",
     ".npz": "arrays",
 }
@@ -77,14 +84,19 @@ def read_array(path: Place | str | os.PathLike, storage_options: dict | None = N
     return _read(place, None if module is None else reader_module(module).read)
 
 
-VOLUME_SUFFIXES = (".nii", ".nii.gz")
+VOLUME_SUFFIXES = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd")
 """Suffixes read as volumes: one frame per slice of the third axis (:func:`read_volume_slices`)."""
 
 
 def read_volume_slices(path: Place, z0: int, z1: int) -> np.ndarray:
     """Slices ``[z0, z1)`` of a volume's third axis (X x Y x (z1 - z0) [x C]); errors as
     :func:`read_array`'s."""
-    return _read(path, lambda source: reader_module("nifti").read(source, (z0, z1)))
+    return _read(path, lambda source: reader_module(READERS[suffix_of(path)]).read(source, (z0, z1)))
+
+
+def volume_header(path: Place) -> tuple[tuple[int, ...], tuple[float, float, float] | None]:
+    """A volume's RAS+ shape and voxel size (mm) from its header; errors as :func:`read_array`'s."""
+    return _read_header(path, lambda source: reader_module(READERS[suffix_of(path)]).header(source))
 
 
 SLIDE_SUFFIXES = (".tif", ".tiff", ".svs")
@@ -106,6 +118,14 @@ def read_slide_level(path: Place, min_side: int | None) -> tuple[np.ndarray, tup
 
 
 def _read(path: Place, reader) -> np.ndarray:
+    out = _read_header(path, reader)
+    if out.size == 0:
+        raise UnreadableInputError(path, "holds no pixels", "re-export or remove it")
+    return out
+
+
+def _read_header(path: Place, reader):
+    """``reader(source)`` on the opened file, every failure one UnreadableInputError naming it."""
     suffix = suffix_of(path)
     with open_input(path) as (source, size):
         if reader is None:
@@ -122,6 +142,4 @@ def _read(path: Place, reader) -> np.ndarray:
             raise UnreadableInputError(
                 path, f"cannot be read as {suffix} ({detail})", "check that the file is complete and of that format"
             ) from exc
-    if out.size == 0:
-        raise UnreadableInputError(path, "holds no pixels", "re-export or remove it")
     return out

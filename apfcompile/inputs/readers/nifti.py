@@ -50,6 +50,12 @@ def canonical_shape(img: nib.spatialimages.SpatialImage) -> tuple[int, ...]:
     return tuple(out)
 
 
+def header(source: Path | BinaryIO) -> tuple[tuple[int, ...], tuple[float, float, float] | None]:
+    """(RAS+ shape, RAS+ voxel size in mm or None) from the header alone."""
+    img = load(source)
+    return canonical_shape(img), canonical_zooms(img)
+
+
 def canonical_zooms(img: nib.spatialimages.SpatialImage) -> tuple[float, float, float] | None:
     """Voxel size (mm) along the RAS+ axes of :func:`read`'s array; None for a 2-D image."""
     zooms = img.header.get_zooms()
