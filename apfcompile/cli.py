@@ -263,8 +263,9 @@ def compile(input: str, output: str, **options: object) -> None:
 
     \b
     Layouts (auto finds them):
-      folder  images (any depth; png/jpg/tif/svs/nii/nrrd/mha/npy...), masks via --masks DIR,
-              .../images/NAME + .../labels/NAME (or masks/), or NAME_mask.*; or one file as INPUT
+      folder  images (any depth; png/jpg/tif/svs/nii/nrrd/mha/npy; a folder of .dcm = one volume);
+              masks from --masks DIR, .../images/NAME + .../labels/NAME (or masks/), or
+              NAME_mask.*; or one file as INPUT
       paip    CASE.svs + CASE_whole.tif + CASE_viable.tif (PAIP 2019)
       btcv    RawData/Training/img + label (or imagesTr + labelsTr); one sample per axial slice
       nnunet  imagesTr/CASE_0000.ext (+ _0001...) + labelsTr/CASE.ext, imagesTs unlabelled;

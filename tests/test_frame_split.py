@@ -134,3 +134,50 @@ def test_nrrd_and_metaimage_volumes_slice_like_nifti(tmp_path, suffix):
     samples = open_dataset(tmp_path / "b").samples
     assert samples.num_rows == 30 and set(samples["spacing_z"].to_pylist()) == {3.0}
     assert samples["mask_source"].to_pylist()[0] == f"ct_mask{suffix}"
+
+
+def write_dicom_series(volume: np.ndarray, spacing: float, folder, uid: str = "1.2.826.0.1.3680043.2.1125.1") -> None:
+    """``volume`` (RAS+, x y z) as a DICOM CT series, one file per slice (LPS patient frame)."""
+    sitk = pytest.importorskip("SimpleITK")
+    folder.mkdir(parents=True)
+    lps = volume[::-1, ::-1, :]  # RAS -> LPS: flip x and y; DICOM rows run along y, columns along x
+    writer = sitk.ImageFileWriter()
+    writer.KeepOriginalImageUIDOn()
+    for k in range(lps.shape[2]):
+        sl = sitk.GetImageFromArray(np.ascontiguousarray(lps[:, :, k].T))  # (rows=y, cols=x)
+        sl.SetSpacing((spacing, spacing))
+        for tag, value in (
+            ("0008|0060", "CT"),
+            ("0020|000d", uid + ".1"),
+            ("0020|000e", uid + ".2"),
+            ("0008|0018", f"{uid}.3.{k}"),
+            ("0020|0013", str(k + 1)),
+            ("0020|0032", f"0\\0\\{k * spacing}"),
+            ("0020|0037", "1\\0\\0\\0\\1\\0"),
+            ("0028|0030", f"{spacing}\\{spacing}"),
+            ("0018|0050", str(spacing)),
+        ):
+            sl.SetMetaData(tag, value)
+        writer.SetFileName(str(folder / f"IM{k:04d}.dcm"))
+        writer.Execute(sl)
+
+
+def test_a_dicom_series_folder_is_one_volume_like_its_nifti(tmp_path):
+    import nibabel as nib
+
+    ras = one_volume(tmp_path / "ras")
+    data = np.asarray(nib.load(ras / "ct.nii.gz").dataobj)
+    write_dicom_series(data, 3.0, tmp_path / "dicom" / "case01")
+    (item,), info = discover(tmp_path / "dicom")
+    assert item.key == "case01" and item.kind == "volume"
+    frames = list(load_frames(item))
+    reference = list(load_frames(discover(ras)[0][0]))
+    assert len(frames) == 30 and frames[4].spacing == (3.0, 3.0, 3.0)
+    for ours, theirs in zip(frames, reference):
+        np.testing.assert_array_equal(ours.image.astype(np.int32), theirs.image.astype(np.int32))
+    write_dicom_series(data[:, :, :5], 3.0, tmp_path / "two" / "mixed", uid="1.2.3.9")
+    for f in sorted((tmp_path / "dicom" / "case01").glob("*.dcm"))[:3]:
+        shutil.copy(f, tmp_path / "two" / "mixed" / f"other_{f.name}")
+    (item,), _ = discover(tmp_path / "two")
+    with pytest.raises(Exception, match=r"exactly one DICOM series, found 2"):
+        list(load_frames(item))

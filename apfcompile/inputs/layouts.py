@@ -142,7 +142,20 @@ class _Tree:
         return self.root.join(rel)
 
     def images(self) -> list[str]:
-        return [f for f in self.files if suffix_of(f) in READERS]
+        """Files of a known suffix; of a DICOM series (``.dcm`` files in one folder), the first
+        file only: it stands for the series (see :mod:`.readers.dicom`)."""
+        seen: set[str] = set()
+        out = []
+        for f in self.files:
+            if suffix_of(f) not in READERS:
+                continue
+            if suffix_of(f) == ".dcm":
+                folder = posixpath.dirname(f)
+                if folder in seen:
+                    continue
+                seen.add(folder)
+            out.append(f)
+        return out
 
     def in_dir(self, folder: str) -> list[str]:
         """Files directly inside ``folder`` (relative)."""
@@ -150,6 +163,9 @@ class _Tree:
 
 
 def _strip(name: str) -> str:
+    """The key of a file: its path without suffix (a DICOM series: its folder)."""
+    if suffix_of(name) == ".dcm" and posixpath.dirname(name):
+        return posixpath.dirname(name)
     suffix = suffix_of(name)
     return name[: len(name) - len(suffix)] if suffix else name
 

@@ -9,6 +9,7 @@ suffix             reader                        gives
 .nii .nii.gz       nibabel                        the volume in RAS+ (X x Y x Z [x C])
 .nrrd .nhdr        SimpleITK (extra ``volumes``)  the volume in RAS+ (X x Y x Z [x C])
 .mha .mhd
+.dcm               SimpleITK/GDCM (``volumes``)   the series of the file's folder, in RAS+
 .npy .npz          numpy (``allow_pickle=False``) the array (``.npz``: key ``image`` or the
                                                   only array)
 =================  ============================  =====================================
@@ -58,6 +59,7 @@ READERS: dict[str, str] = {
     ".nhdr": "itk",
     ".mha": "itk",
     ".mhd": "itk",
+    ".dcm": "dicom",
     ".npy": "arrays",
     ".npz": "arrays",
 }
@@ -84,7 +86,7 @@ def read_array(path: Place | str | os.PathLike, storage_options: dict | None = N
     return _read(place, None if module is None else reader_module(module).read)
 
 
-VOLUME_SUFFIXES = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd")
+VOLUME_SUFFIXES = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd", ".dcm")
 """Suffixes read as volumes: one frame per slice of the third axis (:func:`read_volume_slices`)."""
 
 
