@@ -149,3 +149,32 @@ def test_a_stacked_npy_larger_than_the_memory_limit_compiles(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.split() == [str(n), str(c)]
+
+
+def test_an_hdf5_stack_is_read_one_sample_at_a_time(tmp_path):
+    h5py = pytest.importorskip("h5py")
+    src, arrays = blood(tmp_path / "in")
+    (src / "blood.npz").unlink()
+    with h5py.File(src / "blood.h5", "w") as f:
+        f.create_dataset("train/images", data=arrays["x_train"], chunks=(1, 16, 64, 64))
+        f.create_dataset("train/labels", data=arrays["y_train"])
+    cfg = CompileConfig.from_options(
+        src, tmp_path / "ds", length=32, workers=1, image_key="train/images", mask_key="train/labels"
+    )
+    manifest = compile_dataset(cfg)
+    assert manifest.totals["samples"] == 6 and manifest.channels == 16 and manifest.mask_dtype is not None
+    ds = open_dataset(tmp_path / "ds")
+    assert ds.samples["key"].to_pylist()[:2] == ["blood/0", "blood/1"]
+    assert set(ds.samples["mask_source"].to_pylist()) == {"blood.h5:train/labels"}
+    # the same samples as the .npz holding the same arrays
+    np.savez(tmp_path / "npz.npz", x_train=arrays["x_train"], y_train=arrays["y_train"])
+    (tmp_path / "npz").mkdir()
+    (tmp_path / "npz.npz").rename(tmp_path / "npz" / "blood.npz")
+    cfg = CompileConfig.from_options(
+        tmp_path / "npz", tmp_path / "ds2", length=32, workers=1, image_key="x_train", mask_key="y_train"
+    )
+    compile_dataset(cfg)
+    a, b = open_dataset(tmp_path / "ds"), open_dataset(tmp_path / "ds2")
+    for k in range(6):
+        np.testing.assert_array_equal(a.read_sample(k).image, b.read_sample(k).image)
+        np.testing.assert_array_equal(a.read_sample(k).mask, b.read_sample(k).mask)

@@ -170,7 +170,7 @@ def _strip(name: str) -> str:
     return name[: len(name) - len(suffix)] if suffix else name
 
 
-_ARRAY_SUFFIXES = {".npy", ".npz"}
+_ARRAY_SUFFIXES = {".npy", ".npz", ".h5", ".hdf5"}
 
 
 def _kind(rel: str) -> str:

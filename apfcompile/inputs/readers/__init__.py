@@ -11,7 +11,8 @@ suffix             reader                        gives
 .mha .mhd
 .dcm               SimpleITK/GDCM (``volumes``)   the series of the file's folder, in RAS+
 .npy .npz          numpy (``allow_pickle=False``) the array (``.npz``: key ``image`` or the
-                                                  only array)
+                                                  only array); stacks: :mod:`.stacks`
+.h5 .hdf5          h5py (extra ``hdf5``)          stacks only (:mod:`.stacks`)
 =================  ============================  =====================================
 
 Every reader takes a local ``Path`` or an open binary file object (a URL opened by
@@ -62,6 +63,8 @@ READERS: dict[str, str] = {
     ".dcm": "dicom",
     ".npy": "arrays",
     ".npz": "arrays",
+    ".h5": "stacks",
+    ".hdf5": "stacks",
 }
 """Suffix -> the reader module (beside this one) whose ``read(source)`` reads it. Modules are
 imported when first needed, so a compile of PNGs never imports nibabel or tifffile."""

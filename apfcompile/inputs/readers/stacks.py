@@ -1,9 +1,11 @@
-"""Stacked arrays: N samples in one ``.npy`` or ``.npz`` (axis 0 = sample), never read whole.
+"""Stacked arrays: N samples in one ``.npy``, ``.npz`` or HDF5 file (axis 0 = sample), never read whole.
 
 A local ``.npy`` is memory-mapped; so is an ``.npz`` member stored without compression (what
 ``np.savez`` writes: the member's bytes sit in the zip file as they are). A compressed member
 (``np.savez_compressed``) or a file on object storage is read whole, once per task. No pickle:
-object arrays are refused by numpy's own ``allow_pickle=False``.
+object arrays are refused by numpy's own ``allow_pickle=False``. HDF5 (``.h5``/``.hdf5``, h5py from
+the ``hdf5`` extra): every dataset at any depth, by its path (``x_train``, ``train/images``), read
+one sample at a time through h5py.
 """
 
 from __future__ import annotations
@@ -34,8 +36,34 @@ def _npy_header(f: BinaryIO) -> tuple[tuple[int, ...], bool, np.dtype, int]:
     return tuple(shape), fortran, dtype, f.tell() - start
 
 
+_HDF5 = (".h5", ".hdf5")
+
+
+def _h5py():
+    try:
+        import h5py
+    except ImportError:
+        raise ValueError("reading HDF5 needs h5py: pip install 'apfcompile[hdf5]'") from None
+    return h5py
+
+
+def _h5_datasets(group, prefix: str = "") -> dict:
+    out = {}
+    for name, node in group.items():
+        path = f"{prefix}{name}"
+        if hasattr(node, "shape"):
+            out[path] = node
+        else:
+            out.update(_h5_datasets(node, path + "/"))
+    return out
+
+
 def array_infos(source: Path | BinaryIO, suffix: str) -> dict[str, ArrayInfo]:
-    """Every array of a ``.npy`` (named ``""``) or ``.npz`` (by member name, ``.npy`` dropped)."""
+    """Every array of a ``.npy`` (named ``""``), ``.npz`` (by member name, ``.npy`` dropped) or HDF5
+    file (by dataset path)."""
+    if suffix in _HDF5:
+        with _h5py().File(source, "r") as f:
+            return {n: (tuple(d.shape), np.dtype(d.dtype)) for n, d in _h5_datasets(f).items()}
     if suffix == ".npy":
         with _opened(source) as f:
             shape, _, dtype, _ = _npy_header(f)
@@ -52,7 +80,12 @@ def array_infos(source: Path | BinaryIO, suffix: str) -> dict[str, ArrayInfo]:
 
 
 def open_array(source: Path | BinaryIO, suffix: str, name: str) -> np.ndarray:
-    """Array ``name`` (``""`` for a ``.npy``), memory-mapped where the file allows it (see above)."""
+    """Array ``name`` (``""`` for a ``.npy``), memory-mapped where the file allows it (see above);
+    an HDF5 dataset stays in its file (indexing it reads that much), which stays open as long as
+    the dataset is referenced."""
+    if suffix in _HDF5:
+        dataset = _h5py().File(source, "r")[name]
+        return dataset if isinstance(source, Path) else dataset[()]  # a stream closes: read it now
     if suffix == ".npy":
         if isinstance(source, Path):
             return np.load(source, mmap_mode="r", allow_pickle=False)
@@ -73,6 +106,16 @@ def open_array(source: Path | BinaryIO, suffix: str, name: str) -> np.ndarray:
                 )
     with zipfile.ZipFile(source) as z, z.open(name + ".npy") as f:
         return np.lib.format.read_array(f, allow_pickle=False)
+
+
+def read(source: Path | BinaryIO) -> np.ndarray:
+    """An HDF5 file as one image: its dataset ``image``, or its only dataset."""
+    with _h5py().File(source, "r") as f:
+        datasets = _h5_datasets(f)
+        name = "image" if "image" in datasets else next(iter(datasets)) if len(datasets) == 1 else None
+        if name is None:
+            raise ValueError(f"holds datasets {sorted(datasets)}; expected one named 'image' or a single dataset")
+        return datasets[name][()]
 
 
 class _Peek:
