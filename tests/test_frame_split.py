@@ -179,5 +179,5 @@ def test_a_dicom_series_folder_is_one_volume_like_its_nifti(tmp_path):
     for f in sorted((tmp_path / "dicom" / "case01").glob("*.dcm"))[:3]:
         shutil.copy(f, tmp_path / "two" / "mixed" / f"other_{f.name}")
     (item,), _ = discover(tmp_path / "two")
-    with pytest.raises(Exception, match=r"exactly one DICOM series, found 2"):
+    with pytest.raises(Exception, match=r"two/mixed: a DICOM folder must hold exactly one series, found 2 .*own"):
         list(load_frames(item))

@@ -12,6 +12,7 @@ from typing import BinaryIO
 import numpy as np
 from nibabel import orientations
 
+from ...errors import UnreadableInputError
 from .itk import _ras_orientation, _sitk
 
 __all__ = ["header", "read"]
@@ -25,7 +26,11 @@ def _series(source: Path | BinaryIO):
     ids = sitk.ImageSeriesReader.GetGDCMSeriesIDs(folder)
     if len(ids) != 1:
         found = ", ".join(ids) if ids else "none"
-        raise ValueError(f"the folder must hold exactly one DICOM series, found {len(ids)} ({found}); split them")
+        raise UnreadableInputError(
+            folder,
+            f"a DICOM folder must hold exactly one series, found {len(ids)} ({found})",
+            "put each series in a folder of its own",
+        )
     reader = sitk.ImageSeriesReader()
     reader.SetFileNames(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(folder, ids[0]))
     return sitk, reader.Execute()
