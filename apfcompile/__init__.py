@@ -16,6 +16,7 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "APFError": "errors",
+    "APFWarning": "errors",
     "CompileError": "errors",
     "InputError": "errors",
     "InputNotFoundError": "errors",
@@ -76,6 +77,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from .core.sequence import FixedSequence, fit_length, select_leaves
     from .errors import (
         APFError,
+        APFWarning,
         CompileError,
         InputError,
         InputNotFoundError,

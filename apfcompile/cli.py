@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
@@ -18,7 +19,7 @@ from formats.errors import FormatError
 
 from . import __version__
 from .choices import Fit, ImageMethod, Layout, MaskDtype, MaskMethod, OnError, OutOfCore, PaipLabel, Policy, choices
-from .errors import APFError, ParameterError
+from .errors import APFError, APFWarning, ParameterError
 
 
 def flag_of(name: str, command: click.Command | None) -> str:
@@ -285,7 +286,14 @@ def compile(input: str, output: str, **options: object) -> None:
 
     options["channel_order"] = options["channel_order"] or "auto"  # neither flag given
     cfg = CompileConfig.from_options(input, output, progress=sys.stderr.isatty(), **options)
-    manifest = compile_dataset(cfg)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", APFWarning)
+        manifest = compile_dataset(cfg)
+    for w in caught:
+        if issubclass(w.category, APFWarning):
+            click.echo(f"apfcompile: warning: {w.message}", err=True)
+        else:  # not ours: shown as Python would have
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
     t = manifest.totals
     click.echo(
         f"{output}: {t['samples']} samples, {t['nodes']} nodes in {t['shards']} shard(s), "

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 __all__ = [
     "APFError",
+    "APFWarning",
     "CompileError",
     "InputError",
     "InputNotFoundError",
@@ -24,6 +25,11 @@ __all__ = [
 
 class APFError(Exception):
     """Base of every error apfcompile raises on purpose."""
+
+
+class APFWarning(UserWarning):
+    """A decision apfcompile took on the user's data without being told (the CLI prints each as one
+    ``apfcompile: warning:`` line; the dataset records it)."""
 
 
 class ParameterError(APFError, ValueError):

@@ -178,3 +178,25 @@ def test_an_hdf5_stack_is_read_one_sample_at_a_time(tmp_path):
     for k in range(6):
         np.testing.assert_array_equal(a.read_sample(k).image, b.read_sample(k).image)
         np.testing.assert_array_equal(a.read_sample(k).mask, b.read_sample(k).mask)
+
+
+def test_channels_first_taken_from_the_shape_alone_is_a_warning_and_recorded(tmp_path):
+    """No mask and no flag: a 16 x H x W array is taken as channels-first by the rule — said in one
+    `apfcompile: warning:` line and recorded in the manifest; a flag silences it."""
+    from apfcompile import APFWarning
+
+    (tmp_path / "in").mkdir()
+    np.save(tmp_path / "in" / "cells.npy", np.stack([np.roll(NUCLEI, k, axis=1) for k in range(16)]))
+    with pytest.warns(APFWarning, match=r"cells.npy: took 16 x \d+ x \d+ arrays as channels first"):
+        manifest = compile_dataset(CompileConfig.from_options(tmp_path / "in", tmp_path / "ds", length=64, workers=1))
+    assert manifest.channels == 16 and manifest.parameters["channels_first_by_shape"] == ["cells.npy"]
+    out = CliRunner().invoke(main, ["compile", str(tmp_path / "in"), str(tmp_path / "cli"), "-j", "1", "-L", "64"])
+    assert out.exit_code == 0
+    warned = [line for line in out.output.splitlines() if line.startswith("apfcompile: warning:")]
+    assert len(warned) == 1 and "--channels-first or --channels-last" in warned[0]
+    out = CliRunner().invoke(
+        main, ["compile", str(tmp_path / "in"), str(tmp_path / "told"), "-j", "1", "-L", "64", "--channels-first"]
+    )
+    assert out.exit_code == 0 and "warning" not in out.output
+    told = open_dataset(tmp_path / "told").manifest.parameters
+    assert told["channel_order"] == "first" and "channels_first_by_shape" not in told

@@ -12,11 +12,12 @@ from __future__ import annotations
 import importlib
 import threading
 import time
+import warnings
 from collections.abc import Iterator
 
 from formats import ClassInfo, Failure, Manifest, SampleRecord, ShardInfo, ShardRecord, View
 
-from ..errors import CompileError
+from ..errors import APFWarning, CompileError
 from ..inputs.frames import has_labels
 from ..inputs.layouts import discover
 from .config import CompileConfig
@@ -65,6 +66,7 @@ def compile_dataset(cfg: CompileConfig) -> Manifest:
     written: dict[int, ShardInfo] = {k: r.shard for k, r in done.items()}
     shard_failures = {k: list(r.failures) for k, r in done.items()}
 
+    decided: list[str] = []  # inputs whose channel order was taken from their shape
     progress = _progress(plan.total - sum(r.shard.samples for r in done.values()), run.progress)
     try:
         for result in _whole_inputs(
@@ -72,6 +74,9 @@ def compile_dataset(cfg: CompileConfig) -> Manifest:
         ):
             item = items[result.index]
             first_shard = plan.firsts[result.index] // per
+            for note in result.notes:
+                warnings.warn(note, APFWarning, stacklevel=2)
+                decided.append(item.source)
             if result.error is not None:
                 if run.on_error == "fail":
                     raise CompileError(
@@ -122,7 +127,7 @@ def compile_dataset(cfg: CompileConfig) -> Manifest:
         classes=classes,
         ignore_index=data.ignore_index,
         views=tuple(View(b, lo, hi) for b, lo, hi in views),
-        parameters=data.parameters(info),
+        parameters=_with_decisions(data.parameters(info), decided),
         shards=tuple(written[k] for k in sorted(written)),
         failures=tuple(plan.early + [f for k in sorted(shard_failures) for f in shard_failures[k]]),
     )
@@ -148,9 +153,10 @@ def _whole_inputs(results: Iterator[Result], n_parts: dict[int, int], counts: li
             continue
         error = next((r.error for r in pending if r.error is not None), None)
         records = [rec for r in pending for rec in r.records]
+        notes = list(dict.fromkeys(n for r in pending for n in r.notes))
         progress.update(counts[result.index] - len(records))
         pending = []
-        yield Result(result.index, [] if error is not None else records, error)
+        yield Result(result.index, [] if error is not None else records, error, notes)
 
 
 def read_shard_record(*args: object, **kwargs: object) -> ShardRecord | None:
@@ -183,6 +189,15 @@ def _import_in_background(names: tuple[str, ...]) -> None:
                 return
 
     threading.Thread(target=work, name="apf-imports", daemon=True).start()
+
+
+def _with_decisions(parameters: dict, channels_first: list[str]) -> dict:
+    """The manifest's parameters, plus what the compile decided without being told (only when it
+    did, so that other datasets keep their bytes): ``channels_first_by_shape``, the inputs whose
+    3-D arrays were taken as C x H x W by their shape."""
+    if channels_first:
+        parameters = {**parameters, "channels_first_by_shape": sorted(set(channels_first))}
+    return parameters
 
 
 def _progress(total: int, enabled: bool):

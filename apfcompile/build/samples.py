@@ -70,6 +70,8 @@ class Result:
     index: int
     records: list[SampleRecord] = field(default_factory=list)
     error: str | None = None
+    notes: list[str] = field(default_factory=list)
+    """Decisions taken without being told (one line each; the compile warns and records them)."""
 
 
 def compile_input(task: Task) -> Result:
@@ -77,7 +79,10 @@ def compile_input(task: Task) -> Result:
     try:
         route, header = ("in_memory", None) if task.frames is not None else choose_route(task.item, task.data, task.run)
         records = _out_of_core(task, header) if route == "out_of_core" else None
-        return Result(task.index, records if records is not None else _in_memory(task))
+        if records is not None:
+            return Result(task.index, records)
+        notes: list[str] = []
+        return Result(task.index, _in_memory(task, notes), notes=notes)
     except APFError as exc:
         return Result(task.index, error=str(exc))
     except (MemoryError, ValueError, OSError) as exc:  # unexpected, but one input must not stop the rest
@@ -198,13 +203,16 @@ def _out_of_core(task: Task, header: SlideHeader) -> list[SampleRecord] | None:
     return out
 
 
-def _in_memory(task: Task) -> list[SampleRecord]:
+def _in_memory(task: Task, notes: list[str] | None = None) -> list[SampleRecord]:
+    """Every frame x view of the task in memory; ``notes`` collects each frame's decision once."""
     data, item = task.data, task.item
     views = data.view_list()
     out = []
     offset = 0 if task.frames is None else task.frames.start
     for j, frame in enumerate(load_frames(item, data.resolution, data.paip_label, task.frames, data.channel_order)):
         f = offset + j
+        if frame.note is not None and notes is not None and frame.note not in notes:
+            notes.append(frame.note)
         if frame.mask is not None and frame.mask.size:
             where = item.masks[0] if item.masks else item.image
             _check_mask_range(np.array([frame.mask.min(), frame.mask.max()]), task, where)

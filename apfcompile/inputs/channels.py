@@ -19,7 +19,7 @@ import numpy as np
 from ..choices import ChannelOrder
 from ..errors import InputError
 
-__all__ = ["MAX_CHANNELS", "channel_axis", "channels_last"]
+__all__ = ["MAX_CHANNELS", "channel_axis", "channels_last", "first_by_shape"]
 
 MAX_CHANNELS = 64
 """The most channels an image axis may hold for the rule to take it as the channel axis."""
@@ -41,6 +41,19 @@ def channel_axis(
         ax for ax in (0, 2) if shape[ax] <= MAX_CHANNELS and all(shape[ax] < shape[o] for o in range(3) if o != ax)
     ]
     return small[0] if len(small) == 1 else None
+
+
+def first_by_shape(
+    shape: tuple[int, ...], mask_hw: tuple[int, int] | None = None, order: ChannelOrder = "auto"
+) -> bool:
+    """True when rule 2 alone (no flag, no mask that decides) takes a 3-D ``shape`` as channels-first:
+    the one guess of this module, which a compile reports and records."""
+    if order != "auto" or len(shape) != 3 or channel_axis(shape, mask_hw, order) != 0:
+        return False
+    if mask_hw is None:
+        return True
+    fits = [ax for ax in (0, 2) if tuple(s for i, s in enumerate(shape) if i != ax) == tuple(mask_hw)]
+    return len(fits) != 1
 
 
 def channels_last(

@@ -19,7 +19,7 @@ import numpy as np
 from ..choices import ChannelOrder, PaipLabel
 from ..core.resample import resample
 from ..errors import APFError, InputError, InputNotFoundError, UnreadableInputError
-from .channels import channels_last
+from .channels import channels_last, first_by_shape
 from .layouts import InputItem
 from .locations import Place, open_input
 from .readers import (
@@ -47,6 +47,7 @@ class Frame:
     original: tuple[int, int] | None = None  # full-resolution (H, W) when read from a lower level
     spacing: tuple[float, float, float] | None = None  # mm per pixel (rows, cols) and slice thickness
     mask_source: str | None = None  # where the mask came from when not a file of its own (FILE:ARRAY)
+    note: str | None = None  # a decision taken on this frame without being told (a warning)
 
 
 def count_frames(item: InputItem) -> int:
@@ -153,9 +154,11 @@ def _array_frames(item: InputItem, frames: range | None, order: ChannelOrder) ->
     inside = None if layout.mask is None else f"{item.image.name}:{layout.mask}"
     if not layout.stacked:
         m = None if masks is None else np.asarray(masks)
-        img = channels_last(np.asarray(images), item.image, None if m is None else m.shape[-2:], order)
-        img = _as_image(img, item.image)
-        return [Frame(item.key, img, None if m is None else as_labels(m, mask_path, img.shape[:2]), mask_source=inside)]
+        raw = np.asarray(images)
+        hw = None if m is None else m.shape[-2:]
+        img = _as_image(channels_last(raw, item.image, hw, order), item.image)
+        labels = None if m is None else as_labels(m, mask_path, img.shape[:2])
+        return [Frame(item.key, img, labels, mask_source=inside, note=_first_note(item, raw.shape, hw, order))]
     part = frames if frames is not None else range(layout.count)
     if masks is not None and masks.shape[0] != layout.count:
         raise InputError(mask_path, f"holds {masks.shape[0]} masks for {layout.count} images", "masks pair by index")
@@ -168,10 +171,13 @@ def _stack_frames(
     """One frame at a time: a memory-mapped stack is never in memory whole."""
     for i in part:
         m = None if masks is None else np.asarray(masks[i])
-        img = channels_last(np.asarray(images[i]), item.image, None if m is None else m.shape[-2:], order)
-        img = _as_image(img, item.image)
+        raw = np.asarray(images[i])
+        hw = None if m is None else m.shape[-2:]
+        img = _as_image(channels_last(raw, item.image, hw, order), item.image)
         labels = None if m is None else as_labels(m, mask_path, img.shape[:2])
-        yield Frame(f"{item.key}/{i}", img, labels, 0, i, mask_source=inside)
+        yield Frame(
+            f"{item.key}/{i}", img, labels, 0, i, mask_source=inside, note=_first_note(item, raw.shape, hw, order)
+        )
 
 
 def _spacing(path: Place) -> tuple[float, float, float] | None:
@@ -188,6 +194,16 @@ def _volume_frames(
         img = _as_image(np.ascontiguousarray(data[:, :, j]), item.image)
         m = None if mask is None else as_labels(np.ascontiguousarray(mask[:, :, j]), item.masks[0], img.shape[:2])
         yield Frame(f"{item.key}/z{z:03d}", img, m, 2, z, spacing=spacing)
+
+
+def _first_note(item: InputItem, shape: tuple, mask_hw, order: ChannelOrder) -> str | None:
+    """The warning for a channels-first decision taken by shape alone (None otherwise)."""
+    if not first_by_shape(tuple(shape), None if mask_hw is None else tuple(mask_hw), order):
+        return None
+    return (
+        f"{item.image}: took {' x '.join(map(str, shape))} arrays as channels first (C x H x W), by their shape; "
+        "pass --channels-first or --channels-last to say so"
+    )
 
 
 def _reopen(source):
@@ -344,8 +360,11 @@ def load_frames(
         if mask is not None and mask.shape[:3] != data.shape[:3]:
             raise InputError(item.masks[0], f"label volume {mask.shape} differs from its image volume {data.shape}")
         return _volume_frames(item, data, mask, 0 if part is None else part.start, _spacing(item.image))
+    note = None
     if data.ndim == 3:  # H x W x C or C x H x W: the rule of apfcompile.inputs.channels
-        data = channels_last(data, item.image, None if mask is None else tuple(mask.shape[:2]), channel_order)
+        hw = None if mask is None else tuple(mask.shape[:2])
+        note = _first_note(item, data.shape, hw, channel_order)
+        data = channels_last(data, item.image, hw, channel_order)
     img = _as_image(data, item.image)
     m = None if mask is None else as_labels(mask, item.masks[0], img.shape[:2])
-    return [Frame(item.key, img, m)]
+    return [Frame(item.key, img, m, note=note)]
