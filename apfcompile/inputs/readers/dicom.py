@@ -18,7 +18,8 @@ from .itk import _ras_orientation, _sitk
 __all__ = ["header", "read"]
 
 
-def _series(source: Path | BinaryIO):
+def _files(source: Path | BinaryIO) -> list[str]:
+    """The file names of the one series in the folder of ``source``, in GDCM's slice order."""
     if not isinstance(source, Path):
         raise ValueError("DICOM series are read from local folders; copy the series to local disk first")
     sitk = _sitk()
@@ -31,8 +32,13 @@ def _series(source: Path | BinaryIO):
             f"a DICOM folder must hold exactly one series, found {len(ids)} ({found})",
             "put each series in a folder of its own",
         )
+    return list(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(folder, ids[0]))
+
+
+def _series(source: Path | BinaryIO, files: list[str] | None = None):
+    sitk = _sitk()
     reader = sitk.ImageSeriesReader()
-    reader.SetFileNames(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(folder, ids[0]))
+    reader.SetFileNames(files if files is not None else _files(source))
     return sitk, reader.Execute()
 
 
@@ -42,10 +48,14 @@ def _canonical(sitk, image) -> np.ndarray:
 
 
 def header(source: Path | BinaryIO) -> tuple[tuple[int, ...], tuple[float, float, float]]:
-    """(RAS+ shape, RAS+ voxel size in mm); a series has no header apart from its files, so it is read."""
-    sitk, image = _series(source)
+    """(RAS+ shape, RAS+ voxel size in mm) from the first two files of the series (their positions
+    give the slice spacing) and its file count: the voxels are not read."""
+    files = _files(source)
+    _, image = _series(source, files[:2] if len(files) > 1 else files)
+    if image.GetDimension() != 3:
+        raise ValueError("a DICOM series of one 2-D slice is not a volume; read it as an image instead")
     ornt = _ras_orientation(image.GetDirection(), image.GetSpacing())
-    size, spacing = image.GetSize(), image.GetSpacing()
+    size, spacing = (*image.GetSize()[:2], len(files)), image.GetSpacing()
     shape, zooms = [0, 0, 0], [0.0, 0.0, 0.0]
     for stored, (axis, _) in enumerate(ornt):
         shape[int(axis)], zooms[int(axis)] = int(size[stored]), float(spacing[stored])
