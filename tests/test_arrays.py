@@ -112,8 +112,16 @@ def test_a_single_pair_of_arrays_needs_no_keys(tmp_path):
     x = np.stack([np.stack([NUCLEI[:64, :64]] * 3), np.stack([NUCLEI[64:128, :64]] * 3)])
     y = (np.stack([NUCLEI_MASK[:64, :64], NUCLEI_MASK[64:128, :64]]) > 0).astype(np.uint8)
     np.savez(tmp_path / "in" / "pair.npz", x=x, y=y)
-    manifest = compile_dataset(CompileConfig.from_options(tmp_path / "in", tmp_path / "ds", length=32, workers=1))
+    from apfcompile import APFWarning
+
+    with pytest.warns(APFWarning, match=r"pair.npz: took array 'x' as the images and 'y' as their masks"):
+        manifest = compile_dataset(CompileConfig.from_options(tmp_path / "in", tmp_path / "ds", length=32, workers=1))
     assert manifest.totals["samples"] == 2 and manifest.channels == 3 and manifest.mask_dtype is not None
+    assert manifest.parameters["arrays_by_default"] == ["pair.npz"]
+    told = CompileConfig.from_options(
+        tmp_path / "in", tmp_path / "told", length=32, workers=1, image_key="x", mask_key="y"
+    )
+    assert "arrays_by_default" not in compile_dataset(told).parameters  # no warning: filterwarnings = error
 
 
 def test_a_stacked_npy_larger_than_the_memory_limit_compiles(tmp_path):

@@ -66,7 +66,7 @@ def compile_dataset(cfg: CompileConfig) -> Manifest:
     written: dict[int, ShardInfo] = {k: r.shard for k, r in done.items()}
     shard_failures = {k: list(r.failures) for k, r in done.items()}
 
-    decided: list[str] = []  # inputs whose channel order was taken from their shape
+    decided: dict[str, list[str]] = {}  # decision kind -> inputs it was taken on
     progress = _progress(plan.total - sum(r.shard.samples for r in done.values()), run.progress)
     try:
         for result in _whole_inputs(
@@ -74,9 +74,9 @@ def compile_dataset(cfg: CompileConfig) -> Manifest:
         ):
             item = items[result.index]
             first_shard = plan.firsts[result.index] // per
-            for note in result.notes:
-                warnings.warn(note, APFWarning, stacklevel=2)
-                decided.append(item.source)
+            for kind, message in result.notes:
+                warnings.warn(message, APFWarning, stacklevel=2)
+                decided.setdefault(kind, []).append(item.source)
             if result.error is not None:
                 if run.on_error == "fail":
                     raise CompileError(
@@ -191,13 +191,12 @@ def _import_in_background(names: tuple[str, ...]) -> None:
     threading.Thread(target=work, name="apf-imports", daemon=True).start()
 
 
-def _with_decisions(parameters: dict, channels_first: list[str]) -> dict:
-    """The manifest's parameters, plus what the compile decided without being told (only when it
-    did, so that other datasets keep their bytes): ``channels_first_by_shape``, the inputs whose
-    3-D arrays were taken as C x H x W by their shape."""
-    if channels_first:
-        parameters = {**parameters, "channels_first_by_shape": sorted(set(channels_first))}
-    return parameters
+def _with_decisions(parameters: dict, decided: dict[str, list[str]]) -> dict:
+    """The manifest's parameters, plus what the compile decided without being told, by kind (only
+    when it did, so that other datasets keep their bytes): ``channels_first_by_shape``, the inputs
+    whose 3-D arrays were taken as C x H x W by their shape; ``arrays_by_default``, the ``.npz``
+    inputs whose image and mask arrays were picked without ``--image-key``/``--mask-key``."""
+    return {**parameters, **{kind: sorted(set(sources)) for kind, sources in sorted(decided.items())}}
 
 
 def _progress(total: int, enabled: bool):

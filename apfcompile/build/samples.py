@@ -70,7 +70,7 @@ class Result:
     index: int
     records: list[SampleRecord] = field(default_factory=list)
     error: str | None = None
-    notes: list[str] = field(default_factory=list)
+    notes: list[tuple[str, str]] = field(default_factory=list)
     """Decisions taken without being told (one line each; the compile warns and records them)."""
 
 
@@ -81,7 +81,7 @@ def compile_input(task: Task) -> Result:
         records = _out_of_core(task, header) if route == "out_of_core" else None
         if records is not None:
             return Result(task.index, records)
-        notes: list[str] = []
+        notes: list[tuple[str, str]] = []
         return Result(task.index, _in_memory(task, notes), notes=notes)
     except APFError as exc:
         return Result(task.index, error=str(exc))
@@ -203,7 +203,7 @@ def _out_of_core(task: Task, header: SlideHeader) -> list[SampleRecord] | None:
     return out
 
 
-def _in_memory(task: Task, notes: list[str] | None = None) -> list[SampleRecord]:
+def _in_memory(task: Task, notes: list[tuple[str, str]] | None = None) -> list[SampleRecord]:
     """Every frame x view of the task in memory; ``notes`` collects each frame's decision once."""
     data, item = task.data, task.item
     views = data.view_list()
@@ -211,8 +211,9 @@ def _in_memory(task: Task, notes: list[str] | None = None) -> list[SampleRecord]
     offset = 0 if task.frames is None else task.frames.start
     for j, frame in enumerate(load_frames(item, data.resolution, data.paip_label, task.frames, data.channel_order)):
         f = offset + j
-        if frame.note is not None and notes is not None and frame.note not in notes:
-            notes.append(frame.note)
+        for note in frame.notes:
+            if notes is not None and note not in notes:
+                notes.append(note)
         if frame.mask is not None and frame.mask.size:
             where = item.masks[0] if item.masks else item.image
             _check_mask_range(np.array([frame.mask.min(), frame.mask.max()]), task, where)

@@ -12,7 +12,7 @@ only if every value is a whole number), the same height and width as the image.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -47,7 +47,7 @@ class Frame:
     original: tuple[int, int] | None = None  # full-resolution (H, W) when read from a lower level
     spacing: tuple[float, float, float] | None = None  # mm per pixel (rows, cols) and slice thickness
     mask_source: str | None = None  # where the mask came from when not a file of its own (FILE:ARRAY)
-    note: str | None = None  # a decision taken on this frame without being told (a warning)
+    notes: tuple[tuple[str, str], ...] = ()  # decisions taken without being told: (kind, warning line)
 
 
 def count_frames(item: InputItem) -> int:
@@ -87,6 +87,8 @@ class ArrayLayout:
     mask: str | None
     stacked: bool
     count: int
+    notes: tuple[tuple[str, str], ...] = ()
+    """(kind, warning line) when the arrays were picked by the default rule, not by keys."""
 
 
 def _describe(infos: dict) -> str:
@@ -122,7 +124,15 @@ def array_layout(item: InputItem) -> ArrayLayout:
         shape = infos[name][0]
         return ArrayLayout(name, mask_key, len(shape) == 4, shape[0] if len(shape) == 4 else 1)
     if len(four) == 1 and len(infos) <= 2 and (len(labels) == 1 or len(infos) == 1):
-        return _checked(path, infos, four[0], mask_key or (labels[0] if labels else None))
+        mask = mask_key or (labels[0] if labels else None)
+        layout = _checked(path, infos, four[0], mask)
+        if mask is None or mask_key is not None:
+            return layout
+        message = (
+            f"{path}: took array {four[0]!r} as the images and {mask!r} as their masks (its only 4-D and "
+            "N x H x W integer arrays); pass --image-key and --mask-key to say so"
+        )
+        return replace(layout, notes=(("arrays_by_default", message),))
     raise InputError(
         path,
         f"holds several arrays ({_describe(infos)}) and which are images and masks is not clear",
@@ -158,15 +168,16 @@ def _array_frames(item: InputItem, frames: range | None, order: ChannelOrder) ->
         hw = None if m is None else m.shape[-2:]
         img = _as_image(channels_last(raw, item.image, hw, order), item.image)
         labels = None if m is None else as_labels(m, mask_path, img.shape[:2])
-        return [Frame(item.key, img, labels, mask_source=inside, note=_first_note(item, raw.shape, hw, order))]
+        notes = layout.notes + _first_note(item, raw.shape, hw, order)
+        return [Frame(item.key, img, labels, mask_source=inside, notes=notes)]
     part = frames if frames is not None else range(layout.count)
     if masks is not None and masks.shape[0] != layout.count:
         raise InputError(mask_path, f"holds {masks.shape[0]} masks for {layout.count} images", "masks pair by index")
-    return _stack_frames(item, images, masks, mask_path, part, order, inside)
+    return _stack_frames(item, images, masks, mask_path, part, order, inside, layout.notes)
 
 
 def _stack_frames(
-    item, images, masks, mask_path, part: range, order: ChannelOrder, inside: str | None
+    item, images, masks, mask_path, part: range, order: ChannelOrder, inside: str | None, picked: tuple = ()
 ) -> Iterator[Frame]:
     """One frame at a time: a memory-mapped stack is never in memory whole."""
     for i in part:
@@ -176,7 +187,13 @@ def _stack_frames(
         img = _as_image(channels_last(raw, item.image, hw, order), item.image)
         labels = None if m is None else as_labels(m, mask_path, img.shape[:2])
         yield Frame(
-            f"{item.key}/{i}", img, labels, 0, i, mask_source=inside, note=_first_note(item, raw.shape, hw, order)
+            f"{item.key}/{i}",
+            img,
+            labels,
+            0,
+            i,
+            mask_source=inside,
+            notes=picked + _first_note(item, raw.shape, hw, order),
         )
 
 
@@ -196,14 +213,15 @@ def _volume_frames(
         yield Frame(f"{item.key}/z{z:03d}", img, m, 2, z, spacing=spacing)
 
 
-def _first_note(item: InputItem, shape: tuple, mask_hw, order: ChannelOrder) -> str | None:
-    """The warning for a channels-first decision taken by shape alone (None otherwise)."""
+def _first_note(item: InputItem, shape: tuple, mask_hw, order: ChannelOrder) -> tuple[tuple[str, str], ...]:
+    """The note for a channels-first decision taken by shape alone (none otherwise)."""
     if not first_by_shape(tuple(shape), None if mask_hw is None else tuple(mask_hw), order):
-        return None
-    return (
+        return ()
+    message = (
         f"{item.image}: took {' x '.join(map(str, shape))} arrays as channels first (C x H x W), by their shape; "
         "pass --channels-first or --channels-last to say so"
     )
+    return (("channels_first_by_shape", message),)
 
 
 def _reopen(source):
@@ -360,11 +378,11 @@ def load_frames(
         if mask is not None and mask.shape[:3] != data.shape[:3]:
             raise InputError(item.masks[0], f"label volume {mask.shape} differs from its image volume {data.shape}")
         return _volume_frames(item, data, mask, 0 if part is None else part.start, _spacing(item.image))
-    note = None
+    notes: tuple[tuple[str, str], ...] = ()
     if data.ndim == 3:  # H x W x C or C x H x W: the rule of apfcompile.inputs.channels
         hw = None if mask is None else tuple(mask.shape[:2])
-        note = _first_note(item, data.shape, hw, channel_order)
+        notes = _first_note(item, data.shape, hw, channel_order)
         data = channels_last(data, item.image, hw, channel_order)
     img = _as_image(data, item.image)
     m = None if mask is None else as_labels(mask, item.masks[0], img.shape[:2])
-    return [Frame(item.key, img, m, note=note)]
+    return [Frame(item.key, img, m, notes=notes)]
