@@ -17,6 +17,7 @@ __all__ = [
     "Layout",
     "MaskDtype",
     "MaskMethod",
+    "Modality",
     "OnError",
     "OutOfCore",
     "PaipLabel",
@@ -39,7 +40,9 @@ MaskMethod = Literal["mode", "nearest"]
 Drop = Literal["priority", "random"]
 """Which leaves a fixed-length sequence drops (:mod:`apfcompile.core.sequence`)."""
 MaskDtype = Literal["auto", "uint8", "uint16", "int16", "int32"]
-"""Stored mask dtype; auto = uint8 for paip/btcv, uint16 otherwise."""
+"""Stored mask dtype; auto = the narrowest that holds the masks' labels (:mod:`apfcompile.build.plan`)."""
+Modality = Literal["auto", "ct", "mr", "rgb", "grey"]
+"""What the pixels are, which decides the edge window and the pad value (:mod:`apfcompile.inputs.modality`)."""
 OutOfCore = Literal["auto", "always", "never"]
 """When slides compile band by band (:mod:`apfcompile.build.samples`)."""
 OnError = Literal["fail", "skip"]

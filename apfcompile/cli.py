@@ -18,7 +18,19 @@ import click
 from formats.errors import FormatError
 
 from . import __version__
-from .choices import Fit, ImageMethod, Layout, MaskDtype, MaskMethod, OnError, OutOfCore, PaipLabel, Policy, choices
+from .choices import (
+    Fit,
+    ImageMethod,
+    Layout,
+    MaskDtype,
+    MaskMethod,
+    Modality,
+    OnError,
+    OutOfCore,
+    PaipLabel,
+    Policy,
+    choices,
+)
 from .errors import APFError, APFWarning, ParameterError
 
 
@@ -200,7 +212,18 @@ STORAGE_OPTION = click.option(
     show_default=True,
     help="Leaf -> patch for masks: majority label, or nearest.",
 )
-@click.option("--ignore-index", type=int, help="Mask label that marks unlabelled pixels (e.g. 255).")
+@click.option(
+    "--ignore-index",
+    type=int,
+    help="Mask label that marks unlabelled pixels; fills unlabelled samples' masks (default then: "
+    "the mask dtype's largest value, 255 for uint8).",
+)
+@click.option(
+    "--allow-unlabelled",
+    is_flag=True,
+    help="An image whose label file is missing compiles as an unlabelled sample (mask rows of the "
+    "ignore label, items' labelled=False) instead of being a bad input.",
+)
 @click.option("--image-key", metavar="KEY", help=".npy/.npz inputs: the array of images, N on axis 0 (e.g. x_train).")
 @click.option("--mask-key", metavar="KEY", help=".npz inputs: the array of masks, N on axis 0 (e.g. y_train).")
 @click.option(
@@ -215,7 +238,41 @@ STORAGE_OPTION = click.option(
     type=click.Choice(choices(MaskDtype)),
     default="auto",
     show_default=True,
-    help="Stored mask dtype; auto = uint8 for paip/btcv, uint16 otherwise.",
+    help="Stored mask dtype; auto = uint8 for paip/btcv and wherever every mask file holds 8-bit labels, else uint16.",
+)
+@click.option(
+    "--classes",
+    "classes_file",
+    type=click.Path(exists=True, dir_okay=False),
+    help='Class names: JSON {"1": "liver", ...} or CSV id,name. Default: the layout\'s (dataset.json; '
+    "BTCV's or PAIP's names only when they name every label found).",
+)
+@click.option(
+    "--label-map",
+    "label_map_specs",
+    multiple=True,
+    metavar="FROM:TO",
+    help="Remap a mask label before anything else (repeatable), e.g. 255:1; or a JSON/CSV file of pairs.",
+)
+@click.option("--strict-labels", is_flag=True, help="A mask label with no class name fails its input.")
+@click.option(
+    "--modality",
+    type=click.Choice(choices(Modality)),
+    default="auto",
+    show_default=True,
+    help="What the pixels are: ct gets the HU window and pads with air; auto: the layout's, else "
+    "RGB by channels, CT when >= 1% of a signed frame is below -500, else grey.",
+)
+@click.option(
+    "--pad-value",
+    type=float,
+    help="--fit pad pads with this (default: -1024 for CT, else the image's background: the median "
+    "of its top and bottom rows).",
+)
+@click.option(
+    "--keep-channels",
+    is_flag=True,
+    help="Keep three channels for grey images stored as RGB (R = G = B), stored as one by default.",
 )
 @click.option(
     "--out-of-core",
@@ -283,8 +340,12 @@ def compile(input: str, output: str, **options: object) -> None:
     """
     from .build.config import CompileConfig
     from .build.run import compile_dataset
+    from .inputs.labels import read_class_names, read_label_map
 
     options["channel_order"] = options["channel_order"] or "auto"  # neither flag given
+    classes_file = options.pop("classes_file")
+    options["classes"] = None if classes_file is None else read_class_names(classes_file)
+    options["label_map"] = read_label_map(options.pop("label_map_specs"))
     cfg = CompileConfig.from_options(input, output, progress=sys.stderr.isatty(), **options)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", APFWarning)

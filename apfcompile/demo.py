@@ -36,7 +36,7 @@ __all__ = ["DEMO_DATASETS", "run_demo", "sample_path"]
 DEMO_DATASETS = {
     "ct": (
         {"ct_abdomen.nii.gz": "ct_abdomen.nii.gz", "ct_abdomen_seg.nii.gz": "ct_abdomen_mask.nii.gz"},
-        {"length": 64, "window": CT_WINDOW},
+        {"length": 64, "window": CT_WINDOW, "modality": "ct"},
     ),
     "nuclei": ({"nuclei_image.tif": "nuclei.tif", "nuclei_mask.tif": "nuclei_mask.tif"}, {"length": 512}),
     "tissue": ({"he_tissue.tif": "he_tissue.tif"}, {"length": 1024}),

@@ -10,7 +10,9 @@ import numpy as np
 
 from formats import Dataset
 
+from .build.adaptivity import dataset_warnings
 from .build.outputs import STATS_NAME
+from .inputs.layouts import CT_WINDOW
 
 __all__ = ["dump_rows", "format_rows", "summary"]
 
@@ -34,10 +36,19 @@ def summary(ds: Dataset) -> str:
         f"patches   {m.patch_size} x {m.patch_size} x {m.channels} {m.image_dtype}; "
         f"masks {m.mask_dtype or 'none'}" + (f", ignore {m.ignore_index}" if m.ignore_index is not None else ""),
         "views     " + ", ".join(f"blur {v.blur} canny {v.canny_lo:g}/{v.canny_hi:g}" for v in m.views),
-        "params    " + ", ".join(f"{k}={v}" for k, v in sorted(m.parameters.items()) if v is not None),
+        "params    "
+        + ", ".join(f"{k}={v}" for k, v in sorted(m.parameters.items()) if v is not None and k not in DECISIONS),
     ]
-    if m.classes:
-        lines.append("classes   " + ", ".join(f"{c.id}:{c.name}" for c in m.classes))
+    lines += _decisions(m.parameters)
+    lines += _classes(m)
+    lines += _modalities(samples, m.parameters)
+    if m.mask_dtype is not None and samples.num_rows:
+        unlabelled = int((~samples["labelled"].to_numpy(zero_copy_only=False).astype(bool)).sum())
+        if unlabelled:
+            lines.append(
+                f"labelled  {samples.num_rows - unlabelled} sample(s); {unlabelled} unlabelled "
+                f"(mask rows all {m.ignore_index}, items' labelled=False)"
+            )
     if samples.num_rows:
         count = samples["count"].to_numpy()
         gamma = samples["gamma"].to_numpy()
@@ -58,10 +69,63 @@ def summary(ds: Dataset) -> str:
             + (f" (largest worker {worker} MiB)" if worker else "")
             + f", {stats['wall_s']} s with {stats['workers']} worker(s)"
         )
+    for line in dataset_warnings(ds):
+        lines.append(f"warning   {line}")
     lines.append(f"errors    {t['failures']}")
     for f in m.failures:
         lines.append(f"  {f.source}: {f.error}")
     return "\n".join(lines)
+
+
+DECISIONS = {
+    "channels_first_by_shape": "3-D arrays taken as C x H x W by their shape",
+    "arrays_by_default": ".npz arrays picked without --image-key/--mask-key",
+    "ct_by_rule": "taken as CT by --modality auto",
+    "grey_from_rgb": "grey stored as RGB (R = G = B), kept as one channel",
+    "unnamed_labels": "labels with no class name, stored as label_N",
+}
+"""Manifest parameters that record what a compile decided without being told, and what each means."""
+
+
+def _decisions(parameters: dict) -> list[str]:
+    out = []
+    for key, meaning in DECISIONS.items():
+        values = parameters.get(key)
+        if not values:
+            continue
+        shown = ", ".join(map(str, values[:3])) + (f", ... ({len(values)} in all)" if len(values) > 3 else "")
+        out.append(f"decided   {meaning}: {shown}")
+    return out
+
+
+def _classes(m) -> list[str]:
+    if not m.classes:
+        return []
+    if any(c.pixels is None for c in m.classes):
+        return ["classes   " + ", ".join(f"{c.id}:{c.name}" for c in m.classes)]
+    total = sum(c.pixels for c in m.classes) or 1
+    width = max(len(c.name) for c in m.classes)
+    out = [f"classes   {len(m.classes)}; pixels over all canvases (padding and unlabelled samples excluded)"]
+    for c in m.classes:
+        out.append(f"  {c.id:>5}  {c.name:<{width}}  {c.pixels:>14,}  {c.pixels / total:7.3%}")
+    return out
+
+
+def _modalities(samples, parameters: dict) -> list[str]:
+    if not samples.num_rows or "modality" not in samples.column_names:
+        return []
+    values = [v for v in samples["modality"].to_pylist() if v is not None]
+    if not values:
+        return []
+    kinds, counts = np.unique(np.array(values), return_counts=True)
+    window = parameters.get("window") or CT_WINDOW
+    parts = []
+    for kind, n in zip(kinds.tolist(), counts.tolist()):
+        if kind == "ct":
+            parts.append(f"ct {n} (HU window {window[0]:g}..{window[1]:g} for edges, padding -1024)")
+        else:
+            parts.append(f"{kind} {n}")
+    return ["modality  " + ", ".join(parts) + " sample(s)"]
 
 
 def _stats(ds: Dataset) -> dict | None:

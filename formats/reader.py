@@ -53,14 +53,17 @@ class Dataset:
 
     @cached_property
     def samples(self) -> pa.Table:
-        """All samples.parquet rows, in shard order, with a ``shard`` column (the shard's index)."""
+        """All samples.parquet rows, in shard order, with a ``shard`` column (the shard's index).
+        ``labelled`` is always there: for shards written before it existed, whether the row has a
+        ``mask_source``."""
         tables = []
         for i, info in enumerate(self.manifest.shards):
             t = self._read_table(info, SAMPLES_NAME)
             tables.append(t.append_column("shard", pa.array(np.full(t.num_rows, i, np.int32))))
         if not tables:
             return pa.table({"sample": pa.array([], pa.int64()), "shard": pa.array([], pa.int32())})
-        return pa.concat_tables(tables, promote_options="default")  # older shards lack newer columns
+        table = pa.concat_tables(tables, promote_options="default")  # older shards lack newer columns
+        return _with_labelled(table)
 
     def nodes(self, shard: int) -> pa.Table:
         """The nodes.parquet table of shard ``shard``."""
@@ -148,3 +151,13 @@ def _sha256(loc: Location, rel: str) -> str:
 def open_dataset(path: Place | str | os.PathLike, storage_options: dict | None = None) -> Dataset:
     """Open a dataset folder or URL; raises :class:`DatasetNotFoundError` or :class:`ManifestError`."""
     return Dataset(path, storage_options)
+
+
+def _with_labelled(table: pa.Table) -> pa.Table:
+    import pyarrow.compute as pc
+
+    has_mask = pc.is_valid(table["mask_source"])
+    if "labelled" not in table.column_names:
+        return table.append_column("labelled", has_mask)
+    i = table.column_names.index("labelled")
+    return table.set_column(i, "labelled", pc.if_else(pc.is_null(table["labelled"]), has_mask, table["labelled"]))

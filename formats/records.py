@@ -22,7 +22,8 @@ class SampleRecord:
     image: (n, p, p, C); mask: (n, p, p) or None; transform: canvas -> original pixels,
     ``orig = canvas * scale + offset`` per axis; ceiling: per-class Dice (classes, dice) or None;
     spacing: millimetres per original pixel along rows and columns, and the slice thickness, for
-    volume slices (None otherwise).
+    volume slices (None otherwise); modality: what the compiler took the pixels for (``ct``,
+    ``mr``, ``rgb``, ``grey``; None: not recorded).
     """
 
     sample: int
@@ -44,3 +45,4 @@ class SampleRecord:
     image: np.ndarray
     mask: np.ndarray | None
     spacing: tuple[float, float, float] | None = None
+    modality: str | None = None

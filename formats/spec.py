@@ -103,6 +103,8 @@ def _schemas() -> dict:
             ("spacing_y", pa.float64()),
             ("spacing_x", pa.float64()),
             ("spacing_z", pa.float64()),
+            ("labelled", pa.bool_()),
+            ("modality", pa.string()),
         ]
     )
     return {"NODE_SCHEMA": NODE_SCHEMA, "SAMPLE_SCHEMA": SAMPLE_SCHEMA}
@@ -232,20 +234,26 @@ class Failure:
 
 @dataclass(frozen=True)
 class ClassInfo:
-    """A label id and its name."""
+    """A label id, its name, and (datasets compiled since it was added) its pixel count over every
+    sample's canvas, padding excluded."""
 
     id: int
     name: str
+    pixels: int | None = None
 
     def to_dict(self) -> dict:
-        return {"id": self.id, "name": self.name}
+        d: dict = {"id": self.id, "name": self.name}
+        if self.pixels is not None:
+            d["pixels"] = self.pixels
+        return d
 
     @classmethod
     def from_dict(cls, d: Any, path: object) -> ClassInfo:
         if not isinstance(d, dict):
             raise _fail(path, "classes: expected objects")
-        _only(d, {"id", "name"}, path, "class")
-        return cls(_expect(d, "id", int, path), _expect(d, "name", str, path))
+        _only(d, {"id", "name", "pixels"}, path, "class")
+        pixels = _expect(d, "pixels", int, path) if "pixels" in d else None
+        return cls(_expect(d, "id", int, path), _expect(d, "name", str, path), pixels)
 
 
 @dataclass(frozen=True)
@@ -279,7 +287,9 @@ class ShardRecord:
     fingerprint: SHA-256 (hex) of the compile's data options and plan; shard: the shard's
     :class:`ShardInfo` as the manifest will list it; failures: inputs that failed in this shard;
     image_dtype / channels: the dataset's patch dtype and channel count as this shard found them
-    (None for a shard of no samples).
+    (None for a shard of no samples); labels: pixels per mask label of each input whose last
+    samples are in this shard (input source -> {label: pixels}), so that a resumed compile can
+    total the classes of the inputs it does not compile again (added within v1; empty before).
     """
 
     fingerprint: str
@@ -287,6 +297,7 @@ class ShardRecord:
     failures: tuple[Failure, ...] = ()
     image_dtype: str | None = None
     channels: int | None = None
+    labels: dict[str, dict[int, int]] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         dataset = None if self.image_dtype is None else {"image_dtype": self.image_dtype, "channels": self.channels}
@@ -295,7 +306,7 @@ class ShardRecord:
             "shard": self.shard.to_dict(),
             "failures": [f.to_dict() for f in self.failures],
             "dataset": dataset,
-        }
+        } | ({"labels": _labels_out(self.labels)} if self.labels else {})
 
     def to_bytes(self) -> bytes:
         """The file's bytes: sorted keys, one-space indent, a final newline."""
@@ -305,7 +316,7 @@ class ShardRecord:
     def from_dict(cls, d: Any, path: object) -> ShardRecord:
         if not isinstance(d, dict):
             raise _fail(path, "expected an object")
-        _only(d, {"fingerprint", "shard", "failures", "dataset"}, path, "shard.json")
+        _only(d, {"fingerprint", "shard", "failures", "dataset", "labels"}, path, "shard.json")
         dataset = d.get("dataset")
         if dataset is not None:
             if not isinstance(dataset, dict):
@@ -317,7 +328,21 @@ class ShardRecord:
             failures=tuple(Failure.from_dict(f, path) for f in _list(d.get("failures", []), "failures", path)),
             image_dtype=None if dataset is None else _expect(dataset, "image_dtype", str, path, "dataset."),
             channels=None if dataset is None else _expect(dataset, "channels", int, path, "dataset."),
+            labels=_labels_in(d.get("labels", {}), path),
         )
+
+
+def _labels_out(labels: dict[str, dict[int, int]]) -> dict:
+    return {src: {str(k): int(n) for k, n in sorted(counts.items())} for src, counts in sorted(labels.items())}
+
+
+def _labels_in(d: Any, path: object) -> dict[str, dict[int, int]]:
+    if not isinstance(d, dict) or not all(isinstance(v, dict) for v in d.values()):
+        raise _fail(path, "field 'labels': expected an object of objects")
+    try:
+        return {str(src): {int(k): int(n) for k, n in counts.items()} for src, counts in d.items()}
+    except (TypeError, ValueError):
+        raise _fail(path, "field 'labels': expected integer labels and pixel counts") from None
 
 
 _MANIFEST_KEYS = {

@@ -18,7 +18,7 @@ def collate(items: list[dict] | dict) -> dict:
     Tensors with a sequence axis (``image``, ``mask``, ``size``, ``center``, ``box``, ``valid``)
     are padded along it with :data:`formats.sequence.PAD_ROW`'s values (zeros; centre -1;
     ``valid`` False); ``canvas`` is stacked to (B, 2); ``id`` becomes an int64 tensor (B,); ``key``
-    a list of str. Works with ``pin_memory=True``.
+    a list of str; ``labelled`` (labelled datasets) a bool tensor (B,). Works with ``pin_memory=True``.
     """
     if isinstance(items, dict):
         return items
@@ -38,4 +38,6 @@ def collate(items: list[dict] | dict) -> dict:
     out["canvas"] = torch.stack([it["canvas"] for it in items])
     out["id"] = torch.tensor([it["id"] for it in items], dtype=torch.int64)
     out["key"] = [it["key"] for it in items]
+    if "labelled" in items[0]:
+        out["labelled"] = torch.tensor([bool(it["labelled"]) for it in items], dtype=torch.bool)
     return out

@@ -10,13 +10,14 @@ holds *frames* (an image, a slice) compiled under one or more *views* (edge sett
 classes index frames; each epoch a frame is read under one of its views (``view="random"``: drawn
 from ``(seed, epoch, frame)``; an int: that view).
 
-An item is a dict: ``image`` (L, C, p, p) in the stored dtype, ``mask`` (L, p, p) int64 (labelled
-datasets), ``size`` (L,) int64, ``center`` (L, 2) float32 as (cx, cy), ``box`` (L, 4) int64 as
-(x1, x2, y1, y2), ``valid`` (L,) bool, ``canvas`` (2,) int64 as (H, W), ``id`` (int, the
-sample id), ``key`` (str). With ``length`` set, sequences are padded with invalid rows (zero
-patches, size 0, centre (-1, -1), box 0) or dropped to L (``drop="priority"``: lowest (edges,
-size) first; ``"random"``: seeded by (seed, epoch, sample)); with ``length=None`` each keeps its
-own length and :func:`loaders.collate` pads the batch.
+An item is a dict: ``image`` (L, C, p, p) in the stored dtype, ``mask`` (L, p, p) int64 and
+``labelled`` (bool: False for an unlabelled sample, whose mask rows all hold the manifest's
+``ignore_index``) in labelled datasets, ``size`` (L,) int64, ``center`` (L, 2) float32 as (cx, cy),
+``box`` (L, 4) int64 as (x1, x2, y1, y2), ``valid`` (L,) bool, ``canvas`` (2,) int64 as (H, W),
+``id`` (int, the sample id), ``key`` (str). With ``length`` set, sequences are padded with invalid
+rows (zero patches, size 0, centre (-1, -1), box 0) or dropped to L (``drop="priority"``: lowest
+(edges, size) first; ``"random"``: seeded by (seed, epoch, sample)); with ``length=None`` each keeps
+its own length and :func:`loaders.collate` pads the batch.
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ class _Frames:
         self.count = t["count"].to_numpy().astype(np.int64)
         self.canvas = np.stack([t["canvas_h"].to_numpy(), t["canvas_w"].to_numpy()], 1).astype(np.int64)
         self.keys = t["key"].to_pylist()
+        self.labelled = t["labelled"].to_numpy(zero_copy_only=False).astype(bool)
         views = t["view"].to_numpy().astype(np.int64)
         self.n_views = len(ds.manifest.views)
         first: dict[str, int] = {}
@@ -185,6 +187,7 @@ class _Reader:
         }
         if mask is not None:
             out["mask"] = torch.from_numpy(mask)
+            out["labelled"] = torch.from_numpy(f.labelled[rows].copy())
         return out
 
     def item(self, frame: int) -> dict:
@@ -192,6 +195,8 @@ class _Reader:
         batch = self.batch([frame])
         item = {k: v[0] for k, v in batch.items()}
         item["id"] = int(item["id"])
+        if "labelled" in item:
+            item["labelled"] = bool(item["labelled"])
         return item
 
 

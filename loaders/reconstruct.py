@@ -88,15 +88,22 @@ def dice(
     target: torch.Tensor,
     classes: torch.Tensor | Sequence[int] | None = None,
     ignore_index: int | None = None,
+    labelled: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-class Dice of label maps of the same shape, pooled over the batch.
 
     ``classes``: labels to score (default: every label in either map, less ``ignore_index``);
     pixels whose target is ``ignore_index`` are left out; a class absent from both scores 1.
+    ``labelled``: the batch's ``labelled`` (B,) bool; unlabelled samples are left out whole.
     Returns ``(classes, dice)``: int64 and float64 tensors on the inputs' device.
     """
     if pred.shape != target.shape:
         raise ValueError(f"pred: expected the target's shape {tuple(target.shape)}, found {tuple(pred.shape)}")
+    if labelled is not None:
+        keep = torch.as_tensor(labelled, dtype=torch.bool, device=pred.device).reshape(-1)
+        if keep.shape[0] != pred.shape[0]:
+            raise ValueError(f"labelled: expected ({pred.shape[0]},) flags, found {tuple(keep.shape)}")
+        pred, target = pred[keep], target[keep]
     p, t = pred.reshape(-1).long(), target.reshape(-1).long()
     if ignore_index is not None:
         keep = t != ignore_index

@@ -11,9 +11,26 @@ import tifffile
 from apfcompile.demo import sample_path
 from apfcompile.inputs.readers import read_array
 
+TS_TO_BTCV = {1: 1, 2: 2, 3: 3, 4: 4, 15: 5, 5: 6, 6: 7, 52: 8, 63: 9, 64: 10, 7: 11, 8: 12, 9: 13}
+"""TotalSegmentator's ids of BTCV's 13 organs -> BTCV's ids; every other label becomes background."""
 
-def btcv(root: Path, cases: int = 2, style: str = "rawdata") -> Path:
-    """``RawData/Training/{img,label}/`` (or ``imagesTr``/``labelsTr``) with real CT volumes."""
+
+def btcv_labels(path: Path) -> Path:
+    """The bundled TotalSegmentator label volume with BTCV's label ids (real labels, BTCV's scheme)."""
+    import nibabel as nib
+
+    seg = nib.load(sample_path("ct_abdomen_seg.nii.gz"))
+    labels = np.asarray(seg.dataobj)
+    lut = np.zeros(256, np.uint8)
+    for ts, ours in TS_TO_BTCV.items():
+        lut[ts] = ours
+    nib.save(nib.Nifti1Image(lut[labels], seg.affine, seg.header), path)
+    return path
+
+
+def btcv(root: Path, cases: int = 2, style: str = "rawdata", whole_body: bool = False) -> Path:
+    """``RawData/Training/{img,label}/`` (or ``imagesTr``/``labelsTr``) with real CT volumes and
+    their labels in BTCV's scheme (``whole_body``: the bundled whole-body label ids, up to 117)."""
     img_dir, lab_dir = (
         ("RawData/Training/img", "RawData/Training/label") if style == "rawdata" else ("imagesTr", "labelsTr")
     )
@@ -23,7 +40,10 @@ def btcv(root: Path, cases: int = 2, style: str = "rawdata") -> Path:
         name = f"img{i:04d}.nii.gz"
         shutil.copyfile(sample_path("ct_abdomen.nii.gz"), root / img_dir / name)
         label = name.replace("img", "label") if style == "rawdata" else name
-        shutil.copyfile(sample_path("ct_abdomen_seg.nii.gz"), root / lab_dir / label)
+        if whole_body:
+            shutil.copyfile(sample_path("ct_abdomen_seg.nii.gz"), root / lab_dir / label)
+        else:
+            btcv_labels(root / lab_dir / label)
     return root
 
 

@@ -109,7 +109,11 @@ def test_a_stack_compiles_one_sample_per_index_with_its_masks(tmp_path):
 
 def test_a_single_pair_of_arrays_needs_no_keys(tmp_path):
     (tmp_path / "in").mkdir()
-    x = np.stack([np.stack([NUCLEI[:64, :64]] * 3), np.stack([NUCLEI[64:128, :64]] * 3)])
+
+    def three(a):  # three different channels, not grey stored as RGB
+        return np.stack([a, a // 2, a // 3])
+
+    x = np.stack([three(NUCLEI[:64, :64]), three(NUCLEI[64:128, :64])])
     y = (np.stack([NUCLEI_MASK[:64, :64], NUCLEI_MASK[64:128, :64]]) > 0).astype(np.uint8)
     np.savez(tmp_path / "in" / "pair.npz", x=x, y=y)
     from apfcompile import APFWarning

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import threading
@@ -62,8 +63,13 @@ def test_local_cluster_compiles_the_shared_data_like_a_local_compile(tmp_path, k
             tifffile.imwrite(src / f"{case}_whole.tif", (grey < 200).astype(np.uint8), compression="zlib")
             tifffile.imwrite(src / f"{case}_viable.tif", (grey < 140).astype(np.uint8), compression="zlib")
         opts = dict(length=256, resolution=512)
-    compile_dataset(CompileConfig.from_options(src, tmp_path / "local", workers=1, **opts))
-    compile_dataset(CompileConfig.from_options(src, tmp_path / "dask", scheduler="local:2", **opts))
+    # The shared label map holds TotalSegmentator ids, not BTCV's: the compile says so (and, the
+    # same way, on Dask).
+    said = pytest.warns(Warning, match="not among the btcv layout") if kind == "ct" else contextlib.nullcontext()
+    with said:
+        compile_dataset(CompileConfig.from_options(src, tmp_path / "local", workers=1, **opts))
+    with said if kind != "ct" else pytest.warns(Warning, match="not among the btcv layout"):
+        compile_dataset(CompileConfig.from_options(src, tmp_path / "dask", scheduler="local:2", **opts))
     assert builders.tree_bytes(tmp_path / "local") == builders.tree_bytes(tmp_path / "dask")
 
 

@@ -48,7 +48,7 @@ def test_frame_parts_cover_every_frame_once():
 @pytest.mark.parametrize("views", [(), ((3, 100.0, 200.0), (5, 50.0, 150.0))], ids=["one-view", "two-views"])
 def test_one_volume_on_two_workers_writes_the_bytes_of_one(tmp_path, monkeypatch, views):
     src = one_volume(tmp_path / "in")
-    kw = dict(length=48, shard_samples=7, views=views)
+    kw = dict(modality="ct", length=48, shard_samples=7, views=views)
     compile_dataset(CompileConfig.from_options(src, tmp_path / "one", workers=1, **kw))
     seen = []
     real = run_mod.in_order
@@ -97,7 +97,7 @@ def test_a_volume_saved_in_another_orientation_gives_the_same_slices(tmp_path, c
         moved = img.as_reoriented(to)
         assert nib.aff2axcodes(moved.affine) == codes
         nib.save(moved, other / name)
-    kw = dict(length=48, workers=2, shard_samples=16)
+    kw = dict(modality="ct", length=48, workers=2, shard_samples=16)
     compile_dataset(CompileConfig.from_options(ras, tmp_path / "a", **kw))
     compile_dataset(CompileConfig.from_options(other, tmp_path / "b", **kw))
     assert builders.tree_bytes(tmp_path / "a") == builders.tree_bytes(tmp_path / "b")
@@ -125,7 +125,7 @@ def test_nrrd_and_metaimage_volumes_slice_like_nifti(tmp_path, suffix):
         # index axis i (RAS y) points to -P = A in LPS terms...: columns are LPS directions of the index axes
         itk.SetDirection((0.0, -1.0, 0.0, -1.0, 0.0, 0.0, 0.0, 0.0, 1.0))
         sitk.WriteImage(itk, str(other / f"{name}{suffix}"))
-    kw = dict(length=48, workers=1)
+    kw = dict(modality="ct", length=48, workers=1)
     compile_dataset(CompileConfig.from_options(ras, tmp_path / "a", **kw))
     compile_dataset(CompileConfig.from_options(other, tmp_path / "b", **kw))
     a, b = builders.tree_bytes(tmp_path / "a"), builders.tree_bytes(tmp_path / "b")

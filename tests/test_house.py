@@ -53,6 +53,13 @@ OTHER_DATA = {
     "image_key": "x_train",
     "mask_key": "y_train",
     "channel_order": "first",
+    "allow_unlabelled": True,
+    "classes": ((1, "liver"), (2, "spleen")),
+    "label_map": ((255, 1),),
+    "strict_labels": True,
+    "modality": "ct",
+    "pad_value": -1000.0,
+    "keep_channels": True,
 }
 OTHER_RUN = {
     "workers": 3,
@@ -84,7 +91,8 @@ def test_every_data_option_changes_the_fingerprint_and_reaches_the_manifest(name
     assert name in stored or name == "views"  # views are stored as the manifest's own `views`
     if name not in ("layout", "views"):  # the layout stored is the one resolved
         value = OTHER_DATA[name]
-        assert stored[name] == (list(value) if isinstance(value, tuple) else value)
+        as_json = json.loads(json.dumps(value))
+        assert stored[name] == as_json
 
 
 @pytest.mark.parametrize("name", sorted(OTHER_RUN))

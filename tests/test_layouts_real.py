@@ -139,7 +139,7 @@ def test_an_image_without_its_sibling_label_is_a_bad_input(tmp_path):
     src = kidneys(tmp_path / "kidneys", drop_label="kidney_2/0001")
     manifest = compile_(src, tmp_path / "ds", on_error="skip")
     assert [f.source for f in manifest.failures] == ["kidney_2/images/0001.tif"]
-    assert "no label kidney_2/labels/0001.*" in manifest.failures[0].error
+    assert "looked for kidney_2/labels/0001.*" in manifest.failures[0].error
 
 
 def test_one_image_file_as_input(tmp_path):

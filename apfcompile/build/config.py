@@ -21,6 +21,8 @@ import json
 from dataclasses import asdict, dataclass, field, fields
 from typing import get_args
 
+import numpy as np
+
 from ..choices import (
     ChannelOrder,
     Fit,
@@ -28,6 +30,7 @@ from ..choices import (
     Layout,
     MaskDtype,
     MaskMethod,
+    Modality,
     OnError,
     OutOfCore,
     PaipLabel,
@@ -64,11 +67,19 @@ class DataConfig:
 
     views: (blur, canny_lo, canny_hi) per view; empty = one view from ``blur`` and ``canny``.
     window: fixed intensity window for edges (None: the layout's, e.g. CT's HU window, else a
-    percentile stretch). mask_dtype: ``auto`` = uint8 for paip/btcv, uint16 otherwise.
+    percentile stretch). mask_dtype: ``auto`` = the narrowest that holds the masks' labels
+    (:func:`~apfcompile.build.plan.choose_mask_dtype`).
     shard_samples: samples per shard (decides which bytes go in which shard).
     image_key, mask_key: the arrays of ``.npy``/``.npz`` inputs that hold images and masks;
     channel_order: where 3-D image arrays keep their channels (``auto``: the documented rule).
-    These three were added after v1's first datasets: they enter the manifest and the fingerprint
+    allow_unlabelled: an image whose expected label is missing compiles as an unlabelled sample
+    (mask rows of the ignore label) instead of being a bad input.
+    classes: ``(id, name)`` pairs (``--classes``; a dict is taken too), trusted over the layout's;
+    label_map: ``(from, to)`` pairs applied to every mask first; strict_labels: a label no name
+    covers fails its input instead of a warning. modality: ``auto`` decides per frame
+    (:mod:`apfcompile.inputs.modality`); pad_value: what ``fit="pad"`` pads with (None: the
+    modality's background); keep_channels: grey images stored as RGB keep their three channels.
+    These fields were added after v1's first datasets: they enter the manifest and the fingerprint
     only when set, so datasets compiled without them keep their bytes.
     """
 
@@ -95,8 +106,19 @@ class DataConfig:
     image_key: str | None = None
     mask_key: str | None = None
     channel_order: ChannelOrder = "auto"
+    allow_unlabelled: bool = False
+    classes: tuple[tuple[int, str], ...] | None = None
+    label_map: tuple[tuple[int, int], ...] = ()
+    strict_labels: bool = False
+    modality: Modality = "auto"
+    pad_value: float | None = None
+    keep_channels: bool = False
 
     def __post_init__(self) -> None:
+        if isinstance(self.classes, dict):  # {id: name}, as a library user would write it
+            object.__setattr__(self, "classes", tuple(sorted((int(k), str(v)) for k, v in self.classes.items())))
+        if isinstance(self.label_map, dict):
+            object.__setattr__(self, "label_map", tuple(sorted((int(k), int(v)) for k, v in self.label_map.items())))
         p = self.patch_size
         if not (isinstance(p, int) and p >= 1 and not p & (p - 1)):
             raise ParameterError("patch_size", "a power of two", p)
@@ -109,6 +131,7 @@ class DataConfig:
             ("mask_resample", MaskMethod),
             ("mask_dtype", MaskDtype),
             ("channel_order", ChannelOrder),
+            ("modality", Modality),
         ):
             _check_choice(name, getattr(self, name), literal)
         if self.shard_samples < 1:
@@ -142,14 +165,22 @@ class DataConfig:
             ignore_index=self.ignore_index,
         )
 
+    def unlabelled_fill(self, mask_dtype: str) -> int:
+        """The label that fills the mask rows of an unlabelled sample in a labelled dataset:
+        ``ignore_index``, by default the mask dtype's largest value (255 for uint8)."""
+        if self.ignore_index is not None:
+            return self.ignore_index
+        return int(np.iinfo(mask_dtype).max)
+
     def resolved_mask_dtype(self, info: LayoutInfo) -> str:
         if self.mask_dtype != "auto":
             return self.mask_dtype
         return "uint8" if info.name in ("paip", "btcv") else "uint16"
 
-    def parameters(self, info: LayoutInfo) -> dict:
+    def parameters(self, info: LayoutInfo, mask_dtype: str | None = None) -> dict:
         """Every field but ``views`` (stored as the manifest's ``views``), with what the layout
-        resolved: the manifest's ``parameters``."""
+        resolved: the manifest's ``parameters``. ``mask_dtype``: the dtype the compile chose
+        (:func:`~apfcompile.build.plan.choose_mask_dtype`; default: the layout's)."""
         d = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "views"}
         for name, default in _ADDED.items():
             if d[name] == default:
@@ -159,22 +190,38 @@ class DataConfig:
             canny=list(self.canny),
             window=list(self.window or info.window or []) or None,
             min_size=self.min_size or self.patch_size,
-            mask_dtype=self.resolved_mask_dtype(info),
+            mask_dtype=mask_dtype or self.resolved_mask_dtype(info),
         )
+        for name in ("classes", "label_map"):  # pairs, as JSON lists
+            if name in d and d[name] is not None:
+                d[name] = [list(pair) for pair in d[name]]
         if info.channel_names is not None:  # what the layout says each channel is (nnU-Net)
             d["channel_names"] = list(info.channel_names)
         return d
 
 
-_ADDED = {"image_key": None, "mask_key": None, "channel_order": "auto"}
+_ADDED = {
+    "image_key": None,
+    "mask_key": None,
+    "channel_order": "auto",
+    "allow_unlabelled": False,
+    "classes": None,
+    "label_map": (),
+    "strict_labels": False,
+    "modality": "auto",
+    "pad_value": None,
+    "keep_channels": False,
+}
 """Data options added after the first v1 datasets, stored only when not at their default."""
 
 
-def fingerprint(data: DataConfig, info: LayoutInfo, plan: list[tuple[str, str | None, int]]) -> str:
+def fingerprint(
+    data: DataConfig, info: LayoutInfo, plan: list[tuple[str, str | None, int]], mask_dtype: str | None = None
+) -> str:
     """SHA-256 of the data options and the plan ((source, mask source, samples) per input): what
     ``--resume`` matches a committed shard against. Views enter only when given (``--view``), so
     that compiles without them keep the fingerprints of earlier versions."""
-    doc: dict = {"parameters": data.parameters(info), "plan": [list(p) for p in plan]}
+    doc: dict = {"parameters": data.parameters(info, mask_dtype), "plan": [list(p) for p in plan]}
     if data.views:
         doc["views"] = [list(v) for v in data.view_list()]
     return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()

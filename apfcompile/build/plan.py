@@ -9,6 +9,7 @@ is recorded with ``on_error="skip"``). The plan and the data options give the fi
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,11 +17,11 @@ import numpy as np
 from formats import Failure
 
 from ..errors import APFError
-from ..inputs.frames import count_frames
+from ..inputs.frames import count_frames, has_labels, mask_label_bytes
 from ..inputs.layouts import InputItem, LayoutInfo
 from .config import DataConfig, OnError, fingerprint
 
-__all__ = ["Plan", "make_plan"]
+__all__ = ["Plan", "choose_mask_dtype", "make_plan"]
 
 
 @dataclass(frozen=True)
@@ -70,8 +71,11 @@ class Plan:
         return out
 
 
-def make_plan(items: list[InputItem], info: LayoutInfo, data: DataConfig, on_error: OnError) -> Plan:
-    """The plan of ``items`` (headers only); raises the first header error with ``on_error="fail"``."""
+def make_plan(
+    items: list[InputItem], info: LayoutInfo, data: DataConfig, on_error: OnError, mask_dtype: str | None = None
+) -> Plan:
+    """The plan of ``items`` (headers only); raises the first header error with ``on_error="fail"``.
+    ``mask_dtype``: the one :func:`choose_mask_dtype` chose (part of the fingerprint)."""
     views = len(data.view_list())
     counts, early = [], []
     for it in items:
@@ -84,4 +88,25 @@ def make_plan(items: list[InputItem], info: LayoutInfo, data: DataConfig, on_err
             early.append(Failure(it.source, str(exc)))
     firsts = np.cumsum([0] + counts).tolist()
     plan = [(it.source, it.mask_source, n) for it, n in zip(items, counts)]
-    return Plan(items, counts, firsts, data.shard_samples, early, fingerprint(data, info, plan))
+    return Plan(items, counts, firsts, data.shard_samples, early, fingerprint(data, info, plan, mask_dtype))
+
+
+def choose_mask_dtype(data: DataConfig, info: LayoutInfo, items: list[InputItem]) -> str:
+    """The stored mask dtype: ``--mask-dtype``, or for ``auto`` the narrowest that holds every
+    label: uint8 for the paip and btcv layouts (their labels are small by definition) and wherever
+    every mask is stored with 8-bit labels (PNG, JPEG, 8-bit TIFF/NIfTI/NumPy; read from headers
+    alone, in parallel) and ``--label-map`` maps nothing above 255; uint16 otherwise. A label that
+    does not fit is refused with a hint (never wrapped)."""
+    if data.mask_dtype != "auto":
+        return data.mask_dtype
+    if info.name in ("paip", "btcv"):
+        return "uint8"
+    targets = [b for _, b in data.label_map]
+    if targets and (max(targets) > 255 or min(targets) < 0):
+        return "uint16"
+    labelled = [it for it in items if not it.problem and has_labels(it)]
+    if not labelled:
+        return "uint16"
+    with ThreadPoolExecutor(max_workers=min(16, len(labelled))) as pool:  # header reads: I/O, not CPU
+        sizes = set(pool.map(mask_label_bytes, labelled))
+    return "uint8" if sizes == {1} else "uint16"

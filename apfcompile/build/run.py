@@ -15,15 +15,19 @@ import time
 import warnings
 from collections.abc import Iterator
 
-from formats import ClassInfo, Failure, Manifest, SampleRecord, ShardInfo, ShardRecord, View
+import numpy as np
+
+from formats import Failure, Manifest, SampleRecord, ShardInfo, ShardRecord, View
 
 from ..errors import APFWarning, CompileError
 from ..inputs.frames import has_labels
 from ..inputs.layouts import discover
+from .adaptivity import dataset_warnings
 from .config import CompileConfig
 from .executors import in_order
+from .labels import Naming
 from .outputs import prepare_output, remove_stale_shards, write_stats
-from .plan import make_plan
+from .plan import choose_mask_dtype, make_plan
 from .samples import Result, Task, compile_input
 
 __all__ = ["compile_dataset"]
@@ -34,13 +38,21 @@ def compile_dataset(cfg: CompileConfig) -> Manifest:
     started = time.perf_counter()
     _import_in_background(_WRITER_MODULES)
     data, run, out = cfg.data, cfg.run, cfg.output
-    items, info = discover(cfg.input, data.layout, cfg.masks, data.paip_label, data.image_key, data.mask_key)
+    items, info = discover(
+        cfg.input, data.layout, cfg.masks, data.paip_label, data.image_key, data.mask_key, data.allow_unlabelled
+    )
     loc = out.location()
     prepare_output(loc, run.resume, run.overwrite)
     views = data.view_list()
-    mask_dtype = data.resolved_mask_dtype(info)
     labelled = any(has_labels(it) for it in items)
-    plan = make_plan(items, info, data, run.on_error)
+    mask_dtype = choose_mask_dtype(data, info, items) if labelled else data.resolved_mask_dtype(info)
+    # Unlabelled samples of a labelled dataset: mask rows of the ignore label, never 0 (background).
+    unlabelled = labelled and any(not it.problem and not has_labels(it) for it in items)
+    fill = data.unlabelled_fill(mask_dtype) if labelled else 0
+    reserved = fill if unlabelled and data.ignore_index is None else None
+    ignore = fill if unlabelled else data.ignore_index
+    names = Naming(data, info, ignore)
+    plan = make_plan(items, info, data, run.on_error, mask_dtype)
     per = data.shard_samples
 
     done = {}  # shard -> its ShardRecord, for shards kept by --resume
@@ -54,19 +66,23 @@ def compile_dataset(cfg: CompileConfig) -> Manifest:
     # Few inputs and many workers: a volume's frames are split over the workers (bytes unchanged).
     parts = -(-run.workers // max(len(todo), 1))
     tasks = [
-        Task(i, items[i], plan.firsts[i], data, run, info.window, mask_dtype, frames)
+        Task(i, items[i], plan.firsts[i], data, run, info.window, mask_dtype, frames, reserved)
         for i in todo
         for frames in plan.frame_parts(i, len(views), parts)
     ]
     n_parts = {i: sum(t.index == i for t in tasks) for i in todo}
 
     dtype = next(((r.image_dtype, r.channels) for r in done.values() if r.image_dtype), None)
+    grey_dataset = False  # the dataset's one channel came from grey images stored as RGB
     buffers: dict[int, list[SampleRecord]] = {}
     failures: dict[int, list[Failure]] = {}
     written: dict[int, ShardInfo] = {k: r.shard for k, r in done.items()}
     shard_failures = {k: list(r.failures) for k, r in done.items()}
+    labels: dict[int, dict[str, dict[int, int]]] = {
+        k: dict(r.labels) for k, r in done.items()
+    }  # shard -> input -> counts
 
-    decided: dict[str, list[str]] = {}  # decision kind -> inputs it was taken on
+    decided: dict[str, list[tuple[str, str]]] = {}  # decision kind -> (input, message), in input order
     progress = _progress(plan.total - sum(r.shard.samples for r in done.values()), run.progress)
     try:
         for result in _whole_inputs(
@@ -74,31 +90,44 @@ def compile_dataset(cfg: CompileConfig) -> Manifest:
         ):
             item = items[result.index]
             first_shard = plan.firsts[result.index] // per
-            for kind, message in result.notes:
-                warnings.warn(message, APFWarning, stacklevel=2)
-                decided.setdefault(kind, []).append(item.source)
-            if result.error is not None:
+            error = result.error or names.refused(result.labels, item)
+            if error is None:
+                for kind, message in result.notes:
+                    decided.setdefault(kind, []).append((item.source, message))
+            if error is not None:
                 if run.on_error == "fail":
                     raise CompileError(
-                        f"{result.error} (shards finished so far are kept: fix or remove the input, "
+                        f"{error} (shards finished so far are kept: fix or remove the input, "
                         "then re-run with --resume; or use --on-error skip)"
                     )
-                failures.setdefault(first_shard, []).append(Failure(item.source, result.error))
-            for rec in result.records:
-                found = (str(rec.image.dtype), int(rec.image.shape[3]))
-                dtype = dtype or found
-                if found != dtype:
-                    problem = (
-                        f"{item.image}: image is {found[1]} x {found[0]}, the dataset's first image "
-                        f"{dtype[1]} x {dtype[0]}; compile them separately"
-                    )
-                    if run.on_error == "fail":
-                        raise CompileError(problem)
-                    failures.setdefault(first_shard, []).append(Failure(item.source, problem))
-                    break
-                k = rec.sample // per
-                if k not in done:
-                    buffers.setdefault(k, []).append(rec)
+                failures.setdefault(first_shard, []).append(Failure(item.source, error))
+            else:
+                grey = set(result.grey)
+                for rec in result.records:
+                    found = (str(rec.image.dtype), int(rec.image.shape[3]))
+                    if dtype is None:
+                        dtype, grey_dataset = found, rec.sample in grey
+                    if found != dtype and rec.sample in grey and found[0] == dtype[0] and dtype[1] == 3:
+                        rec.image, found = np.repeat(rec.image, 3, axis=3), dtype  # R = G = B, as stored before
+                    if found != dtype:
+                        hint = "compile them separately"
+                        if grey_dataset:
+                            hint = "(grey stored as RGB, kept as one channel); compile with --keep-channels"
+                        problem = (
+                            f"{item.image}: image is {found[1]} x {found[0]}, the dataset's first image "
+                            f"{dtype[1]} x {dtype[0]}; {hint}"
+                        )
+                        if run.on_error == "fail":
+                            raise CompileError(problem)
+                        failures.setdefault(first_shard, []).append(Failure(item.source, problem))
+                        break
+                    k = rec.sample // per
+                    if k not in done:
+                        buffers.setdefault(k, []).append(rec)
+                else:
+                    if result.labels:
+                        last = plan.shards_of(result.index)[-1]
+                        labels.setdefault(last, {})[item.source] = dict(result.labels)
             for k in sorted(k for k, last in last_input.items() if last == result.index and k not in done):
                 written[k] = write_shard(
                     out,
@@ -110,29 +139,42 @@ def compile_dataset(cfg: CompileConfig) -> Manifest:
                     mask_dtype=mask_dtype if labelled else None,
                     fingerprint=plan.fingerprint,
                     failures=failures.get(k, []),
-                    mask_fill=0 if data.ignore_index is None else data.ignore_index,
+                    mask_fill=fill,
+                    labels=labels.get(k),
                 )
                 shard_failures[k] = failures.pop(k, [])
     finally:
         progress.close()
     remove_stale_shards(loc, set(written))
 
+    classes, label_warning, unnamed = (
+        names.classes([labels.get(k, {}) for k in sorted(written)], items) if labelled else (None, None, [])
+    )
+    parameters = _with_decisions(data.parameters(info, mask_dtype), decided)
+    if unnamed:
+        parameters["unnamed_labels"] = unnamed
     image_dtype, channels = dtype or ("uint8", 1)
-    classes = None if info.classes is None else tuple(ClassInfo(i, n) for i, n in enumerate(info.classes))
     manifest = Manifest(
         patch_size=data.patch_size,
         channels=channels,
         image_dtype=image_dtype,
         mask_dtype=mask_dtype if labelled else None,
         classes=classes,
-        ignore_index=data.ignore_index,
+        ignore_index=ignore,
         views=tuple(View(b, lo, hi) for b, lo, hi in views),
-        parameters=_with_decisions(data.parameters(info), decided),
+        parameters=parameters,
         shards=tuple(written[k] for k in sorted(written)),
         failures=tuple(plan.early + [f for k in sorted(shard_failures) for f in shard_failures[k]]),
     )
     write_manifest(out, manifest)
     write_stats(loc, time.perf_counter() - started, run.workers)
+    for taken in decided.values():
+        more = f" ({len(taken) - 1} more input(s) alike)" if len(taken) > 1 else ""
+        warnings.warn(taken[0][1] + more, APFWarning, stacklevel=2)
+    if label_warning is not None:
+        warnings.warn(label_warning, APFWarning, stacklevel=2)
+    for line in dataset_warnings(out):
+        warnings.warn(line, APFWarning, stacklevel=2)
     return manifest
 
 
@@ -142,9 +184,10 @@ done on a thread while the first inputs are decoded (OpenCV releases the GIL).""
 
 
 def _whole_inputs(results: Iterator[Result], n_parts: dict[int, int], counts: list[int], progress) -> Iterator[Result]:
-    """One result per input from the results of its parts (in order): their records joined, or the
-    first error (an input is compiled whole or not at all). The progress bar moves per part, in
-    samples, and by the input's planned count in all once it is done."""
+    """One result per input from the results of its parts (in order): their records, notes, label
+    counts and grey samples joined, or the first error (an input is compiled whole or not at all).
+    The progress bar moves per part, in samples, and by the input's planned count in all once it
+    is done."""
     pending: list[Result] = []
     for result in results:
         progress.update(len(result.records))
@@ -154,9 +197,14 @@ def _whole_inputs(results: Iterator[Result], n_parts: dict[int, int], counts: li
         error = next((r.error for r in pending if r.error is not None), None)
         records = [rec for r in pending for rec in r.records]
         notes = list(dict.fromkeys(n for r in pending for n in r.notes))
+        labels: dict[int, int] = {}
+        for r in pending:
+            for k, n in r.labels.items():
+                labels[k] = labels.get(k, 0) + n
+        grey = [s for r in pending for s in r.grey]
         progress.update(counts[result.index] - len(records))
         pending = []
-        yield Result(result.index, [] if error is not None else records, error, notes)
+        yield Result(result.index, [] if error is not None else records, error, notes, labels, grey)
 
 
 def read_shard_record(*args: object, **kwargs: object) -> ShardRecord | None:
@@ -191,12 +239,18 @@ def _import_in_background(names: tuple[str, ...]) -> None:
     threading.Thread(target=work, name="apf-imports", daemon=True).start()
 
 
-def _with_decisions(parameters: dict, decided: dict[str, list[str]]) -> dict:
+def _with_decisions(parameters: dict, decided: dict[str, list[tuple[str, str]]]) -> dict:
     """The manifest's parameters, plus what the compile decided without being told, by kind (only
     when it did, so that other datasets keep their bytes): ``channels_first_by_shape``, the inputs
     whose 3-D arrays were taken as C x H x W by their shape; ``arrays_by_default``, the ``.npz``
-    inputs whose image and mask arrays were picked without ``--image-key``/``--mask-key``."""
-    return {**parameters, **{kind: sorted(set(sources)) for kind, sources in sorted(decided.items())}}
+    inputs whose image and mask arrays were picked without ``--image-key``/``--mask-key``;
+    ``ct_by_rule``, inputs with frames taken as CT by ``--modality auto``; ``grey_from_rgb``, inputs
+    whose R = G = B images are stored as one channel; (and, set by the caller, ``unnamed_labels``: the
+    labels stored as ``label_N`` where names were expected)."""
+    return {
+        **parameters,
+        **{kind: sorted({source for source, _ in taken}) for kind, taken in sorted(decided.items())},
+    }
 
 
 def _progress(total: int, enabled: bool):

@@ -17,7 +17,7 @@ with one canvas-to-original transform (:func:`canvas_transform`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import numpy as np
@@ -27,10 +27,12 @@ from formats import SampleRecord
 from ..core.out_of_core import patchify_banded
 from ..core.patchify import PatchedSample, patchify
 from ..errors import APFError, InputError
-from ..inputs.canvas import fit_canvas
+from ..inputs.canvas import fit_canvas, pad_fill
 from ..inputs.frames import load_frames
-from ..inputs.layouts import InputItem
+from ..inputs.labels import apply_label_map, count_labels
+from ..inputs.layouts import CT_WINDOW, InputItem
 from ..inputs.locations import Place
+from ..inputs.modality import background, decide
 from ..inputs.sources import SlideHeader, is_slide_input, mask_labels, open_slide_sources, read_slide_header
 from .config import DataConfig, RunConfig, View
 
@@ -61,6 +63,9 @@ class Task:
     mask_dtype: str
     frames: range | None = None
     """Only these frames of a volume (work split by frame); None: the whole input."""
+    reserved_label: int | None = None
+    """The default ignore label that fills unlabelled samples' masks: a real mask holding it is
+    refused (it would read as "unlabelled")."""
 
 
 @dataclass
@@ -72,17 +77,23 @@ class Result:
     error: str | None = None
     notes: list[tuple[str, str]] = field(default_factory=list)
     """Decisions taken without being told (one line each; the compile warns and records them)."""
+    labels: dict[int, int] = field(default_factory=dict)
+    """Pixels per mask label over the task's frames, on their canvases (padding excluded)."""
+    grey: list[int] = field(default_factory=list)
+    """Samples whose RGB image had R = G = B everywhere and is stored as one channel."""
 
 
 def compile_input(task: Task) -> Result:
     """Worker: every frame x view of one input (runs in a pool process or on a Dask worker)."""
     try:
         route, header = ("in_memory", None) if task.frames is not None else choose_route(task.item, task.data, task.run)
-        records = _out_of_core(task, header) if route == "out_of_core" else None
-        if records is not None:
-            return Result(task.index, records)
-        notes: list[tuple[str, str]] = []
-        return Result(task.index, _in_memory(task, notes), notes=notes)
+        result = Result(task.index)
+        records = _out_of_core(task, header, result) if route == "out_of_core" else None
+        if records is None:
+            result.labels.clear()
+            records = _in_memory(task, result)
+        result.records = records
+        return result
     except APFError as exc:
         return Result(task.index, error=str(exc))
     except (MemoryError, ValueError, OSError) as exc:  # unexpected, but one input must not stop the rest
@@ -165,8 +176,8 @@ def sample_record(
     )
 
 
-def _check_mask_range(values: np.ndarray, task: Task, path: Place) -> None:
-    """Labels must fit the dataset's mask dtype."""
+def _check_mask_range(values: np.ndarray, task: Task, path: Place, mask: np.ndarray | None = None) -> None:
+    """Labels must fit the dataset's mask dtype, and (``mask`` given) not hold the reserved label."""
     info = np.iinfo(task.mask_dtype)
     if values.size and (values.min() < info.min or values.max() > info.max):
         raise InputError(
@@ -174,15 +185,25 @@ def _check_mask_range(values: np.ndarray, task: Task, path: Place) -> None:
             f"labels {values.min()}..{values.max()} do not fit the dataset's mask dtype {task.mask_dtype}",
             "use --mask-dtype int32",
         )
+    r = task.reserved_label
+    if r is not None and values.size and values.min() <= r <= values.max() and (mask is None or (mask == r).any()):
+        raise InputError(
+            path,
+            f"holds label {r}, the ignore label that marks the dataset's unlabelled samples",
+            "give --ignore-index with a label no mask uses, or remap it with --label-map",
+        )
 
 
-def _out_of_core(task: Task, header: SlideHeader) -> list[SampleRecord] | None:
+def _out_of_core(task: Task, header: SlideHeader, result: Result) -> list[SampleRecord] | None:
     """The slide band by band; None when ``auto`` finds more mask labels than the path takes."""
     data, item, strict = task.data, task.item, task.run.out_of_core == "always"
-    with open_slide_sources(header, data.paip_label) as slide:
+    with open_slide_sources(header, data.paip_label, dict(data.label_map)) as slide:
         labels = None
+        if data.fit == "pad":
+            slide.image.pad_value = slide_pad_value(slide.image, data.pad_value)
         if slide.mask is not None:
-            labels = mask_labels(slide.mask, task.run.band_rows)
+            labels, counts = mask_labels(slide.mask, task.run.band_rows, header.size)
+            result.labels.update(zip(labels.tolist(), counts.tolist()))
             if len(labels) > OUT_OF_CORE_LABELS:
                 if not strict:
                     return None
@@ -191,56 +212,103 @@ def _out_of_core(task: Task, header: SlideHeader) -> list[SampleRecord] | None:
                     f"the mask holds {len(labels)} labels, the out-of-core path takes at most {OUT_OF_CORE_LABELS}",
                     "compile it with --out-of-core never",
                 )
-            _check_mask_range(np.asarray(labels), task, item.masks[0])
+            _check_mask_range(np.asarray(labels), task, item.masks[0], np.asarray(labels))
         transform = canvas_transform(header.level_hw, header.size, header.full)
         out = []
         for v, view in enumerate(data.view_list()):
             params = data.patch_params(view, task.window)
             patched, _ = patchify_banded(slide.image, slide.mask, params, labels, task.run.band_rows)
-            out.append(
-                sample_record(task, task.first + v, item.key, v, view, patched, header.canvas, header.full, transform)
-            )
+            rec = sample_record(task, task.first + v, item.key, v, view, patched, header.canvas, header.full, transform)
+            out.append(replace(rec, modality="rgb" if slide.image.dtype == np.uint8 else None))
     return out
 
 
-def _in_memory(task: Task, notes: list[tuple[str, str]] | None = None) -> list[SampleRecord]:
-    """Every frame x view of the task in memory; ``notes`` collects each frame's decision once."""
+def _in_memory(task: Task, result: Result) -> list[SampleRecord]:
+    """Every frame x view of the task in memory; ``result`` collects each frame's decisions (once
+    each), label counts and grey-as-RGB samples."""
     data, item = task.data, task.item
     views = data.view_list()
     out = []
     offset = 0 if task.frames is None else task.frames.start
+    ct_by_rule = 0
     for j, frame in enumerate(load_frames(item, data.resolution, data.paip_label, task.frames, data.channel_order)):
         f = offset + j
         for note in frame.notes:
-            if notes is not None and note not in notes:
-                notes.append(note)
-        if frame.mask is not None and frame.mask.size:
-            where = item.masks[0] if item.masks else item.image
-            _check_mask_range(np.array([frame.mask.min(), frame.mask.max()]), task, where)
-        canvas = fit_canvas(frame.image, frame.mask, data.resolution, data.fit)
-        read = frame.image.shape[:2]
-        resampled = canvas.size
-        transform = canvas_transform(read, resampled, frame.original)
+            if note not in result.notes:
+                result.notes.append(note)
+        image, mask = frame.image, apply_label_map(frame.mask, dict(data.label_map)) if frame.mask is not None else None
+        where = item.masks[0] if item.masks else item.image
+        if mask is not None and mask.size:
+            _check_mask_range(np.array([mask.min(), mask.max()]), task, where, mask)
+        grey = not data.keep_channels and is_grey_rgb(image)
+        if grey:
+            image = np.ascontiguousarray(image[..., 0])
+        intensity = decide(image, data.modality, data.window, task.window, data.pad_value, CT_WINDOW)
+        ct_by_rule += intensity.by_rule
+        canvas = fit_canvas(image, mask, data.resolution, data.fit, intensity.pad_value)
+        if canvas.mask is not None:
+            for label, n in count_labels(canvas.mask[: canvas.size[0], : canvas.size[1]]).items():
+                result.labels[label] = result.labels.get(label, 0) + n
+        read = image.shape[:2]
+        transform = canvas_transform(read, canvas.size, frame.original)
         for v, view in enumerate(views):
             try:
-                patched = patchify(canvas.image, canvas.mask, data.patch_params(view, task.window))
+                patched = patchify(canvas.image, canvas.mask, data.patch_params(view, intensity.window))
             except InputError as exc:
                 raise InputError(item.image, exc.problem, "") from exc
-            out.append(
-                sample_record(
-                    task,
-                    task.first + f * len(views) + v,
-                    frame.key,
-                    v,
-                    view,
-                    patched,
-                    canvas.image.shape[:2],
-                    frame.original or read,
-                    transform,
-                    frame.slice_axis,
-                    frame.slice_index,
-                    frame.spacing,
-                    frame.mask_source,
-                )
+            sample = task.first + f * len(views) + v
+            if grey:
+                result.grey.append(sample)
+            rec = sample_record(
+                task,
+                sample,
+                frame.key,
+                v,
+                view,
+                patched,
+                canvas.image.shape[:2],
+                frame.original or read,
+                transform,
+                frame.slice_axis,
+                frame.slice_index,
+                frame.spacing,
+                frame.mask_source,
             )
+            out.append(replace(rec, modality=intensity.modality))
+    # Taken as CT by the rule: worth a word where it decided something the options did not.
+    if ct_by_rule and (data.window is None or (data.fit == "pad" and data.pad_value is None)):
+        window = data.window or task.window or CT_WINDOW
+        result.notes.append(
+            (
+                "ct_by_rule",
+                f"{item.image}: taken as CT by --modality auto (a signed image with at least 1% of its "
+                f"pixels below -500): HU window {window[0]:g}..{window[1]:g} for edges, padding -1024; "
+                "say --modality to decide",
+            )
+        )
+    if result.grey:
+        result.notes.append(
+            (
+                "grey_from_rgb",
+                f"{item.image}: an RGB image with R = G = B everywhere is stored as one channel; "
+                "--keep-channels keeps three",
+            )
+        )
     return out
+
+
+def is_grey_rgb(image: np.ndarray) -> bool:
+    """True for an H x W x 3 image whose three channels are equal everywhere."""
+    if image.ndim != 3 or image.shape[2] != 3:
+        return False
+    return bool(np.array_equal(image[..., 0], image[..., 1]) and np.array_equal(image[..., 1], image[..., 2]))
+
+
+def slide_pad_value(image, pad_value: float | None):
+    """What a slide read band by band pads with: ``pad_value``, else its background (the median of
+    the resampled image's top and bottom rows, as :func:`~apfcompile.inputs.modality.background`)."""
+    if pad_value is not None:
+        return pad_fill(pad_value, image.dtype)
+    h, w = image.size
+    rows = np.concatenate([image.rows(0, 1)[:, :w], image.rows(h - 1, h)[:, :w]], axis=0)
+    return background(rows)

@@ -4,7 +4,8 @@ Without a target resolution the canvas is the image itself. With ``R``:
 
 - ``square`` (the paper): the image is resized to ``R x R`` (aspect not kept);
 - ``pad``: resized to fit inside ``R x R`` keeping its aspect (longer side ``R``), then placed at
-  the canvas's top-left and zero-padded to ``R x R``.
+  the canvas's top-left and padded to ``R x R`` with ``pad_value`` (default: the image's
+  background, :func:`apfcompile.inputs.modality.background`; CT pads with air). Masks pad with 0.
 
 Images are resampled by :mod:`apfcompile.core.resample` (a whole-factor area reduction, then bilinear);
 masks always with nearest neighbour (labels are never blended). The same functions serve the
@@ -21,8 +22,18 @@ import numpy as np
 from ..choices import Fit
 from ..core.resample import resample
 from ..errors import ParameterError
+from .modality import background
 
-__all__ = ["Canvas", "Fit", "canvas_size", "fit_canvas"]
+__all__ = ["Canvas", "Fit", "canvas_size", "fit_canvas", "pad_fill"]
+
+
+def pad_fill(value: float, dtype: np.dtype) -> np.generic:
+    """``value`` in ``dtype``, clipped to its range (air's -1024 pads an unsigned CT with 0)."""
+    dtype = np.dtype(dtype)
+    if dtype.kind in "iu":
+        info = np.iinfo(dtype)
+        return dtype.type(min(max(round(value), info.min), info.max))
+    return dtype.type(value)
 
 
 @dataclass(frozen=True)
@@ -61,7 +72,11 @@ def canvas_size(h: int, w: int, resolution: int | None, fit: Fit) -> tuple[tuple
 
 
 def fit_canvas(
-    image: np.ndarray, mask: np.ndarray | None, resolution: int | None = None, fit: Fit = "square"
+    image: np.ndarray,
+    mask: np.ndarray | None,
+    resolution: int | None = None,
+    fit: Fit = "square",
+    pad_value: float | None = None,
 ) -> Canvas:
     """Resample ``image`` (and ``mask``) to the canvas (see the module docstring)."""
     h, w = image.shape[:2]
@@ -72,7 +87,11 @@ def fit_canvas(
     msk = None if mask is None else _resize(mask, size, nearest=True)
     if full != size:
         pad = ((0, full[0] - size[0]), (0, full[1] - size[1]))
-        img = np.pad(img, pad + ((0, 0),) * (img.ndim - 2))
+        value = background(img) if pad_value is None else pad_fill(pad_value, img.dtype)
+        out = np.empty(full + img.shape[2:], img.dtype)
+        out[...] = value
+        out[: size[0], : size[1]] = img
+        img = out
         if msk is not None:
             msk = np.pad(msk, pad)
     return Canvas(img, msk, (h, w), (h / size[0], w / size[1]), size=size)

@@ -11,8 +11,10 @@ only if every value is a whole number), the same height and width as the image.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 
@@ -32,7 +34,7 @@ from .readers import (
     volume_header,
 )
 
-__all__ = ["Frame", "count_frames", "load_frames"]
+__all__ = ["Frame", "count_frames", "load_frames", "mask_label_bytes"]
 
 _IMAGE_DTYPES = (np.uint8, np.uint16, np.int16, np.float32)
 
@@ -76,6 +78,67 @@ def has_labels(item: InputItem) -> bool:
         return array_layout(item).mask is not None
     except APFError:
         return False  # reported when the input is compiled
+
+
+def mask_label_bytes(item: InputItem) -> int | None:
+    """Bytes per label of the input's mask as stored, from its header alone (1 for 8-bit PNG,
+    JPEG, TIFF, NIfTI or NumPy masks, and PAIP's labels); None when unknown, unlabelled, or
+    unreadable (the compile reports that when it reads the mask)."""
+    if item.kind == "paip":
+        return 1
+    try:
+        if not item.masks:
+            if item.kind != "array" or not has_labels(item):
+                return None
+            layout = array_layout(item)
+            with open_input(item.image) as (source, _):
+                infos = reader_module("stacks").array_infos(source, suffix_of(item.image))
+            return _label_bytes(np.dtype(infos[layout.mask][1]))
+        sizes = {_stored_label_bytes(m) for m in item.masks}
+    except (APFError, OSError, ValueError, KeyError, TypeError):
+        return None
+    return None if None in sizes else max(sizes)
+
+
+def _label_bytes(dtype: np.dtype) -> int | None:
+    return 1 if dtype == np.bool_ else dtype.itemsize if dtype.kind in "iu" else None
+
+
+def _stored_label_bytes(path: Place) -> int | None:
+    suffix = suffix_of(path)
+    if suffix in (".jpg", ".jpeg", ".bmp"):
+        return 1
+    with open_input(path) as (source, _):
+        if suffix == ".png":
+            with _opened(source) as f:
+                head = f.read(26)
+            return None if head[12:16] != b"IHDR" else (2 if head[24] == 16 else 1)
+        if suffix in (".tif", ".tiff"):
+            import tifffile
+
+            with tifffile.TiffFile(source) as tif:
+                return _label_bytes(np.dtype(tif.series[0].dtype))
+        if suffix in (".nii", ".nii.gz"):
+            from .readers import nifti
+
+            return _label_bytes(np.dtype(nifti.load(source).get_data_dtype()))
+        if suffix in (".nrrd", ".nhdr", ".mha", ".mhd"):
+            dtype = reader_module("itk").pixel_dtype(source)
+            return None if dtype is None else _label_bytes(dtype)
+        if suffix in (".npy", ".npz", ".h5", ".hdf5"):
+            infos = reader_module("stacks").array_infos(source, suffix)
+            return max((_label_bytes(np.dtype(d)) or 99) for _, d in infos.values()) if infos else None
+    return None
+
+
+@contextlib.contextmanager
+def _opened(source):
+    if isinstance(source, Path):
+        with open(source, "rb") as f:
+            yield f
+    else:
+        source.seek(0)
+        yield source
 
 
 @dataclass(frozen=True)

@@ -6,10 +6,9 @@ layout     inputs
 folder     every image file under INPUT (any depth, any known suffix); its mask from ``--masks DIR``
            (same relative path and stem, any known suffix), from a sibling folder
            (``.../images/NAME.*`` with ``.../labels/NAME.*`` or ``.../masks/NAME.*``, at any depth;
-           key: the path without the ``images`` folder, e.g. ``kidney_1/0000``; an image there
-           without its label is a bad input), or ``NAME_mask.*`` beside it; other images without a
-           mask are allowed (unlabelled). Key: path relative to INPUT without suffix. A single
-           image or volume file as INPUT is one input (its mask: ``--masks FILE``).
+           key: the path without the ``images`` folder, e.g. ``kidney_1/0000``), or ``NAME_mask.*``
+           beside it. Key: path relative to INPUT without suffix. A single image or volume file as
+           INPUT is one input (its mask: ``--masks FILE``).
 paip       PAIP 2019: ``CASE.svs`` with ``CASE_whole.tif`` and ``CASE_viable.tif`` beside it (any
            depth, e.g. ``Training_phase_1/``). Labels (``--paip-label both``): 0 background,
            1 whole tumour but not viable, 2 viable tumour; ``whole`` / ``viable``: 0/1. Key: CASE.
@@ -21,11 +20,17 @@ nnunet     nnU-Net v2 / Medical Segmentation Decathlon: ``imagesTr/CASE_0000.ext
            ``labelsTr/CASE.ext``; ``imagesTs/`` compiles unlabelled. ``dataset.json`` gives the class
            names (``labels``: v2 ``{name: id}`` or MSD ``{"id": name}``) and channel names
            (``channel_names`` / ``modality``); all-CT channels use the HU window for edges. A case
-           in ``imagesTr`` without its label, or with channel files out of step, is a bad input
-           (one line naming the file), never compiled unlabelled. Key: ``imagesTr/CASE``.
+           with channel files out of step is a bad input. Key: ``imagesTr/CASE``.
 list       a ``.csv`` (header ``image,mask[,key]``) or ``.jsonl`` (objects with ``image``, optional
            ``mask`` and ``key``); relative paths are relative to the list file.
 =========  ======================================================================================
+
+Unlabelled means unlabelled: where a layout pairs images with labels and the dataset has any (a
+``labels``/``labelsTr`` folder, ``--masks``, a ``NAME_mask`` pair), an image whose label is missing
+is a bad input naming where it was looked for (:attr:`InputItem.expected_mask`), unless
+``allow_unlabelled``: then it compiles as an unlabelled sample (its mask rows hold the ignore
+label). ``imagesTs`` and folders without any mask and list rows with an empty ``mask`` are
+unlabelled by layout.
 
 ``auto`` picks ``list`` for a .csv/.jsonl file, ``folder`` for any other file, ``nnunet`` when
 ``imagesTr`` sits beside a ``dataset.json`` or holds ``CASE_0000`` channel files, ``btcv`` when the
@@ -112,6 +117,10 @@ class InputItem:
     """More channel files (nnU-Net ``_0001``...), stacked after ``image``'s channels in order."""
     arrays: tuple[str | None, str | None] | None = None
     """For ``.npy``/``.npz`` inputs (kind ``array``): ``--image-key`` and ``--mask-key``."""
+    expected_mask: str | None = None
+    """Where the layout expected this image's label (e.g. ``labelsTr/case_001.*``) when it found
+    none there although the dataset is labelled: the image is refused unless unlabelled samples are
+    allowed (:func:`discover`). None: it has its mask, or none is expected (``imagesTs``)."""
 
     @property
     def mask_source(self) -> str | None:
@@ -201,15 +210,10 @@ def _sibling_pairs(tree: _Tree) -> tuple[dict[str, InputItem], set[str]]:
                 continue
             name = _strip(rel[len(folder) + 1 :])
             label = below.get(name)
-            problem = None
-            if label is None:
-                problem = (
-                    f"no label {labels}/{name}.* for this image; add it, or move the image out of "
-                    f"{folder}/ to compile it unlabelled, or compile with --on-error skip"
-                )
+            expected = None if label else f"{labels}/{name}.*"
             key = posixpath.join(parent, name) if parent else name
             masks = (tree.path(label),) if label else ()
-            paired[rel] = InputItem(key, rel, tree.path(rel), masks, _kind(rel), problem)
+            paired[rel] = InputItem(key, rel, tree.path(rel), masks, _kind(rel), expected_mask=expected)
     return paired, label_files
 
 
@@ -224,11 +228,13 @@ def _folder(tree: _Tree, masks: _Tree | None, masks_inside: str | None) -> list[
             key = _strip(rel)
             mask = by_stem.get(key) or by_stem.get(key + "_mask")
             mask_paths = (masks.path(mask),) if mask else ()
-            items.append(InputItem(key, rel, tree.path(rel), mask_paths, _kind(rel)))
+            expected = None if mask else f"{masks.root.name}/{key}.* in --masks"
+            items.append(InputItem(key, rel, tree.path(rel), mask_paths, _kind(rel), expected_mask=expected))
         return items
     paired, label_files = _sibling_pairs(tree)
     files = [rel for rel in files if rel not in label_files]
     beside = {_strip(rel): rel for rel in files}
+    pairs = any(key + "_mask" in beside for key in beside)  # NAME_mask.* pairs: every image expects one
     items = []
     for rel in files:
         if rel in paired:
@@ -238,7 +244,9 @@ def _folder(tree: _Tree, masks: _Tree | None, masks_inside: str | None) -> list[
         if key.endswith("_mask") and key[: -len("_mask")] in beside:
             continue
         mask = beside.get(key + "_mask")
-        items.append(InputItem(key, rel, tree.path(rel), (tree.path(mask),) if mask else (), _kind(rel)))
+        expected = f"{key}_mask.*" if pairs and not mask else None
+        masks = (tree.path(mask),) if mask else ()
+        items.append(InputItem(key, rel, tree.path(rel), masks, _kind(rel), expected_mask=expected))
     return items
 
 
@@ -299,7 +307,9 @@ def _btcv(tree: _Tree) -> list[InputItem]:
         name = posixpath.basename(rel)
         candidates = [f"{lab_dir}/{name}", f"{lab_dir}/{name.replace('img', 'label', 1)}"]
         label = next((c for c in candidates if c in labels), None)
-        items.append(InputItem(_strip(name), rel, tree.path(rel), (tree.path(label),) if label else (), "volume"))
+        expected = None if label or not labels else f"{candidates[-1]} (or {candidates[0]})"
+        masks = (tree.path(label),) if label else ()
+        items.append(InputItem(_strip(name), rel, tree.path(rel), masks, "volume", expected_mask=expected))
     return items
 
 
@@ -381,11 +391,9 @@ def _nnunet(tree: _Tree) -> list[InputItem]:
                 )
             counts.setdefault(len(channels), first)
             label = labels.get(case)
-            if labels_dir is not None and label is None and problem is None:
-                problem = (
-                    f"no label {posixpath.join(root, labels_dir, case)}.* for this training case; add it, move "
-                    "the case to imagesTs (unlabelled), or compile with --on-error skip"
-                )
+            expected = None
+            if labels_dir is not None and label is None:
+                expected = f"{posixpath.join(root, labels_dir, case)}.* (or move the case to imagesTs)"
             items.append(
                 InputItem(
                     key=posixpath.relpath(posixpath.join(images, case), root or "."),
@@ -395,6 +403,7 @@ def _nnunet(tree: _Tree) -> list[InputItem]:
                     kind=_kind(first),
                     problem=problem,
                     channels=tuple(tree.path(rel) for _, rel in files[1:]),
+                    expected_mask=expected,
                 )
             )
     if len(counts) > 1:  # cases with different channel counts cannot share one dataset
@@ -473,14 +482,27 @@ def discover(
     paip_label: PaipLabel = "both",
     image_key: str | None = None,
     mask_key: str | None = None,
+    allow_unlabelled: bool = False,
 ) -> tuple[list[InputItem], LayoutInfo]:
     """The inputs under ``root`` (a local path or an fsspec URL) for ``layout``, sorted, and what
     the layout says about labels. ``masks``: the folder layout's ``--masks`` folder; ``image_key``
-    / ``mask_key``: which arrays of ``.npy``/``.npz`` inputs are images and masks."""
+    / ``mask_key``: which arrays of ``.npy``/``.npz`` inputs are images and masks;
+    ``allow_unlabelled``: an image whose expected label is missing compiles unlabelled instead of
+    being a bad input (see the module docstring)."""
     items, info = _discover(root, layout, masks, paip_label)
     if image_key is not None or mask_key is not None:
         items = [replace(it, arrays=(image_key, mask_key)) if it.kind == "array" else it for it in items]
+    if not allow_unlabelled:
+        items = [_refuse_unlabelled(it) if it.expected_mask and not it.problem else it for it in items]
     return items, info
+
+
+def _refuse_unlabelled(item: InputItem) -> InputItem:
+    return replace(
+        item,
+        problem=f"no label found for this image (looked for {item.expected_mask}); add it, or compile with "
+        "--allow-unlabelled (its mask rows then hold the ignore label), or --on-error skip",
+    )
 
 
 def _discover(

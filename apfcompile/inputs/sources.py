@@ -30,6 +30,7 @@ from ..core.out_of_core import RegionSource
 from ..core.resample import resample_rows
 from ..errors import InputError, UnreadableInputError
 from .canvas import Fit, canvas_size
+from .labels import apply_label_map
 from .layouts import InputItem
 from .locations import STREAM_BLOCK, Place, open_input
 from .readers import SLIDE_SUFFIXES, reader_module, suffix_of
@@ -85,7 +86,7 @@ class TiffSource(_Closing):
 
     ``size``: the resampled image's (H, W) (default: the level's); ``via``: an (H, W) to bring the
     level to first (nearest; PAIP masks go through their slide level's size, as in memory);
-    ``pad_to``: the canvas (H, W), zero-padded below and right of the image. Resampling is
+    ``pad_to``: the canvas (H, W), padded below and right of the image with :attr:`pad_value`. Resampling is
     :mod:`apfcompile.core.resample` (``nearest=True`` for masks), so any banding gives the same
     pixels as resampling the whole level.
     """
@@ -139,11 +140,15 @@ class TiffSource(_Closing):
     def _via_rows(self, y0: int, y1: int) -> np.ndarray:
         return resample_rows(self._level_rows, self.level_hw, self.via, y0, y1, nearest=True)
 
+    pad_value: object = 0
+    """What the canvas is padded with below and right of the image (a scalar or one per channel)."""
+
     def rows(self, y0: int, y1: int) -> np.ndarray:
         h = self.size[0]
         if self.canvas == self.size:  # no padding: no extra copy
             return resample_rows(self._via_rows, self.via, self.size, y0, y1, self.nearest)
-        out = np.zeros((y1 - y0,) + self.shape[1:], self.dtype)
+        out = np.empty((y1 - y0,) + self.shape[1:], self.dtype)
+        out[...] = self.pad_value
         top = min(y1, h)
         if y0 < top:
             part = resample_rows(self._via_rows, self.via, self.size, y0, top, self.nearest)
@@ -159,19 +164,21 @@ class LabelSource(_Closing):
 
     Raises :class:`InputError` (naming ``path``) for several channels or non-integer values."""
 
-    def __init__(self, source: RegionSource, path: Place) -> None:
+    def __init__(self, source: RegionSource, path: Place, label_map: dict[int, int] | None = None) -> None:
         if len(source.shape) == 3 and source.shape[2] != 1:
             raise InputError(path, f"a mask must be H x W labels, found {source.shape[2]} channels")
         if source.dtype.kind not in "uib":
             raise InputError(path, f"mask dtype {source.dtype} is not integer", "masks hold integer class ids")
         self.source = source
         self.shape = source.shape[:2]
-        self.dtype = np.dtype(np.uint8) if source.dtype == np.bool_ else source.dtype
+        self.label_map = label_map
+        stored = np.dtype(np.uint8) if source.dtype == np.bool_ else source.dtype
+        self.dtype = apply_label_map(np.zeros(0, stored), label_map).dtype
 
     def rows(self, y0: int, y1: int) -> np.ndarray:
         rows = self.source.rows(y0, y1)
         rows = rows[..., 0] if rows.ndim == 3 else rows
-        return rows.view(np.uint8) if rows.dtype == np.bool_ else rows
+        return apply_label_map(rows.view(np.uint8) if rows.dtype == np.bool_ else rows, self.label_map)
 
 
 class PaipLabelSource(_Closing):
@@ -179,16 +186,23 @@ class PaipLabelSource(_Closing):
     :data:`apfcompile.inputs.layouts.PAIP_CLASSES`): ``both`` gives viable -> 2, else whole -> 1,
     else 0; ``whole`` / ``viable`` give that mask as 0/1."""
 
-    def __init__(self, whole: RegionSource, viable: RegionSource, label: PaipLabel) -> None:
+    def __init__(
+        self, whole: RegionSource, viable: RegionSource, label: PaipLabel, label_map: dict[int, int] | None = None
+    ) -> None:
         self.whole, self.viable, self.label = whole, viable, label
         self.shape = whole.shape[:2]
-        self.dtype = np.dtype(np.uint8)
+        self.label_map = label_map
+        self.dtype = apply_label_map(np.zeros(0, np.uint8), label_map).dtype
 
     def labels(self) -> list[int]:
         """The values this source can hold, sorted."""
-        return [0, 1, 2] if self.label == "both" else [0, 1]
+        held = np.array([0, 1, 2] if self.label == "both" else [0, 1], np.uint8)
+        return sorted(set(apply_label_map(held, self.label_map).tolist()))
 
     def rows(self, y0: int, y1: int) -> np.ndarray:
+        return apply_label_map(self._rows(y0, y1), self.label_map)
+
+    def _rows(self, y0: int, y1: int) -> np.ndarray:
         whole = self.whole.rows(y0, y1) != 0
         viable = self.viable.rows(y0, y1) != 0
         whole = whole if whole.ndim == 2 else whole[..., 0]
@@ -284,13 +298,16 @@ class SlideSources(_Closing):
         self._stack.close()
 
 
-def open_slide_sources(header: SlideHeader, paip_label: PaipLabel = "both") -> SlideSources:
+def open_slide_sources(
+    header: SlideHeader, paip_label: PaipLabel = "both", label_map: dict[int, int] | None = None
+) -> SlideSources:
     """Open a slide and its labels on the canvas, from its header (:func:`read_slide_header`).
 
     The same pixels as the in-memory path: the slide level ``tiff.read_level`` picks, each mask read
     at its own level and brought to the slide level's size (nearest), then both resampled to the
     canvas and padded for ``fit="pad"``. A PAIP case's two masks become a
-    :class:`PaipLabelSource`; an image's first mask a :class:`LabelSource`."""
+    :class:`PaipLabelSource`; an image's first mask a :class:`LabelSource`; ``label_map`` remaps
+    their labels as they are read."""
     item = header.item
     with contextlib.ExitStack() as stack:
         image = stack.enter_context(TiffSource(item.image, header.level, header.size, pad_to=header.canvas))
@@ -308,25 +325,34 @@ def open_slide_sources(header: SlideHeader, paip_label: PaipLabel = "both") -> S
             for m in (header.masks if item.kind == "paip" else header.masks[:1])
         ]
         if item.kind == "paip":
-            mask = PaipLabelSource(masks[0], masks[1], paip_label)
+            mask = PaipLabelSource(masks[0], masks[1], paip_label, label_map)
         else:
-            mask = LabelSource(masks[0], item.masks[0]) if masks else None
+            mask = LabelSource(masks[0], item.masks[0], label_map) if masks else None
         return SlideSources(image, mask, header.full, stack.pop_all())
 
 
-def mask_labels(mask: RegionSource, band_rows: int = 512) -> np.ndarray:
-    """The sorted label values of a source's whole mask (one streaming pass)."""
-    if isinstance(mask, PaipLabelSource):
-        return np.asarray(mask.labels(), np.uint8)
-    h = mask.shape[0]
+def mask_labels(
+    mask: RegionSource, band_rows: int = 512, size: tuple[int, int] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The sorted labels of a source's whole mask and their pixel counts inside ``size`` (the
+    image's (H, W) on the canvas; default the whole source: padding is left out), in one streaming
+    pass. A PAIP source lists every label it can hold (count 0 where absent)."""
+    h, w = size if size is not None else mask.shape[:2]
+    counts: dict[int, int] = {}
     if mask.dtype in (np.uint8, np.uint16):  # a histogram per band (OpenCV: no int64 copy)
         bins = np.iinfo(mask.dtype).max + 1
-        seen = np.zeros(bins, bool)
+        hist = np.zeros(bins, np.float64)
         for y in range(0, h, band_rows):
-            rows = np.ascontiguousarray(mask.rows(y, min(h, y + band_rows)))
-            seen |= cv2.calcHist([rows], [0], None, [bins], [0, bins]).ravel() > 0
-        return np.flatnonzero(seen).astype(mask.dtype)
-    found = np.zeros(0, mask.dtype)
-    for y in range(0, h, band_rows):
-        found = np.union1d(found, np.unique(mask.rows(y, min(h, y + band_rows))))
-    return found
+            rows = np.ascontiguousarray(mask.rows(y, min(h, y + band_rows))[:, :w])
+            hist += cv2.calcHist([rows], [0], None, [bins], [0, bins]).ravel()
+        found = np.flatnonzero(hist)
+        counts = dict(zip(found.tolist(), hist[found].astype(np.int64).tolist()))
+    else:
+        for y in range(0, h, band_rows):
+            labels, n = np.unique(mask.rows(y, min(h, y + band_rows))[:, :w], return_counts=True)
+            for k, c in zip(labels.tolist(), n.tolist()):
+                counts[k] = counts.get(k, 0) + c
+    if isinstance(mask, PaipLabelSource):
+        counts = {k: counts.get(k, 0) for k in sorted(set(counts) | set(mask.labels()))}
+    labels = np.array(sorted(counts), mask.dtype)
+    return labels, np.array([counts[k] for k in labels.tolist()], np.int64)

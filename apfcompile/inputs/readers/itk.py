@@ -18,7 +18,7 @@ from typing import BinaryIO
 import numpy as np
 from nibabel import orientations
 
-__all__ = ["header", "read"]
+__all__ = ["header", "pixel_dtype", "read"]
 
 _LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0])
 
@@ -79,6 +79,29 @@ def header(source: Path | BinaryIO) -> tuple[tuple[int, ...], tuple[float, float
     for stored, (axis, _) in enumerate(ornt):
         shape[int(axis)], zooms[int(axis)] = int(size[stored]), float(spacing[stored])
     return tuple(shape) + ((channels,) if channels > 1 else ()), (zooms[0], zooms[1], zooms[2])
+
+
+def pixel_dtype(source: Path | BinaryIO) -> np.dtype | None:
+    """The stored pixel type as a numpy dtype, from the header alone (None for complex/vector types)."""
+    sitk = _sitk()
+    with _Local(source, _suffix(source)) as name:
+        reader = sitk.ImageFileReader()
+        reader.SetFileName(name)
+        reader.ReadImageInformation()
+        ident = reader.GetPixelID()
+    names = {
+        sitk.sitkUInt8: "uint8",
+        sitk.sitkInt8: "int8",
+        sitk.sitkUInt16: "uint16",
+        sitk.sitkInt16: "int16",
+        sitk.sitkUInt32: "uint32",
+        sitk.sitkInt32: "int32",
+        sitk.sitkUInt64: "uint64",
+        sitk.sitkInt64: "int64",
+        sitk.sitkFloat32: "float32",
+        sitk.sitkFloat64: "float64",
+    }
+    return np.dtype(names[ident]) if ident in names else None
 
 
 def read(source: Path | BinaryIO, slices: tuple[int, int] | None = None) -> np.ndarray:

@@ -11,15 +11,23 @@ import nibabel as nib
 import numpy as np
 from nibabel import orientations
 
+try:  # Intel ISA-L's gzip: the same bytes, decompressed 2-3x faster than zlib
+    from isal import igzip
+except ImportError:  # pragma: no cover - isal is a dependency; a platform without its wheel
+    igzip = None
+
 
 def load(source: Path | BinaryIO) -> nib.spatialimages.SpatialImage:
     """The image with its header read and its voxels not yet: a file through ``nib.load``, a
     stream through ``from_stream`` (NIfTI-1, else NIfTI-2; gzip recognised by its magic bytes)."""
     if isinstance(source, Path):
-        return nib.load(source)
+        if source.suffix.lower() != ".gz" or igzip is None:
+            return nib.load(source)
+        source = igzip.open(source, "rb")  # ~2x faster than gzip; seeks forward, reads only what is asked
     magic = source.read(2)
     source.seek(0)
-    stream = gzip.GzipFile(fileobj=source, mode="rb") if magic == b"\x1f\x8b" else source
+    gz = gzip.GzipFile if igzip is None else igzip.IGzipFile
+    stream = gz(fileobj=source, mode="rb") if magic == b"\x1f\x8b" else source
     head = stream.read(4)
     stream.seek(0)
     sizeof_hdr = {int.from_bytes(head, "little"), int.from_bytes(head, "big")}
