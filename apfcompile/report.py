@@ -106,9 +106,20 @@ def _classes(m) -> list[str]:
     total = sum(c.pixels for c in m.classes) or 1
     width = max(len(c.name) for c in m.classes)
     out = [f"classes   {len(m.classes)}; pixels over all canvases (padding and unlabelled samples excluded)"]
-    for c in m.classes:
+    for c in m.classes[:MAX_CLASSES_SHOWN]:
         out.append(f"  {c.id:>5}  {c.name:<{width}}  {c.pixels:>14,}  {c.pixels / total:7.3%}")
+    rest = m.classes[MAX_CLASSES_SHOWN:]
+    if rest:
+        share = sum(c.pixels for c in rest) / total
+        out.append(
+            f"  ... {len(rest)} more (ids {rest[0].id}..{rest[-1].id}, {share:.3%} of pixels; "
+            "all in apf.json's classes)"
+        )
     return out
+
+
+MAX_CLASSES_SHOWN = 32
+"""``inspect`` lists this many classes one per line (instance masks can hold hundreds)."""
 
 
 def _modalities(samples, parameters: dict) -> list[str]:
