@@ -48,6 +48,8 @@ _EXPORTS = {
     "DataConfig": "build.config",
     "RunConfig": "build.config",
     "compile_dataset": "build.run",
+    "original_on_canvas": "originals",
+    "original_sample": "originals",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -88,3 +90,4 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     )
     from .inputs.locations import Place
     from .inputs.readers import read_array
+    from .originals import original_on_canvas, original_sample

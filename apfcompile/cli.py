@@ -270,6 +270,27 @@ STORAGE_OPTION = click.option(
     "of its top and bottom rows).",
 )
 @click.option(
+    "--split",
+    metavar="NAME=FRAC,...",
+    help="Split the samples, e.g. train=0.8,val=0.1,test=0.1: whole groups (--split-by) go to one split. "
+    "Default: the layout's (imagesTr/imagesTs; train/, val/, test/ folders), else none.",
+)
+@click.option("--split-seed", type=int, default=0, show_default=True, help="Seed of the --split assignment.")
+@click.option(
+    "--split-by",
+    default="case",
+    show_default=True,
+    metavar="case|folder|REGEX",
+    help="What stays whole in one split: case (a volume, slide or case; a stack's samples one by one), "
+    "folder (the key's folder, e.g. kidney_1), or a regular expression over the key (its first group).",
+)
+@click.option(
+    "--split-from",
+    "split_from",
+    type=click.Path(exists=True, dir_okay=False),
+    help="CSV of key,split rows giving every input's (or stack sample's) split outright.",
+)
+@click.option(
     "--keep-channels",
     is_flag=True,
     help="Keep three channels for grey images stored as RGB (R = G = B), stored as one by default.",
@@ -346,6 +367,10 @@ def compile(input: str, output: str, **options: object) -> None:
     classes_file = options.pop("classes_file")
     options["classes"] = None if classes_file is None else read_class_names(classes_file)
     options["label_map"] = read_label_map(options.pop("label_map_specs"))
+    if options["split_from"] is not None:
+        from .build.splits import read_split_file
+
+        options["split_from"] = read_split_file(options["split_from"])
     cfg = CompileConfig.from_options(input, output, progress=sys.stderr.isatty(), **options)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", APFWarning)

@@ -13,11 +13,8 @@ from formats.nodes import NodeTable
 
 from .core.edges import to_grey, to_uint8
 from .core.reconstruct import reconstruct
-from .errors import InputError
-from .inputs.canvas import fit_canvas
-from .inputs.frames import load_frames
-from .inputs.layouts import discover
 from .inputs.locations import Place
+from .originals import original_on_canvas
 
 __all__ = ["colorize_labels", "draw_leaves", "side_by_side", "write_preview"]
 
@@ -87,28 +84,6 @@ def side_by_side(*images: np.ndarray, gap: int = 8) -> np.ndarray:
     return np.concatenate(parts, axis=1)
 
 
-def _original(ds: Dataset, meta: dict, input_root: Place) -> tuple[np.ndarray, np.ndarray | None]:
-    """The sample's source image (and mask) on its canvas, re-read from ``input_root``: the
-    inputs are found again by the dataset's layout, so masks come from where that layout keeps
-    them (a folder compiled with ``--masks`` shows no mask here)."""
-    params = ds.manifest.parameters
-    paip_label = params.get("paip_label", "both")
-    items, _ = discover(
-        input_root, params.get("layout", "auto"), None, paip_label, params.get("image_key"), params.get("mask_key")
-    )
-    item = next((it for it in items if it.source == meta["source"]), None)
-    if item is None:
-        raise InputError(
-            input_root,
-            f"holds no input {meta['source']!r} (the sample's source)",
-            "pass the INPUT the dataset was compiled from",
-        )
-    frames = load_frames(item, params.get("resolution"), paip_label, None, params.get("channel_order", "auto"))
-    frame = next(f for f in frames if f.key == meta["key"])
-    canvas = fit_canvas(frame.image, frame.mask, params.get("resolution"), params.get("fit", "square"))
-    return canvas.image, canvas.mask
-
-
 def write_preview(
     ds: Dataset, sample: int | str, out: str | Path, input_root: Place | str | Path | None = None
 ) -> Path:
@@ -124,7 +99,7 @@ def write_preview(
     leaves = data.nodes
     labelled = data.mask is not None and data.meta.get("mask_source")
     if input_root is not None:
-        image, mask = _original(ds, data.meta, Place.of(input_root))
+        image, mask = original_on_canvas(ds, sample, Place.of(input_root))
         panels = [draw_leaves(image, leaves)]
         if mask is not None:
             panels.append(colorize_labels(mask))

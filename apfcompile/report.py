@@ -40,6 +40,9 @@ def summary(ds: Dataset) -> str:
         + ", ".join(f"{k}={v}" for k, v in sorted(m.parameters.items()) if v is not None and k not in DECISIONS),
     ]
     lines += _decisions(m.parameters)
+    if m.splits is not None:
+        lines.append(_splits_line(m, samples))
+    lines += _statistics(m)
     lines += _classes(m)
     lines += _modalities(samples, m.parameters)
     if m.mask_dtype is not None and samples.num_rows:
@@ -87,6 +90,23 @@ DECISIONS = {
 """Manifest parameters that record what a compile decided without being told, and what each means."""
 
 
+def _splits_line(m, samples) -> str:
+    p = m.parameters
+    groups: dict[str, set] = {}
+    if "split_group" in samples.column_names:
+        for g, s in zip(samples["split_group"].to_pylist(), samples["split"].to_pylist()):
+            groups.setdefault(s, set()).add(g)
+    parts = [f"{name} {n} ({len(groups.get(name, ()))} group(s))" for name, n in m.splits.items()]
+    how = (
+        f"by {p.get('split_by', 'case')}, seed {p.get('split_seed', 0)}"
+        if p.get("split")
+        else "from --split-from"
+        if p.get("split_from")
+        else "from the layout's folders"
+    )
+    return f"splits    {', '.join(parts)}; {how}"
+
+
 def _decisions(parameters: dict) -> list[str]:
     out = []
     for key, meaning in DECISIONS.items():
@@ -95,6 +115,27 @@ def _decisions(parameters: dict) -> list[str]:
             continue
         shown = ", ".join(map(str, values[:3])) + (f", ... ({len(values)} in all)" if len(values) > 3 else "")
         out.append(f"decided   {meaning}: {shown}")
+    return out
+
+
+def _statistics(m) -> list[str]:
+    st = m.statistics or {}
+    out = []
+    for name, entry in st.items():
+
+        def fmt(values: list[float]) -> str:
+            return "/".join(f"{v:.4g}" for v in values)
+
+        line = f"stats     {name}: {entry['samples']} sample(s), mean {fmt(entry['mean'])}, std {fmt(entry['std'])}"
+        w = entry.get("windowed")
+        if w:
+            line += f"; in window {w['window'][0]:g}..{w['window'][1]:g}: mean {fmt(w['mean'])}, std {fmt(w['std'])}"
+        cells = entry["classes"]["cells"]
+        if cells:
+            total = sum(cells.values()) or 1
+            top = sorted(cells.items(), key=lambda kv: -kv[1])[:4]
+            line += "; token share " + ", ".join(f"{k}:{n / total:.1%}" for k, n in top)
+        out.append(line)
     return out
 
 

@@ -137,7 +137,28 @@ class Dataset:
                     f"{info.path}: counts disagree (manifest {info.samples} samples / {info.nodes} "
                     f"nodes; files {samples.num_rows} / {nodes.num_rows} / {n_image})"
                 )
+        if not problems:
+            problems += self._split_problems()
         return problems
+
+    def _split_problems(self) -> list[str]:
+        """A split group found in two splits (a leak), and split counts that disagree with the manifest."""
+        t = self.samples
+        if "split" not in t.column_names or self.manifest.splits is None:
+            return []
+        out = []
+        splits, groups = t["split"].to_pylist(), t["split_group"].to_pylist()
+        seen: dict[str, str] = {}
+        for g, s in zip(groups, splits):
+            if seen.setdefault(g, s) != s:
+                out.append(f"split group {g!r} is in two splits ({seen[g]} and {s}): samples leak between them")
+                seen[g] = s
+        counts: dict[str, int] = {}
+        for s in splits:
+            counts[s] = counts.get(s, 0) + 1
+        if counts != self.manifest.splits:
+            out.append(f"split counts disagree (manifest {self.manifest.splits}; samples {counts})")
+        return out
 
 
 def _sha256(loc: Location, rel: str) -> str:

@@ -23,7 +23,8 @@ class SampleRecord:
     ``orig = canvas * scale + offset`` per axis; ceiling: per-class Dice (classes, dice) or None;
     spacing: millimetres per original pixel along rows and columns, and the slice thickness, for
     volume slices (None otherwise); modality: what the compiler took the pixels for (``ct``,
-    ``mr``, ``rgb``, ``grey``; None: not recorded).
+    ``mr``, ``rgb``, ``grey``; None: not recorded); split / split_group: the sample's split and the
+    group that went to it whole (None when the dataset has no splits).
     """
 
     sample: int
@@ -46,3 +47,5 @@ class SampleRecord:
     mask: np.ndarray | None
     spacing: tuple[float, float, float] | None = None
     modality: str | None = None
+    split: str | None = None
+    split_group: str | None = None

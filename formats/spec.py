@@ -105,6 +105,8 @@ def _schemas() -> dict:
             ("spacing_z", pa.float64()),
             ("labelled", pa.bool_()),
             ("modality", pa.string()),
+            ("split", pa.string()),
+            ("split_group", pa.string()),
         ]
     )
     return {"NODE_SCHEMA": NODE_SCHEMA, "SAMPLE_SCHEMA": SAMPLE_SCHEMA}
@@ -287,9 +289,10 @@ class ShardRecord:
     fingerprint: SHA-256 (hex) of the compile's data options and plan; shard: the shard's
     :class:`ShardInfo` as the manifest will list it; failures: inputs that failed in this shard;
     image_dtype / channels: the dataset's patch dtype and channel count as this shard found them
-    (None for a shard of no samples); labels: pixels per mask label of each input whose last
-    samples are in this shard (input source -> {label: pixels}), so that a resumed compile can
-    total the classes of the inputs it does not compile again (added within v1; empty before).
+    (None for a shard of no samples); statistics: the partial statistics of each input whose last
+    samples are in this shard (input source -> split -> partial sums, FORMAT.md), so that a
+    resumed compile totals classes and statistics without reading the inputs it keeps (added
+    within v1; empty before).
     """
 
     fingerprint: str
@@ -297,7 +300,7 @@ class ShardRecord:
     failures: tuple[Failure, ...] = ()
     image_dtype: str | None = None
     channels: int | None = None
-    labels: dict[str, dict[int, int]] = field(default_factory=dict)
+    statistics: dict[str, dict[str, dict]] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         dataset = None if self.image_dtype is None else {"image_dtype": self.image_dtype, "channels": self.channels}
@@ -306,7 +309,7 @@ class ShardRecord:
             "shard": self.shard.to_dict(),
             "failures": [f.to_dict() for f in self.failures],
             "dataset": dataset,
-        } | ({"labels": _labels_out(self.labels)} if self.labels else {})
+        } | ({"statistics": self.statistics} if self.statistics else {})
 
     def to_bytes(self) -> bytes:
         """The file's bytes: sorted keys, one-space indent, a final newline."""
@@ -316,7 +319,7 @@ class ShardRecord:
     def from_dict(cls, d: Any, path: object) -> ShardRecord:
         if not isinstance(d, dict):
             raise _fail(path, "expected an object")
-        _only(d, {"fingerprint", "shard", "failures", "dataset", "labels"}, path, "shard.json")
+        _only(d, {"fingerprint", "shard", "failures", "dataset", "statistics"}, path, "shard.json")
         dataset = d.get("dataset")
         if dataset is not None:
             if not isinstance(dataset, dict):
@@ -328,24 +331,21 @@ class ShardRecord:
             failures=tuple(Failure.from_dict(f, path) for f in _list(d.get("failures", []), "failures", path)),
             image_dtype=None if dataset is None else _expect(dataset, "image_dtype", str, path, "dataset."),
             channels=None if dataset is None else _expect(dataset, "channels", int, path, "dataset."),
-            labels=_labels_in(d.get("labels", {}), path),
+            statistics=_statistics_in(d.get("statistics", {}), path),
         )
 
 
-def _labels_out(labels: dict[str, dict[int, int]]) -> dict:
-    return {src: {str(k): int(n) for k, n in sorted(counts.items())} for src, counts in sorted(labels.items())}
-
-
-def _labels_in(d: Any, path: object) -> dict[str, dict[int, int]]:
-    if not isinstance(d, dict) or not all(isinstance(v, dict) for v in d.values()):
-        raise _fail(path, "field 'labels': expected an object of objects")
-    try:
-        return {str(src): {int(k): int(n) for k, n in counts.items()} for src, counts in d.items()}
-    except (TypeError, ValueError):
-        raise _fail(path, "field 'labels': expected integer labels and pixel counts") from None
+def _statistics_in(d: Any, path: object) -> dict[str, dict[str, dict]]:
+    if not isinstance(d, dict) or not all(
+        isinstance(v, dict) and all(isinstance(p, dict) for p in v.values()) for v in d.values()
+    ):
+        raise _fail(path, "field 'statistics': expected source -> split -> partial sums")
+    return d
 
 
 _MANIFEST_KEYS = {
+    "splits",
+    "statistics",
     "format",
     "version",
     "patch_size",
@@ -369,6 +369,8 @@ class Manifest:
     """The dataset's ``apf.json``: what was compiled, how, and where every shard is.
 
     ``totals`` is derived (samples, nodes, bytes, shards, failures) and checked on reading.
+    ``splits`` (samples per split) and ``statistics`` (see FORMAT.md) were added within v1: they
+    are written only when a compile has them, so other datasets keep their bytes.
     """
 
     patch_size: int
@@ -382,6 +384,8 @@ class Manifest:
     shards: tuple[ShardInfo, ...]
     failures: tuple[Failure, ...] = ()
     version: int = FORMAT_VERSION
+    splits: dict[str, int] | None = None
+    statistics: dict[str, Any] | None = None
 
     @property
     def totals(self) -> dict[str, int]:
@@ -394,21 +398,25 @@ class Manifest:
         }
 
     def to_dict(self) -> dict:
-        return {
-            "format": FORMAT_NAME,
-            "version": self.version,
-            "patch_size": self.patch_size,
-            "channels": self.channels,
-            "image_dtype": self.image_dtype,
-            "mask_dtype": self.mask_dtype,
-            "classes": None if self.classes is None else [c.to_dict() for c in self.classes],
-            "ignore_index": self.ignore_index,
-            "views": [v.to_dict() for v in self.views],
-            "parameters": self.parameters,
-            "totals": self.totals,
-            "shards": [s.to_dict() for s in self.shards],
-            "failures": [f.to_dict() for f in self.failures],
-        }
+        return (
+            {
+                "format": FORMAT_NAME,
+                "version": self.version,
+                "patch_size": self.patch_size,
+                "channels": self.channels,
+                "image_dtype": self.image_dtype,
+                "mask_dtype": self.mask_dtype,
+                "classes": None if self.classes is None else [c.to_dict() for c in self.classes],
+                "ignore_index": self.ignore_index,
+                "views": [v.to_dict() for v in self.views],
+                "parameters": self.parameters,
+                "totals": self.totals,
+                "shards": [s.to_dict() for s in self.shards],
+                "failures": [f.to_dict() for f in self.failures],
+            }
+            | ({} if self.splits is None else {"splits": dict(self.splits)})
+            | ({} if self.statistics is None else {"statistics": self.statistics})
+        )
 
 
 def parse_manifest(raw: bytes | str, path: object) -> Manifest:
@@ -453,11 +461,23 @@ def parse_manifest(raw: bytes | str, path: object) -> Manifest:
             ShardInfo.from_dict(s, path, f"shards[{i}]") for i, s in enumerate(_expect(d, "shards", list, path))
         ),
         failures=tuple(Failure.from_dict(f, path) for f in _expect(d, "failures", list, path)),
+        splits=_splits(d.get("splits"), path),
+        statistics=_expect(d, "statistics", dict, path) if "statistics" in d else None,
     )
     totals = d.get("totals")
     if totals != manifest.totals:
         raise _fail(path, f"field 'totals': {totals} does not match the shard list ({manifest.totals})")
     return manifest
+
+
+def _splits(value: Any, path: object) -> dict[str, int] | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool) for k, v in value.items()
+    ):
+        raise _fail(path, "field 'splits': expected an object of split name -> sample count")
+    return dict(value)
 
 
 def _list(value: Any, name: str, path: object) -> list:

@@ -128,6 +128,8 @@ def _samples_table(records: list[SampleRecord], offsets: list[int]) -> pa.Table:
             "spacing_z": None if r.spacing is None else float(r.spacing[2]),
             "labelled": r.mask is not None,
             "modality": r.modality,
+            "split": r.split,
+            "split_group": r.split_group,
         }
         for k, v in values.items():
             rows[k].append(v)
@@ -180,17 +182,18 @@ def write_shard(
     failures: list[Failure] = (),
     mask_fill: int = 0,
     storage_options: dict | None = None,
-    labels: dict[str, dict[int, int]] | None = None,
+    statistics: dict[str, dict[str, dict]] | None = None,
 ) -> ShardInfo:
     """Write shard ``index`` of ``dataset`` from ``records`` (in order) and commit it by rename.
 
     ``fingerprint`` identifies the compile's data options and plan; it is stored in ``shard.json``
     (a :class:`~formats.spec.ShardRecord`, with the shard's failures and its patches' dtype and
     channels) so that a resumed compile keeps only shards made with the same options. Unlabelled
-    samples in a labelled dataset get mask rows of ``mask_fill``. ``labels``: pixels per label of
-    the inputs that end in this shard, kept in ``shard.json`` for a resumed compile. ``image_dtype`` and ``channels``
-    are the dataset's; None while no sample of the compile has given them (the shard's record then
-    says null, and its empty image array is uint8 x 1). Returns the shard's info.
+    samples in a labelled dataset get mask rows of ``mask_fill``. ``statistics``: the partial
+    statistics of the inputs that end in this shard, kept in ``shard.json`` for a resumed compile.
+    ``image_dtype`` and ``channels`` are the dataset's; None while no sample of the compile has
+    given them (the shard's record then says null, and its empty image array is uint8 x 1). Returns
+    the shard's info.
     """
     loc = locate(dataset, storage_options)
     name = shard_name(index)
@@ -207,7 +210,7 @@ def write_shard(
                 fingerprint=fingerprint,
                 failures=failures,
                 mask_fill=mask_fill,
-                labels=labels,
+                statistics=statistics,
             )
             _upload(Path(staging) / SHARDS_DIR / name, loc, f"{SHARDS_DIR}/{name}")
         return info
@@ -246,7 +249,7 @@ def write_shard(
         files=files,
     )
     record = ShardRecord(
-        fingerprint, info, tuple(failures), image_dtype, channels if image_dtype else None, dict(labels or {})
+        fingerprint, info, tuple(failures), image_dtype, channels if image_dtype else None, dict(statistics or {})
     )
     (tmp / SHARD_RECORD_NAME).write_bytes(record.to_bytes())
     if final.exists():

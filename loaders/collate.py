@@ -15,10 +15,11 @@ def collate(items: list[dict] | dict) -> dict:
     A batch that is already assembled (a dict, as ``APFDataset.__getitems__`` returns) passes
     through unchanged.
 
-    Tensors with a sequence axis (``image``, ``mask``, ``size``, ``center``, ``box``, ``valid``)
-    are padded along it with :data:`formats.sequence.PAD_ROW`'s values (zeros; centre -1;
-    ``valid`` False); ``canvas`` is stacked to (B, 2); ``id`` becomes an int64 tensor (B,); ``key``
-    a list of str; ``labelled`` (labelled datasets) a bool tensor (B,). Works with ``pin_memory=True``.
+    Tensors with a sequence axis (``image``, ``mask``, ``size``, ``center``, ``box``, ``valid``) are
+    padded along it with :data:`formats.sequence.PAD_ROW`'s values (zeros; centre -1; ``valid``
+    False); ``canvas``, ``original`` and ``scale`` are stacked to (B, 2), ``ceiling`` to (B,);
+    ``id`` becomes an int64 tensor (B,); ``key`` a list of str; ``labelled`` (labelled datasets) a
+    bool tensor (B,). Works with ``pin_memory=True``.
     """
     if isinstance(items, dict):
         return items
@@ -35,7 +36,9 @@ def collate(items: list[dict] | dict) -> dict:
             t = it[name]
             batch[i, : t.shape[0]] = t
         out[name] = batch
-    out["canvas"] = torch.stack([it["canvas"] for it in items])
+    for name in ("canvas", "original", "scale", "ceiling"):
+        if name in items[0]:
+            out[name] = torch.stack([torch.as_tensor(it[name]) for it in items])
     out["id"] = torch.tensor([it["id"] for it in items], dtype=torch.int64)
     out["key"] = [it["key"] for it in items]
     if "labelled" in items[0]:

@@ -14,10 +14,13 @@ An item is a dict: ``image`` (L, C, p, p) in the stored dtype, ``mask`` (L, p, p
 ``labelled`` (bool: False for an unlabelled sample, whose mask rows all hold the manifest's
 ``ignore_index``) in labelled datasets, ``size`` (L,) int64, ``center`` (L, 2) float32 as (cx, cy),
 ``box`` (L, 4) int64 as (x1, x2, y1, y2), ``valid`` (L,) bool, ``canvas`` (2,) int64 as (H, W),
-``id`` (int, the sample id), ``key`` (str). With ``length`` set, sequences are padded with invalid
-rows (zero patches, size 0, centre (-1, -1), box 0) or dropped to L (``drop="priority"``: lowest
-(edges, size) first; ``"random"``: seeded by (seed, epoch, sample)); with ``length=None`` each keeps
-its own length and :func:`loaders.collate` pads the batch.
+``original`` (2,) int64 (the image's size before the canvas) and ``scale`` (2,) float64 (original
+pixels per canvas pixel, rows and columns: see :func:`loaders.to_original`), ``ceiling`` (float32:
+the sample's stored ceiling Dice, NaN when unlabelled), ``id`` (int, the sample id), ``key`` (str).
+With ``length`` set, sequences are padded with invalid rows (zero patches, size 0, centre (-1, -1),
+box 0) or dropped to L (``drop="priority"``: lowest (edges, size) first; ``"random"``: seeded by
+(seed, epoch, sample)); with ``length=None`` each keeps its own length and :func:`loaders.collate`
+pads the batch.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from formats.sequence import DROP_RULES, PAD_ROW, padding, select_rows
 from formats.storage import locate
 
 from ._shards import ShardReader
+from .statistics import normalization
 
 __all__ = ["APFDataset", "APFStream"]
 
@@ -44,13 +48,17 @@ __all__ = ["APFDataset", "APFStream"]
 class _Frames:
     """The frame -> (view -> sample row) index of a dataset, plus per-row read coordinates."""
 
-    def __init__(self, ds: Dataset) -> None:
+    def __init__(self, ds: Dataset, split: str | None = None) -> None:
         t = ds.samples
         self.sample = t["sample"].to_numpy().astype(np.int64)
         self.shard = t["shard"].to_numpy().astype(np.int64)
         self.offset = t["offset"].to_numpy().astype(np.int64)
         self.count = t["count"].to_numpy().astype(np.int64)
         self.canvas = np.stack([t["canvas_h"].to_numpy(), t["canvas_w"].to_numpy()], 1).astype(np.int64)
+        self.original = np.stack([t["orig_h"].to_numpy(), t["orig_w"].to_numpy()], 1).astype(np.int64)
+        self.scale = np.stack([t["scale_y"].to_numpy(), t["scale_x"].to_numpy()], 1).astype(np.float64)
+        ceiling = t["ceiling_dice"].to_numpy(zero_copy_only=False)
+        self.ceiling = np.array([np.nan if v is None else v for v in ceiling], np.float32)
         self.keys = t["key"].to_pylist()
         self.labelled = t["labelled"].to_numpy(zero_copy_only=False).astype(bool)
         views = t["view"].to_numpy().astype(np.int64)
@@ -61,6 +69,17 @@ class _Frames:
         self.rows = np.full((len(first), self.n_views), -1, np.int64)  # frame x view -> row
         frame = np.array([first[k] for k in self.keys], np.int64)
         self.rows[frame, views] = np.arange(len(self.keys))
+        if split is not None:  # only the frames of one split (a frame's views share its split)
+            names = t["split"].to_pylist() if "split" in t.column_names else [None] * len(self.keys)
+            known = sorted({n for n in names if n is not None})
+            if split not in known:
+                raise ValueError(
+                    f"split: expected one of {known} (the dataset's splits), found {split!r}"
+                    if known
+                    else f"split: the dataset has no splits (compile it with --split), found {split!r}"
+                )
+            ours = np.array([n == split for n in names], bool)
+            self.rows = self.rows[ours[self.rows.max(axis=1)]]
         self.frame_shard = self.shard[self.rows.max(axis=1)]
 
     def __len__(self) -> int:
@@ -70,7 +89,19 @@ class _Frames:
 class _Reader:
     """Shared machinery: the index, lazily opened shards (per process, bounded), item building."""
 
-    def __init__(self, path, length, view, drop, seed, cache_shards, storage_options=None, cache_dir=None) -> None:
+    def __init__(
+        self,
+        path,
+        length,
+        view,
+        drop,
+        seed,
+        cache_shards,
+        storage_options=None,
+        cache_dir=None,
+        split=None,
+        normalize=None,
+    ) -> None:
         if length is not None and (not isinstance(length, int) or length < 1):
             raise ValueError(f"length: expected None or an integer >= 1, found {length!r}")
         if drop not in DROP_RULES:
@@ -85,7 +116,8 @@ class _Reader:
                 raise ValueError(f"cache_dir: expected a writable folder, found {self.cache_dir!r} ({exc})") from None
             if not os.access(self.cache_dir, os.W_OK):
                 raise ValueError(f"cache_dir: expected a writable folder, found {self.cache_dir!r} (not writable)")
-        self.frames = _Frames(self.dataset)
+        self.frames = _Frames(self.dataset, split)
+        self.norm = _normalize(self.dataset, normalize)
         if view != "random" and not (isinstance(view, int) and 0 <= view < self.frames.n_views):
             raise ValueError(f"view: expected 'random' or an int in 0..{self.frames.n_views - 1}, found {view!r}")
         self.length, self.view, self.drop, self.seed = length, view, drop, int(seed)
@@ -175,6 +207,10 @@ class _Reader:
             for j, name in enumerate(("x1", "x2", "y1", "y2")):
                 box[i, :kept, j] = nodes[name]
             valid[i, :kept] = True
+        if self.norm is not None:
+            mean, std = self.norm
+            image = (image.astype(np.float32) - mean[:, None, None]) / std[:, None, None]
+            image[~valid] = 0
         out = {
             "image": torch.from_numpy(image),
             "size": torch.from_numpy(size),
@@ -182,6 +218,9 @@ class _Reader:
             "box": torch.from_numpy(box),
             "valid": torch.from_numpy(valid),
             "canvas": torch.from_numpy(f.canvas[rows].copy()),
+            "original": torch.from_numpy(f.original[rows].copy()),
+            "scale": torch.from_numpy(f.scale[rows].copy()),
+            "ceiling": torch.from_numpy(f.ceiling[rows].copy()),
             "id": torch.from_numpy(ids),
             "key": [f.keys[r] for r in rows],
         }
@@ -200,6 +239,25 @@ class _Reader:
         return item
 
 
+def _normalize(ds: Dataset, normalize) -> tuple[np.ndarray, np.ndarray] | None:
+    """(mean, std) per channel as float32, from ``normalize``: None, ``"dataset"`` (the manifest's
+    statistics: the train split's where there is one), or an explicit ``(mean, std)``."""
+    if normalize is None:
+        return None
+    if isinstance(normalize, str):
+        if normalize != "dataset":
+            raise ValueError(f"normalize: expected None, 'dataset' or (mean, std), found {normalize!r}")
+        return normalization(ds)
+    try:
+        mean, std = (np.asarray(v, np.float32).reshape(-1) for v in normalize)
+    except (TypeError, ValueError):
+        raise ValueError(f"normalize: expected None, 'dataset' or (mean, std), found {normalize!r}") from None
+    c = ds.manifest.channels
+    if mean.size not in (1, c) or std.size not in (1, c) or not (std > 0).all():
+        raise ValueError(f"normalize: expected mean and std of 1 or {c} values, std > 0, found {normalize!r}")
+    return np.broadcast_to(mean, (c,)).copy(), np.broadcast_to(std, (c,)).copy()
+
+
 class APFDataset(TorchDataset):
     """Map-style dataset: random access to frames by index, ``len()`` = number of frames.
 
@@ -214,6 +272,11 @@ class APFDataset(TorchDataset):
         cache_dir: for a dataset on object storage, a local folder that keeps every block fetched
             (1 MiB blocks, keyed by the checksums in the manifest, shareable by the workers and
             processes of one node, never evicted); later epochs then read from local disk.
+        split: only the frames of this split (``"train"``...; the dataset's ``splits``), or None
+            for all of them.
+        normalize: None (images in their stored dtype), ``"dataset"`` (float32, minus the mean and
+            over the std per channel computed at compile time: the ``train`` split's where the
+            dataset has splits), or an explicit ``(mean, std)``. Padding rows stay 0.
     """
 
     def __init__(
@@ -226,8 +289,12 @@ class APFDataset(TorchDataset):
         cache_shards: int = 8,
         storage_options: dict | None = None,
         cache_dir: str | os.PathLike | None = None,
+        split: str | None = None,
+        normalize: str | tuple | None = None,
     ) -> None:
-        self._r = _Reader(path_or_url, length, view, drop, seed, cache_shards, storage_options, cache_dir)
+        self._r = _Reader(
+            path_or_url, length, view, drop, seed, cache_shards, storage_options, cache_dir, split, normalize
+        )
 
     def __len__(self) -> int:
         return len(self._r.frames)
@@ -269,8 +336,8 @@ class APFStream(IterableDataset):
     ``state_dict(last)`` after consuming ``last`` and ``load_state_dict`` resume mid-epoch exactly.
 
     Args:
-        path_or_url, length, view, drop, seed, cache_shards, storage_options, cache_dir: as
-            :class:`APFDataset`.
+        path_or_url, length, view, drop, seed, cache_shards, storage_options, cache_dir, split,
+            normalize: as :class:`APFDataset`.
         batch_size: frames per yielded batch (collated), or None for single items.
         shuffle: shuffle shards and frames each epoch.
         drop_last: drop the order's tail instead of wrapping so ranks get equal counts.
@@ -296,6 +363,8 @@ class APFStream(IterableDataset):
         storage_options: dict | None = None,
         cache_dir: str | os.PathLike | None = None,
         prefetch: int = 0,
+        split: str | None = None,
+        normalize: str | tuple | None = None,
     ) -> None:
         super().__init__()
         if batch_size is not None and batch_size < 1:
@@ -303,7 +372,9 @@ class APFStream(IterableDataset):
         if not isinstance(prefetch, int) or prefetch < 0:
             raise ValueError(f"prefetch: expected an integer >= 0, found {prefetch!r}")
         self.prefetch = prefetch
-        self._r = _Reader(path_or_url, length, view, drop, seed, cache_shards, storage_options, cache_dir)
+        self._r = _Reader(
+            path_or_url, length, view, drop, seed, cache_shards, storage_options, cache_dir, split, normalize
+        )
         self.shuffle, self.batch_size, self.drop_last = shuffle, batch_size, drop_last
         self._rank, self._world = rank, world_size
         self._resume: tuple[int, int] | None = None  # (epoch, units already consumed)

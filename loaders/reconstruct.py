@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-__all__ = ["dice", "reconstruct"]
+__all__ = ["dice", "reconstruct", "to_original"]
 
 
 def reconstruct(
@@ -89,32 +89,74 @@ def dice(
     classes: torch.Tensor | Sequence[int] | None = None,
     ignore_index: int | None = None,
     labelled: torch.Tensor | None = None,
+    reduce: str = "batch",
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-class Dice of label maps of the same shape, pooled over the batch.
+    """Per-class Dice of label maps of the same shape (B, ...).
 
     ``classes``: labels to score (default: every label in either map, less ``ignore_index``);
     pixels whose target is ``ignore_index`` are left out; a class absent from both scores 1.
     ``labelled``: the batch's ``labelled`` (B,) bool; unlabelled samples are left out whole.
-    Returns ``(classes, dice)``: int64 and float64 tensors on the inputs' device.
+    ``reduce``: ``"batch"`` pools the counts over the batch (a (K,) score); ``"none"`` scores
+    every sample on its own ((B, K); an unlabelled sample's row is NaN).
+    Returns ``(classes, dice)``: int64 and float64 tensors on the inputs' device. Vectorised: one
+    ``bincount`` over (sample, class) pairs, whatever K.
     """
     if pred.shape != target.shape:
         raise ValueError(f"pred: expected the target's shape {tuple(target.shape)}, found {tuple(pred.shape)}")
+    if reduce not in ("batch", "none"):
+        raise ValueError(f"reduce: expected 'batch' or 'none', found {reduce!r}")
+    b = pred.shape[0] if pred.dim() else 1
+    p, t = pred.reshape(b, -1).long(), target.reshape(b, -1).long()
+    keep = torch.ones(b, dtype=torch.bool, device=p.device)
     if labelled is not None:
-        keep = torch.as_tensor(labelled, dtype=torch.bool, device=pred.device).reshape(-1)
-        if keep.shape[0] != pred.shape[0]:
-            raise ValueError(f"labelled: expected ({pred.shape[0]},) flags, found {tuple(keep.shape)}")
-        pred, target = pred[keep], target[keep]
-    p, t = pred.reshape(-1).long(), target.reshape(-1).long()
-    if ignore_index is not None:
-        keep = t != ignore_index
-        p, t = p[keep], t[keep]
+        keep = torch.as_tensor(labelled, dtype=torch.bool, device=p.device).reshape(-1)
+        if keep.shape[0] != b:
+            raise ValueError(f"labelled: expected ({b},) flags, found {tuple(keep.shape)}")
+    counted = t != ignore_index if ignore_index is not None else torch.ones_like(t, dtype=torch.bool)
+    counted &= keep[:, None]
     if classes is None:
-        classes = torch.unique(torch.cat([p, t]))
+        classes = torch.unique(torch.cat([p[counted], t[counted]]))
         if ignore_index is not None:
             classes = classes[classes != ignore_index]
     classes = torch.as_tensor(classes, dtype=torch.int64, device=p.device)
-    inter = torch.stack([((p == c) & (t == c)).sum() for c in classes]) if len(classes) else torch.zeros(0)
-    total = torch.stack([(p == c).sum() + (t == c).sum() for c in classes]) if len(classes) else torch.zeros(0)
-    inter, total = inter.double(), total.double()
+    k = int(classes.numel())
+    sorted_classes, order = torch.sort(classes)
+
+    def index(x: torch.Tensor) -> torch.Tensor:  # class slot of every pixel, k where not scored
+        pos = torch.searchsorted(sorted_classes, x).clamp(max=max(k - 1, 0))
+        hit = (sorted_classes[pos] == x) if k else torch.zeros_like(x, dtype=torch.bool)
+        return torch.where(hit & counted, order[pos] if k else pos, torch.full_like(x, k))
+
+    rows = torch.arange(b, device=p.device)[:, None] * (k + 1)
+    pi, ti = index(p), index(t)
+    n = b * (k + 1)
+    pc = torch.bincount((rows + pi).reshape(-1), minlength=n).reshape(b, k + 1)[:, :k]
+    tc = torch.bincount((rows + ti).reshape(-1), minlength=n).reshape(b, k + 1)[:, :k]
+    both = torch.where(pi == ti, pi, torch.full_like(pi, k))
+    ic = torch.bincount((rows + both).reshape(-1), minlength=n).reshape(b, k + 1)[:, :k]
+    if reduce == "batch":
+        pc, tc, ic = pc.sum(0), tc.sum(0), ic.sum(0)
+    inter, total = ic.double(), (pc + tc).double()
     score = torch.where(total > 0, 2 * inter / total.clamp(min=1), torch.ones_like(total))
+    if reduce == "none":
+        score[~keep] = float("nan")
     return classes, score
+
+
+def to_original(
+    pred: torch.Tensor,
+    original: tuple[int, int] | torch.Tensor,
+    scale: tuple[float, float] | torch.Tensor,
+    offset: tuple[float, float] | torch.Tensor = (0.0, 0.0),
+) -> torch.Tensor:
+    """A canvas-size prediction ``(..., H_canvas, W_canvas)`` back on the original image's pixel
+    grid ``(..., H, W)``, by the stored transform ``orig = canvas * scale + offset`` (pixel
+    corners; an item's ``original`` and ``scale``): each original pixel takes the canvas pixel its
+    centre falls in (nearest; the canvas's padding is never reached). Labels stay labels."""
+    h, w = int(original[0]), int(original[1])
+    dev = pred.device
+    ys = ((torch.arange(h, device=dev, dtype=torch.float64) + 0.5 - float(offset[0])) / float(scale[0])).floor()
+    xs = ((torch.arange(w, device=dev, dtype=torch.float64) + 0.5 - float(offset[1])) / float(scale[1])).floor()
+    ys = ys.long().clamp(0, pred.shape[-2] - 1)
+    xs = xs.long().clamp(0, pred.shape[-1] - 1)
+    return pred[..., ys[:, None], xs[None, :]]

@@ -60,6 +60,10 @@ OTHER_DATA = {
     "modality": "ct",
     "pad_value": -1000.0,
     "keep_channels": True,
+    "split": (("train", 0.75), ("val", 0.25)),
+    "split_seed": 7,
+    "split_by": "folder",
+    "split_from": (("a", "train"),),
 }
 OTHER_RUN = {
     "workers": 3,
@@ -89,7 +93,9 @@ def test_every_data_option_changes_the_fingerprint_and_reaches_the_manifest(name
         assert fingerprint(base, INFO, PLAN) != fingerprint(other, INFO, PLAN)
     stored = other.parameters(INFO)
     assert name in stored or name == "views"  # views are stored as the manifest's own `views`
-    if name not in ("layout", "views"):  # the layout stored is the one resolved
+    if name == "split_from":  # stored by digest: each sample carries its split
+        assert stored[name]["keys"] == 1 and len(stored[name]["sha256"]) == 64
+    elif name not in ("layout", "views"):  # the layout stored is the one resolved
         value = OTHER_DATA[name]
         as_json = json.loads(json.dumps(value))
         assert stored[name] == as_json

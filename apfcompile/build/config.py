@@ -43,6 +43,7 @@ from ..core.patchify import PatchParams
 from ..errors import ParameterError
 from ..inputs.layouts import LayoutInfo
 from ..inputs.locations import Place
+from .splits import parse_split
 
 __all__ = [
     "CompileConfig",
@@ -79,6 +80,8 @@ class DataConfig:
     covers fails its input instead of a warning. modality: ``auto`` decides per frame
     (:mod:`apfcompile.inputs.modality`); pad_value: what ``fit="pad"`` pads with (None: the
     modality's background); keep_channels: grey images stored as RGB keep their three channels.
+    split (``train=0.8,...`` or pairs), split_seed, split_by, split_from (``(key, split)`` pairs,
+    or a dict): see :mod:`apfcompile.build.splits`.
     These fields were added after v1's first datasets: they enter the manifest and the fingerprint
     only when set, so datasets compiled without them keep their bytes.
     """
@@ -113,8 +116,16 @@ class DataConfig:
     modality: Modality = "auto"
     pad_value: float | None = None
     keep_channels: bool = False
+    split: tuple[tuple[str, float], ...] | None = None
+    split_seed: int = 0
+    split_by: str = "case"
+    split_from: tuple[tuple[str, str], ...] | None = None
 
     def __post_init__(self) -> None:
+        if self.split is not None:
+            object.__setattr__(self, "split", parse_split(self.split))
+        if isinstance(self.split_from, dict):
+            object.__setattr__(self, "split_from", tuple(sorted(self.split_from.items())))
         if isinstance(self.classes, dict):  # {id: name}, as a library user would write it
             object.__setattr__(self, "classes", tuple(sorted((int(k), str(v)) for k, v in self.classes.items())))
         if isinstance(self.label_map, dict):
@@ -192,9 +203,12 @@ class DataConfig:
             min_size=self.min_size or self.patch_size,
             mask_dtype=mask_dtype or self.resolved_mask_dtype(info),
         )
-        for name in ("classes", "label_map"):  # pairs, as JSON lists
+        for name in ("classes", "label_map", "split"):  # pairs, as JSON lists
             if name in d and d[name] is not None:
                 d[name] = [list(pair) for pair in d[name]]
+        if d.get("split_from") is not None:  # the file's pairs by digest: the samples carry their split
+            pairs = json.dumps([list(p) for p in self.split_from]).encode()
+            d["split_from"] = {"keys": len(self.split_from), "sha256": hashlib.sha256(pairs).hexdigest()}
         if info.channel_names is not None:  # what the layout says each channel is (nnU-Net)
             d["channel_names"] = list(info.channel_names)
         return d
@@ -211,6 +225,10 @@ _ADDED = {
     "modality": "auto",
     "pad_value": None,
     "keep_channels": False,
+    "split": None,
+    "split_seed": 0,
+    "split_by": "case",
+    "split_from": None,
 }
 """Data options added after the first v1 datasets, stored only when not at their default."""
 

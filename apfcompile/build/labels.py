@@ -57,13 +57,10 @@ class Naming:
         return "no class names given"
 
     def classes(
-        self, counts: list[dict[str, dict[int, int]]], items: list[InputItem]
+        self, per_input: dict[str, dict[int, int]], items: list[InputItem]
     ) -> tuple[tuple[ClassInfo, ...], str | None, list[int]]:
         """(the manifest's classes, a warning line or None, the labels stored as ``label_N`` when a
-        name was expected for them) from the per-input label counts of the shards written."""
-        per_input: dict[str, dict[int, int]] = {}
-        for shard in counts:
-            per_input.update(shard)
+        name was expected for them) from each input's pixels per label (input source -> counts)."""
         total: dict[int, int] = {}
         first: dict[int, int] = {}  # label -> index of the first input holding it
         for i, it in enumerate(items):

@@ -20,7 +20,7 @@ import numpy as np
 from formats import Failure, Manifest, SampleRecord, ShardInfo, ShardRecord, View
 
 from ..errors import APFWarning, CompileError
-from ..inputs.frames import has_labels
+from ..inputs.frames import has_labels, is_stack
 from ..inputs.layouts import discover
 from .adaptivity import dataset_warnings
 from .config import CompileConfig
@@ -29,6 +29,8 @@ from .labels import Naming
 from .outputs import prepare_output, remove_stale_shards, write_stats
 from .plan import choose_mask_dtype, make_plan
 from .samples import Result, Task, compile_input
+from .splits import plan_splits
+from .statistics import add, summarise
 
 __all__ = ["compile_dataset"]
 
@@ -54,6 +56,16 @@ def compile_dataset(cfg: CompileConfig) -> Manifest:
     names = Naming(data, info, ignore)
     plan = make_plan(items, info, data, run.on_error, mask_dtype)
     per = data.shard_samples
+    frames = [n // len(views) for n in plan.counts]
+    split_plan = plan_splits(
+        items,
+        frames,
+        [is_stack(it) for it in items],
+        data.split,
+        data.split_seed,
+        data.split_by,
+        None if data.split_from is None else dict(data.split_from),
+    )
 
     done = {}  # shard -> its ShardRecord, for shards kept by --resume
     if run.resume:
@@ -66,9 +78,20 @@ def compile_dataset(cfg: CompileConfig) -> Manifest:
     # Few inputs and many workers: a volume's frames are split over the workers (bytes unchanged).
     parts = -(-run.workers // max(len(todo), 1))
     tasks = [
-        Task(i, items[i], plan.firsts[i], data, run, info.window, mask_dtype, frames, reserved)
+        Task(
+            i,
+            items[i],
+            plan.firsts[i],
+            data,
+            run,
+            info.window,
+            mask_dtype,
+            part,
+            reserved,
+            None if split_plan is None else split_plan[i],
+        )
         for i in todo
-        for frames in plan.frame_parts(i, len(views), parts)
+        for part in plan.frame_parts(i, len(views), parts)
     ]
     n_parts = {i: sum(t.index == i for t in tasks) for i in todo}
 
@@ -78,9 +101,8 @@ def compile_dataset(cfg: CompileConfig) -> Manifest:
     failures: dict[int, list[Failure]] = {}
     written: dict[int, ShardInfo] = {k: r.shard for k, r in done.items()}
     shard_failures = {k: list(r.failures) for k, r in done.items()}
-    labels: dict[int, dict[str, dict[int, int]]] = {
-        k: dict(r.labels) for k, r in done.items()
-    }  # shard -> input -> counts
+    # shard -> input -> split -> partial statistics (of the inputs that end in the shard)
+    stats: dict[int, dict[str, dict[str, dict]]] = {k: dict(r.statistics) for k, r in done.items()}
 
     decided: dict[str, list[tuple[str, str]]] = {}  # decision kind -> (input, message), in input order
     progress = _progress(plan.total - sum(r.shard.samples for r in done.values()), run.progress)
@@ -125,9 +147,9 @@ def compile_dataset(cfg: CompileConfig) -> Manifest:
                     if k not in done:
                         buffers.setdefault(k, []).append(rec)
                 else:
-                    if result.labels:
-                        last = plan.shards_of(result.index)[-1]
-                        labels.setdefault(last, {})[item.source] = dict(result.labels)
+                    folded = _fold(result.frames, None if split_plan is None else split_plan[result.index])
+                    if folded:
+                        stats.setdefault(plan.shards_of(result.index)[-1], {})[item.source] = folded
             for k in sorted(k for k, last in last_input.items() if last == result.index and k not in done):
                 written[k] = write_shard(
                     out,
@@ -140,20 +162,27 @@ def compile_dataset(cfg: CompileConfig) -> Manifest:
                     fingerprint=plan.fingerprint,
                     failures=failures.get(k, []),
                     mask_fill=fill,
-                    labels=labels.get(k),
+                    statistics=stats.get(k),
                 )
                 shard_failures[k] = failures.pop(k, [])
     finally:
         progress.close()
     remove_stale_shards(loc, set(written))
 
-    classes, label_warning, unnamed = (
-        names.classes([labels.get(k, {}) for k in sorted(written)], items) if labelled else (None, None, [])
-    )
+    per_input: dict[str, dict[str, dict]] = {}
+    for k in sorted(written):
+        per_input.update(stats.get(k, {}))
+    per_input = {it.source: per_input[it.source] for it in items if it.source in per_input}  # plan order
+    label_counts = {
+        source: {int(k): n for partial in splits.values() for k, n in partial["labels"].items()}
+        for source, splits in per_input.items()
+    }
+    classes, label_warning, unnamed = names.classes(label_counts, items) if labelled else (None, None, [])
     parameters = _with_decisions(data.parameters(info, mask_dtype), decided)
     if unnamed:
         parameters["unnamed_labels"] = unnamed
     image_dtype, channels = dtype or ("uint8", 1)
+    all_failures = tuple(plan.early + [f for k in sorted(shard_failures) for f in shard_failures[k]])
     manifest = Manifest(
         patch_size=data.patch_size,
         channels=channels,
@@ -164,7 +193,9 @@ def compile_dataset(cfg: CompileConfig) -> Manifest:
         views=tuple(View(b, lo, hi) for b, lo, hi in views),
         parameters=parameters,
         shards=tuple(written[k] for k in sorted(written)),
-        failures=tuple(plan.early + [f for k in sorted(shard_failures) for f in shard_failures[k]]),
+        failures=all_failures,
+        splits=_split_counts(split_plan, items, len(views), {f.source for f in all_failures}),
+        statistics=_dataset_statistics(per_input, split_plan is not None),
     )
     write_manifest(out, manifest)
     write_stats(loc, time.perf_counter() - started, run.workers)
@@ -197,14 +228,11 @@ def _whole_inputs(results: Iterator[Result], n_parts: dict[int, int], counts: li
         error = next((r.error for r in pending if r.error is not None), None)
         records = [rec for r in pending for rec in r.records]
         notes = list(dict.fromkeys(n for r in pending for n in r.notes))
-        labels: dict[int, int] = {}
-        for r in pending:
-            for k, n in r.labels.items():
-                labels[k] = labels.get(k, 0) + n
+        frames = [fs for r in pending for fs in r.frames]
         grey = [s for r in pending for s in r.grey]
         progress.update(counts[result.index] - len(records))
         pending = []
-        yield Result(result.index, [] if error is not None else records, error, notes, labels, grey)
+        yield Result(result.index, [] if error is not None else records, error, notes, frames, grey)
 
 
 def read_shard_record(*args: object, **kwargs: object) -> ShardRecord | None:
@@ -251,6 +279,41 @@ def _with_decisions(parameters: dict, decided: dict[str, list[tuple[str, str]]])
         **parameters,
         **{kind: sorted({source for source, _ in taken}) for kind, taken in sorted(decided.items())},
     }
+
+
+def _fold(frames: list[tuple[int, dict]], splits: list | None) -> dict[str, dict]:
+    """One input's frame statistics folded in frame order, by split (``all`` without splits)."""
+    out: dict[str, dict] = {}
+    for f, st in sorted(frames, key=lambda fs: fs[0]):
+        name = "all" if splits is None else splits[f][1]
+        out[name] = add(out.get(name), st)
+    return out
+
+
+def _dataset_statistics(per_input: dict[str, dict[str, dict]], with_splits: bool) -> dict | None:
+    """The manifest's ``statistics``: inputs folded in plan order, for ``all`` and each split."""
+    if not per_input:
+        return None
+    totals: dict[str, dict] = {}
+    for splits in per_input.values():
+        for name, partial in splits.items():
+            totals["all"] = add(totals.get("all"), partial)
+            if with_splits:
+                totals[name] = add(totals.get(name), partial)
+    return summarise({"all": totals.pop("all"), **dict(sorted(totals.items()))})
+
+
+def _split_counts(split_plan, items: list, views: int, failed: set[str]) -> dict[str, int] | None:
+    """Samples per split over the inputs that compiled (the manifest's ``splits``)."""
+    if split_plan is None:
+        return None
+    counts: dict[str, int] = {}
+    for item, row in zip(items, split_plan):
+        if item.source in failed:
+            continue
+        for _, split in row:
+            counts[split] = counts.get(split, 0) + views
+    return dict(sorted(counts.items()))
 
 
 def _progress(total: int, enabled: bool):

@@ -29,12 +29,13 @@ from ..core.patchify import PatchedSample, patchify
 from ..errors import APFError, InputError
 from ..inputs.canvas import fit_canvas, pad_fill
 from ..inputs.frames import load_frames
-from ..inputs.labels import apply_label_map, count_labels
+from ..inputs.labels import apply_label_map
 from ..inputs.layouts import CT_WINDOW, InputItem
 from ..inputs.locations import Place
 from ..inputs.modality import background, decide
 from ..inputs.sources import SlideHeader, is_slide_input, mask_labels, open_slide_sources, read_slide_header
 from .config import DataConfig, RunConfig, View
+from .statistics import add, frame_stats
 
 __all__ = ["OUT_OF_CORE_LABELS", "OUT_OF_CORE_PIXELS", "Result", "Route", "Task", "choose_route", "compile_input"]
 
@@ -66,6 +67,15 @@ class Task:
     reserved_label: int | None = None
     """The default ignore label that fills unlabelled samples' masks: a real mask holding it is
     refused (it would read as "unlabelled")."""
+    splits: list[tuple[str, str | None]] | None = None
+    """(group, split) of each of the input's frames (:mod:`.splits`); None: no splits."""
+
+    def split_of(self, frame: int) -> dict:
+        """The record fields ``split`` and ``split_group`` of one frame."""
+        if self.splits is None:
+            return {}
+        group, split = self.splits[frame]
+        return {"split": split, "split_group": group}
 
 
 @dataclass
@@ -77,10 +87,19 @@ class Result:
     error: str | None = None
     notes: list[tuple[str, str]] = field(default_factory=list)
     """Decisions taken without being told (one line each; the compile warns and records them)."""
-    labels: dict[int, int] = field(default_factory=dict)
-    """Pixels per mask label over the task's frames, on their canvases (padding excluded)."""
+    frames: list[tuple[int, dict]] = field(default_factory=list)
+    """(frame, :func:`~.statistics.frame_stats`) of each frame compiled, in frame order."""
     grey: list[int] = field(default_factory=list)
     """Samples whose RGB image had R = G = B everywhere and is stored as one channel."""
+
+    @property
+    def labels(self) -> dict[int, int]:
+        """Pixels per mask label over the frames compiled."""
+        out: dict[int, int] = {}
+        for _, st in self.frames:
+            for k, n in st["labels"].items():
+                out[int(k)] = out.get(int(k), 0) + n
+        return out
 
 
 def compile_input(task: Task) -> Result:
@@ -90,7 +109,7 @@ def compile_input(task: Task) -> Result:
         result = Result(task.index)
         records = _out_of_core(task, header, result) if route == "out_of_core" else None
         if records is None:
-            result.labels.clear()
+            result.frames.clear()
             records = _in_memory(task, result)
         result.records = records
         return result
@@ -203,7 +222,6 @@ def _out_of_core(task: Task, header: SlideHeader, result: Result) -> list[Sample
             slide.image.pad_value = slide_pad_value(slide.image, data.pad_value)
         if slide.mask is not None:
             labels, counts = mask_labels(slide.mask, task.run.band_rows, header.size)
-            result.labels.update(zip(labels.tolist(), counts.tolist()))
             if len(labels) > OUT_OF_CORE_LABELS:
                 if not strict:
                     return None
@@ -219,8 +237,24 @@ def _out_of_core(task: Task, header: SlideHeader, result: Result) -> list[Sample
             params = data.patch_params(view, task.window)
             patched, _ = patchify_banded(slide.image, slide.mask, params, labels, task.run.band_rows)
             rec = sample_record(task, task.first + v, item.key, v, view, patched, header.canvas, header.full, transform)
-            out.append(replace(rec, modality="rgb" if slide.image.dtype == np.uint8 else None))
+            out.append(replace(rec, modality="rgb" if slide.image.dtype == np.uint8 else None, **task.split_of(0)))
+        stats = _banded_stats(slide.image, header.size, task.run.band_rows, len(out))
+        if labels is not None:
+            stats["labels"] = {str(k): int(n) for k, n in zip(labels.tolist(), counts.tolist()) if n}
+            stats["cells"] = frame_stats(np.zeros((1, 1), np.uint8), None, None, [r.mask for r in out], 0)["cells"]
+        result.frames.append((0, stats))
     return out
+
+
+def _banded_stats(image, size: tuple[int, int], band_rows: int, samples: int) -> dict:
+    """A slide's image statistics over its canvas pixels (padding excluded), band by band."""
+    h, w = size
+    acc = None
+    for y in range(0, h, band_rows):
+        rows = image.rows(y, min(h, y + band_rows))[:, :w]
+        acc = add(acc, frame_stats(rows, None, None, [], 0))
+    acc["samples"] = samples
+    return acc
 
 
 def _in_memory(task: Task, result: Result) -> list[SampleRecord]:
@@ -246,10 +280,8 @@ def _in_memory(task: Task, result: Result) -> list[SampleRecord]:
         intensity = decide(image, data.modality, data.window, task.window, data.pad_value, CT_WINDOW)
         ct_by_rule += intensity.by_rule
         canvas = fit_canvas(image, mask, data.resolution, data.fit, intensity.pad_value)
-        if canvas.mask is not None:
-            for label, n in count_labels(canvas.mask[: canvas.size[0], : canvas.size[1]]).items():
-                result.labels[label] = result.labels.get(label, 0) + n
         read = image.shape[:2]
+        cells = []
         transform = canvas_transform(read, canvas.size, frame.original)
         for v, view in enumerate(views):
             try:
@@ -257,6 +289,8 @@ def _in_memory(task: Task, result: Result) -> list[SampleRecord]:
             except InputError as exc:
                 raise InputError(item.image, exc.problem, "") from exc
             sample = task.first + f * len(views) + v
+            if patched.mask is not None:
+                cells.append(patched.mask)
             if grey:
                 result.grey.append(sample)
             rec = sample_record(
@@ -274,7 +308,9 @@ def _in_memory(task: Task, result: Result) -> list[SampleRecord]:
                 frame.spacing,
                 frame.mask_source,
             )
-            out.append(replace(rec, modality=intensity.modality))
+            out.append(replace(rec, modality=intensity.modality, **task.split_of(f)))
+        window = intensity.window if image.dtype != np.uint8 else None
+        result.frames.append((f, frame_stats(image, mask, window, cells, len(views))))
     # Taken as CT by the rule: worth a word where it decided something the options did not.
     if ct_by_rule and (data.window is None or (data.fit == "pad" and data.pad_value is None)):
         window = data.window or task.window or CT_WINDOW

@@ -34,7 +34,7 @@ from .readers import (
     volume_header,
 )
 
-__all__ = ["Frame", "count_frames", "load_frames", "mask_label_bytes"]
+__all__ = ["Frame", "count_frames", "is_stack", "load_frames", "mask_label_bytes"]
 
 _IMAGE_DTYPES = (np.uint8, np.uint16, np.int16, np.float32)
 
@@ -66,6 +66,16 @@ def count_frames(item: InputItem) -> int:
     except InputNotFoundError:
         return 1  # reported when the frame is loaded
     return int(shape[2]) if len(shape) >= 3 else 1
+
+
+def is_stack(item: InputItem) -> bool:
+    """Whether the input is a stack of samples on axis 0 (keys ``FILE/INDEX``), from headers."""
+    if item.kind != "array" or item.problem:
+        return False
+    try:
+        return array_layout(item).stacked
+    except APFError:
+        return False
 
 
 def has_labels(item: InputItem) -> bool:

@@ -1,0 +1,142 @@
+"""Dataset statistics computed at compile time (issue #13): equal to numpy's on the original arrays
+(float64 reference; exact for integer data and counts), per split, identical for any -j."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from apfcompile import CompileConfig, compile_dataset
+from apfcompile.build.statistics import add, frame_stats, summarise
+from apfcompile.demo import sample_path
+from apfcompile.inputs.readers import read_array
+from formats import open_dataset
+from loaders import APFDataset, class_weights, normalization
+
+from . import builders
+
+CT = read_array(sample_path("ct_abdomen.nii.gz")).astype(np.float64)
+
+
+def compile_(src, out, **kw):
+    kw.setdefault("length", 32)
+    kw.setdefault("workers", 1)
+    return compile_dataset(CompileConfig.from_options(src, out, **kw))
+
+
+@pytest.fixture(scope="module")
+def btcv3(tmp_path_factory):
+    return builders.btcv(tmp_path_factory.mktemp("stats") / "btcv", cases=3)
+
+
+def test_statistics_equal_numpys_on_the_original_volumes(btcv3, tmp_path):
+    manifest = compile_(btcv3, tmp_path / "ds", split="train=0.67,val=0.33")
+    seg = read_array(btcv3 / "RawData/Training/label/label0001.nii.gz")
+    for name, volumes in (("all", 3), ("train", 2), ("val", 1)):
+        s = manifest.statistics[name]
+        data = np.concatenate([CT.ravel()] * volumes)
+        assert s["samples"] == 30 * volumes and s["pixels"] == data.size
+        assert s["mean"][0] == pytest.approx(data.mean(), rel=1e-12)
+        assert s["std"][0] == pytest.approx(data.std(), rel=1e-12)  # population std
+        w = np.clip(data, -175, 250)
+        assert s["windowed"]["window"] == [-175.0, 250.0]
+        assert s["windowed"]["mean"][0] == pytest.approx(w.mean(), rel=1e-12)
+        assert s["windowed"]["std"][0] == pytest.approx(w.std(), rel=1e-12)
+        labels, counts = np.unique(seg, return_counts=True)
+        assert s["classes"]["pixels"] == {str(k): int(n) * volumes for k, n in zip(labels, counts)}
+    ds = open_dataset(tmp_path / "ds")
+    cells: dict[str, int] = {}
+    for key in ds.samples["key"].to_pylist():
+        for k, n in zip(*np.unique(ds.read_sample(key).mask, return_counts=True)):
+            cells[str(k)] = cells.get(str(k), 0) + int(n)
+    assert manifest.statistics["all"]["classes"]["cells"] == cells  # token level: the stored mask patches
+    assert {c.id: c.pixels for c in manifest.classes if c.pixels} == {
+        int(k): n for k, n in manifest.statistics["all"]["classes"]["pixels"].items()
+    }
+
+
+def test_statistics_are_identical_for_any_worker_count(btcv3, tmp_path):
+    a = compile_(btcv3, tmp_path / "a", workers=1, split="train=0.5,val=0.5")
+    b = compile_(btcv3, tmp_path / "b", workers=2, split="train=0.5,val=0.5")
+    assert a.statistics == b.statistics
+    assert builders.tree_bytes(tmp_path / "a") == builders.tree_bytes(tmp_path / "b")
+
+
+def test_statistics_survive_a_resume(btcv3, tmp_path, monkeypatch):
+    import apfcompile.build.run as run_mod
+
+    whole = compile_(btcv3, tmp_path / "whole", shard_samples=16)
+    real = run_mod.write_shard
+
+    def crash(dataset, index, *a, **kw):
+        if index == 3:
+            raise KeyboardInterrupt
+        return real(dataset, index, *a, **kw)
+
+    monkeypatch.setattr(run_mod, "write_shard", crash)
+    with pytest.raises(KeyboardInterrupt):
+        compile_(btcv3, tmp_path / "cut", shard_samples=16)
+    monkeypatch.setattr(run_mod, "write_shard", real)
+    resumed = compile_(btcv3, tmp_path / "cut", shard_samples=16, resume=True)
+    assert resumed.statistics == whole.statistics and resumed.classes == whole.classes
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    dtype=st.sampled_from(["uint8", "uint16", "int16", "float32"]),
+    shapes=st.lists(st.tuples(st.integers(1, 9), st.integers(1, 9)), min_size=1, max_size=4),
+    channels=st.sampled_from([1, 3]),
+    seed=st.integers(0, 2**31),
+)
+def test_streamed_sums_equal_numpy(dtype, shapes, channels, seed):
+    rng = np.random.default_rng(seed)
+    info = np.iinfo(dtype) if dtype != "float32" else None
+    frames = []
+    for h, w in shapes:
+        shape = (h, w) if channels == 1 else (h, w, channels)
+        if info is None:
+            a = (rng.normal(0, 500, shape)).astype(np.float32)
+        else:
+            a = rng.integers(info.min, info.max, shape, endpoint=True).astype(dtype)
+        frames.append(a)
+    acc = None
+    for a in frames:
+        acc = add(acc, frame_stats(a, None, (-100.0, 200.0), [], 1))
+    s = summarise({"all": acc})["all"]
+    data = np.concatenate([a.reshape(-1, channels).astype(np.float64) for a in frames])
+    np.testing.assert_allclose(s["mean"], data.mean(0), rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(s["std"], data.std(0), rtol=1e-7, atol=1e-6)
+    w = np.clip(data, -100, 200)
+    np.testing.assert_allclose(s["windowed"]["mean"], w.mean(0), rtol=1e-9, atol=1e-9)
+    if info is not None:  # exact integers before the one division
+        assert acc["sum"] == [int(v) for v in data.sum(0).astype(np.int64)]
+
+
+def test_loader_normalises_with_the_train_statistics_and_weights_classes(btcv3, tmp_path):
+    manifest = compile_(btcv3, tmp_path / "ds", split="train=0.67,val=0.33", length=64)
+    mean, std = normalization(tmp_path / "ds")
+    assert mean[0] == pytest.approx(manifest.statistics["train"]["mean"][0])
+    raw = APFDataset(tmp_path / "ds", length=64, view=0)[0]
+    norm = APFDataset(tmp_path / "ds", length=64, view=0, normalize="dataset")[0]
+    assert norm["image"].dtype == torch.float32
+    valid = raw["valid"]
+    expect = (raw["image"][valid].double() - float(mean[0])) / float(std[0])
+    assert torch.allclose(norm["image"][valid].double(), expect, atol=1e-4)
+    assert (norm["image"][~valid] == 0).all()
+    explicit = APFDataset(tmp_path / "ds", length=64, view=0, normalize=(-1000.0, 500.0))[0]
+    assert torch.allclose(explicit["image"][valid], (raw["image"][valid].float() + 1000) / 500)
+    with pytest.raises(ValueError, match="normalize"):
+        APFDataset(tmp_path / "ds", normalize="imagenet")
+
+    w = class_weights(tmp_path / "ds")
+    cells = {int(k): n for k, n in manifest.statistics["train"]["classes"]["cells"].items()}
+    total, k = sum(cells.values()), len(cells)
+    assert w[0].item() == pytest.approx(total / (k * cells[0]))
+    assert w[0] < w[6] and w[6] > 0  # background is the commonest class
+    med = class_weights(tmp_path / "ds", method="median", level="pixels")
+    pixels = {int(k): n for k, n in manifest.statistics["train"]["classes"]["pixels"].items()}
+    rarest = min(pixels, key=pixels.get)
+    assert med[0] < 1 < med[rarest]  # background is above the median frequency, the rarest far below
