@@ -48,6 +48,7 @@ _EXPORTS = {
     "DataConfig": "build.config",
     "RunConfig": "build.config",
     "compile_dataset": "build.run",
+    "write_dataset": "build.memory",
     "original_on_canvas": "originals",
     "original_sample": "originals",
 }
@@ -70,6 +71,7 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerly
     from .build.config import CompileConfig, DataConfig, RunConfig
+    from .build.memory import write_dataset
     from .build.run import compile_dataset
     from .core.edges import EdgeParams, edge_count_grid, edge_map
     from .core.forest import ForestParams, Leaves, build_forest

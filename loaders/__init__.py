@@ -9,7 +9,8 @@ Depends on torch, numpy and :mod:`formats`; never on cv2 or the compiler.
 - :func:`reconstruct`: predicted patch sequences -> full-size maps on the prediction's device;
 - :func:`dice`: per-class Dice at full resolution, pooled or per sample;
 - :func:`to_original`: a canvas-size prediction back to the original image's pixels;
-- :func:`normalization`, :func:`class_weights`: from the statistics computed at compile time.
+- :func:`normalization`, :func:`class_weights`: from the statistics computed at compile time;
+- :mod:`loaders.transforms`: exact flips/rotations in token space, CT window, normalisation.
 """
 
 from .collate import collate

@@ -101,7 +101,11 @@ class _Reader:
         cache_dir=None,
         split=None,
         normalize=None,
+        transform=None,
     ) -> None:
+        if transform is not None and not callable(transform):
+            raise ValueError(f"transform: expected a callable on an item or batch, found {transform!r}")
+        self.transform = transform
         if length is not None and (not isinstance(length, int) or length < 1):
             raise ValueError(f"length: expected None or an integer >= 1, found {length!r}")
         if drop not in DROP_RULES:
@@ -167,8 +171,14 @@ class _Reader:
             raise KeyError(f"frame {self.frames.keys[views.max()]!r} has no view {self.view}")
         return row
 
-    def batch(self, frames: list[int]) -> dict:
-        """Items for ``frames`` assembled in place into batch arrays (one copy of every row)."""
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+        if hasattr(self.transform, "set_epoch"):
+            self.transform.set_epoch(self.epoch)
+
+    def batch(self, frames: list[int], transformed: bool = True) -> dict:
+        """Items for ``frames`` assembled in place into batch arrays (one copy of every row), then
+        the transform (unless ``transformed`` is False)."""
         f = self.frames
         rows = [self._row(int(fr)) for fr in frames]
         counts = [int(f.count[r]) for r in rows]
@@ -227,16 +237,16 @@ class _Reader:
         if mask is not None:
             out["mask"] = torch.from_numpy(mask)
             out["labelled"] = torch.from_numpy(f.labelled[rows].copy())
-        return out
+        return self.transform(out) if transformed and self.transform is not None else out
 
     def item(self, frame: int) -> dict:
         """One item (the batch of one, unbatched)."""
-        batch = self.batch([frame])
+        batch = self.batch([frame], transformed=False)
         item = {k: v[0] for k, v in batch.items()}
         item["id"] = int(item["id"])
         if "labelled" in item:
             item["labelled"] = bool(item["labelled"])
-        return item
+        return self.transform(item) if self.transform is not None else item
 
 
 def _normalize(ds: Dataset, normalize) -> tuple[np.ndarray, np.ndarray] | None:
@@ -277,6 +287,10 @@ class APFDataset(TorchDataset):
         normalize: None (images in their stored dtype), ``"dataset"`` (float32, minus the mean and
             over the std per channel computed at compile time: the ``train`` split's where the
             dataset has splits), or an explicit ``(mean, std)``. Padding rows stay 0.
+        transform: a callable applied to every item (``__getitem__``) or batch (``__getitems__``,
+            ``APFStream`` with ``batch_size``) where it is read: in the DataLoader worker or the
+            prefetch thread. Its ``set_epoch``, if any, follows the dataset's
+            (:class:`loaders.transforms.Dihedral`: the 8 flips and rotations, exact in token space).
     """
 
     def __init__(
@@ -291,9 +305,10 @@ class APFDataset(TorchDataset):
         cache_dir: str | os.PathLike | None = None,
         split: str | None = None,
         normalize: str | tuple | None = None,
+        transform=None,
     ) -> None:
         self._r = _Reader(
-            path_or_url, length, view, drop, seed, cache_shards, storage_options, cache_dir, split, normalize
+            path_or_url, length, view, drop, seed, cache_shards, storage_options, cache_dir, split, normalize, transform
         )
 
     def __len__(self) -> int:
@@ -312,8 +327,8 @@ class APFDataset(TorchDataset):
         return self._r.batch([int(i) % len(self) for i in indices])
 
     def set_epoch(self, epoch: int) -> None:
-        """Choose the epoch that seeds view draws and random drops."""
-        self._r.epoch = int(epoch)
+        """Choose the epoch that seeds view draws, random drops and the transform's draws."""
+        self._r.set_epoch(epoch)
 
     @property
     def manifest(self) -> Manifest:
@@ -337,7 +352,7 @@ class APFStream(IterableDataset):
 
     Args:
         path_or_url, length, view, drop, seed, cache_shards, storage_options, cache_dir, split,
-            normalize: as :class:`APFDataset`.
+            normalize, transform: as :class:`APFDataset`.
         batch_size: frames per yielded batch (collated), or None for single items.
         shuffle: shuffle shards and frames each epoch.
         drop_last: drop the order's tail instead of wrapping so ranks get equal counts.
@@ -365,6 +380,7 @@ class APFStream(IterableDataset):
         prefetch: int = 0,
         split: str | None = None,
         normalize: str | tuple | None = None,
+        transform=None,
     ) -> None:
         super().__init__()
         if batch_size is not None and batch_size < 1:
@@ -373,7 +389,7 @@ class APFStream(IterableDataset):
             raise ValueError(f"prefetch: expected an integer >= 0, found {prefetch!r}")
         self.prefetch = prefetch
         self._r = _Reader(
-            path_or_url, length, view, drop, seed, cache_shards, storage_options, cache_dir, split, normalize
+            path_or_url, length, view, drop, seed, cache_shards, storage_options, cache_dir, split, normalize, transform
         )
         self.shuffle, self.batch_size, self.drop_last = shuffle, batch_size, drop_last
         self._rank, self._world = rank, world_size
@@ -386,7 +402,7 @@ class APFStream(IterableDataset):
 
     def set_epoch(self, epoch: int) -> None:
         """Set the epoch (reshuffles); call before iterating, as with DistributedSampler."""
-        self._r.epoch = int(epoch)
+        self._r.set_epoch(epoch)
         self._position = 0
 
     def _dist(self) -> tuple[int, int]:
@@ -477,6 +493,6 @@ class APFStream(IterableDataset):
         """Resume: the next iteration of ``state["epoch"]`` starts after ``state["position"]`` units."""
         if int(state["seed"]) != self._r.seed:
             raise ValueError(f"state was saved with seed {state['seed']}, this stream has seed {self._r.seed}")
-        self._r.epoch = int(state["epoch"])
+        self._r.set_epoch(int(state["epoch"]))
         self._resume = (int(state["epoch"]), int(state["position"]))
         self._position = int(state["position"])

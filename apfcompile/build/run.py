@@ -21,7 +21,7 @@ from formats import Failure, Manifest, SampleRecord, ShardInfo, ShardRecord, Vie
 
 from ..errors import APFWarning, CompileError
 from ..inputs.frames import has_labels, is_stack
-from ..inputs.layouts import discover
+from ..inputs.layouts import InputItem, LayoutInfo, discover
 from .adaptivity import dataset_warnings
 from .config import CompileConfig
 from .executors import in_order
@@ -32,17 +32,28 @@ from .samples import Result, Task, compile_input
 from .splits import plan_splits
 from .statistics import add, summarise
 
-__all__ = ["compile_dataset"]
+__all__ = ["compile_dataset", "compile_items"]
 
 
 def compile_dataset(cfg: CompileConfig) -> Manifest:
     """Compile ``cfg.input`` into the dataset ``cfg.output``; returns the manifest written."""
     started = time.perf_counter()
     _import_in_background(_WRITER_MODULES)
-    data, run, out = cfg.data, cfg.run, cfg.output
+    data = cfg.data
     items, info = discover(
         cfg.input, data.layout, cfg.masks, data.paip_label, data.image_key, data.mask_key, data.allow_unlabelled
     )
+    return compile_items(items, info, cfg, started)
+
+
+def compile_items(
+    items: list[InputItem], info: LayoutInfo, cfg: CompileConfig, started: float | None = None
+) -> Manifest:
+    """Compile ``items`` (in this order; ``info``: what their layout says) into ``cfg.output``:
+    what :func:`compile_dataset` does once it has found its inputs, and what
+    :func:`apfcompile.write_dataset` does with inputs made in memory."""
+    started = time.perf_counter() if started is None else started
+    data, run, out = cfg.data, cfg.run, cfg.output
     loc = out.location()
     prepare_output(loc, run.resume, run.overwrite)
     views = data.view_list()
@@ -105,6 +116,8 @@ def compile_dataset(cfg: CompileConfig) -> Manifest:
     stats: dict[int, dict[str, dict[str, dict]]] = {k: dict(r.statistics) for k, r in done.items()}
 
     decided: dict[str, list[tuple[str, str]]] = {}  # decision kind -> (input, message), in input order
+    keys: set[str] = set()  # every sample key: two samples may not share one
+    unlabelled_seen = False
     progress = _progress(plan.total - sum(r.shard.samples for r in done.values()), run.progress)
     try:
         for result in _whole_inputs(
@@ -143,6 +156,13 @@ def compile_dataset(cfg: CompileConfig) -> Manifest:
                             raise CompileError(problem)
                         failures.setdefault(first_shard, []).append(Failure(item.source, problem))
                         break
+                    if rec.view == 0:
+                        if rec.key in keys:
+                            raise CompileError(
+                                f"{item.image}: sample key {rec.key!r} is already taken; keys must be unique"
+                            )
+                        keys.add(rec.key)
+                    unlabelled_seen |= labelled and rec.mask is None
                     k = rec.sample // per
                     if k not in done:
                         buffers.setdefault(k, []).append(rec)
@@ -189,7 +209,7 @@ def compile_dataset(cfg: CompileConfig) -> Manifest:
         image_dtype=image_dtype,
         mask_dtype=mask_dtype if labelled else None,
         classes=classes,
-        ignore_index=ignore,
+        ignore_index=fill if unlabelled_seen and ignore is None else ignore,
         views=tuple(View(b, lo, hi) for b, lo, hi in views),
         parameters=parameters,
         shards=tuple(written[k] for k in sorted(written)),

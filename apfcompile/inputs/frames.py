@@ -68,6 +68,35 @@ def count_frames(item: InputItem) -> int:
     return int(shape[2]) if len(shape) >= 3 else 1
 
 
+def produced(item: InputItem) -> tuple[str, np.ndarray, np.ndarray | None]:
+    """``(key, image, mask)`` of a ``memory`` input: its function called on its argument, or the
+    arrays it was given. Anything else is a one-line :class:`InputError` naming the input."""
+    fn, arg = item.produce
+    try:
+        out = arg if fn is None else fn(arg)
+    except APFError:
+        raise
+    except Exception as exc:  # the user's function: its failure is this input's bad input
+        raise InputError(item.image, f"the function raised {type(exc).__name__}: {exc}") from exc
+    if not isinstance(out, tuple) or len(out) not in (2, 3):
+        raise InputError(item.image, f"expected (key, image[, mask]), found {type(out).__name__}")
+    key, image, mask = out if len(out) == 3 else (*out, None)
+    return str(key), np.asarray(image), None if mask is None else np.asarray(mask)
+
+
+def memory_frame(item: InputItem, order: ChannelOrder = "auto") -> Frame:
+    """The one frame of a ``memory`` input (:func:`produced`)."""
+    key, data, mask = produced(item)
+    notes: tuple[tuple[str, str], ...] = ()
+    if data.ndim == 3:
+        hw = None if mask is None else tuple(mask.shape[:2])
+        notes = _first_note(item, data.shape, hw, order)
+        data = channels_last(data, item.image, hw, order)
+    img = _as_image(data, item.image)
+    m = None if mask is None else as_labels(mask, item.image, img.shape[:2])
+    return Frame(key, img, m, notes=notes, mask_source=None if m is None else f"{item.source}:mask")
+
+
 def is_stack(item: InputItem) -> bool:
     """Whether the input is a stack of samples on axis 0 (keys ``FILE/INDEX``), from headers."""
     if item.kind != "array" or item.problem:
@@ -82,6 +111,8 @@ def has_labels(item: InputItem) -> bool:
     """Whether the input comes with labels: a mask file, or (``.npz``) a mask array inside."""
     if item.masks:
         return True
+    if item.labelled is not None:
+        return item.labelled
     if item.kind != "array" or item.problem:
         return False
     try:
@@ -96,6 +127,9 @@ def mask_label_bytes(item: InputItem) -> int | None:
     unreadable (the compile reports that when it reads the mask)."""
     if item.kind == "paip":
         return 1
+    if item.kind == "memory" and item.produce[0] is None:
+        mask = item.produce[1][2] if len(item.produce[1]) == 3 else None
+        return None if mask is None else _label_bytes(np.asarray(mask).dtype)
     try:
         if not item.masks:
             if item.kind != "array" or not has_labels(item):
@@ -436,6 +470,8 @@ def load_frames(
     where 3-D image arrays keep their channels (:mod:`apfcompile.inputs.channels`)."""
     if item.problem:
         raise InputError(item.image, item.problem)
+    if item.kind == "memory":
+        return [memory_frame(item, channel_order)]
     if item.kind == "array":
         return _array_frames(item, frames, channel_order)
     if item.kind == "paip":

@@ -117,6 +117,11 @@ class InputItem:
     """More channel files (nnU-Net ``_0001``...), stacked after ``image``'s channels in order."""
     arrays: tuple[str | None, str | None] | None = None
     """For ``.npy``/``.npz`` inputs (kind ``array``): ``--image-key`` and ``--mask-key``."""
+    produce: tuple | None = None
+    """Kind ``memory`` (:func:`apfcompile.write_dataset`): ``(function, argument)`` whose call gives
+    ``(key, image, mask)``, or ``(None, (key, image, mask))`` for arrays given outright."""
+    labelled: bool | None = None
+    """Whether the input has a mask, where no mask file says so (kind ``memory``)."""
     expected_mask: str | None = None
     """Where the layout expected this image's label (e.g. ``labelsTr/case_001.*``) when it found
     none there although the dataset is labelled: the image is refused unless unlabelled samples are
