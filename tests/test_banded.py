@@ -218,6 +218,9 @@ def test_folder_slides_out_of_core_match_in_memory(tmp_path, tissue, resolution,
         np.testing.assert_array_equal(x.mask, y.mask)
         assert set(np.unique(x.mask).tolist()) <= {0, 1, 2, 3, 4, 255}
         assert x.meta["ceiling_dice"] == pytest.approx(y.meta["ceiling_dice"])
+    if resolution is None:  # the level read is the canvas: statistics, exact on both paths, agree
+        assert a.manifest.statistics == b.manifest.statistics
+        assert a.manifest.classes == b.manifest.classes
 
 
 def test_out_of_core_refuses_masks_with_many_labels(tmp_path, tissue):
