@@ -59,7 +59,7 @@ def test_one_volume_on_two_workers_writes_the_bytes_of_one(tmp_path, monkeypatch
 
     monkeypatch.setattr(run_mod, "in_order", spy)
     compile_dataset(CompileConfig.from_options(src, tmp_path / "two", workers=2, **kw))
-    assert seen == [[range(0, 15), range(15, 30)]]
+    assert seen == [[range(0, 7), range(7, 15), range(15, 22), range(22, 30)]]
     assert builders.tree_bytes(tmp_path / "two") == builders.tree_bytes(tmp_path / "one")
 
 

@@ -86,8 +86,9 @@ def compile_items(
                 done[k] = rec
     last_input = plan.last_input()
     todo = [i for i, n in enumerate(plan.counts) if n and any(k not in done for k in plan.shards_of(i))]
-    # Few inputs and many workers: a volume's frames are split over the workers (bytes unchanged).
-    parts = -(-run.workers // max(len(todo), 1))
+    # Few inputs and many workers: a volume's frames are split over the workers (bytes unchanged),
+    # in twice as many parts as workers, so that a slow part does not hold the others back.
+    parts = -(-2 * run.workers // max(len(todo), 1)) if run.workers > 1 else 1
     tasks = [
         Task(
             i,
