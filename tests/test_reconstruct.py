@@ -58,6 +58,27 @@ def test_dice_per_class():
     assert classes.tolist() == [1] and dice.tolist() == [1.0]
 
 
+@settings(max_examples=80, deadline=None)
+@given(
+    labels=st.integers(1, 1500),
+    n=st.integers(1, 300),
+    ignore=st.sampled_from([None, 0, 3]),
+    given_classes=st.booleans(),
+    seed=st.integers(0, 2**31),
+)
+def test_dense_confusion_equals_the_sorted_path(labels, n, ignore, given_classes, seed):
+    """Small unsigned labels take one dense bincount; any other take the sort path: same scores."""
+    rng = np.random.default_rng(seed)
+    dtype = np.uint8 if labels <= 256 else np.uint16
+    pred = rng.integers(0, labels, n).astype(dtype)
+    target = rng.integers(0, labels, n).astype(dtype)
+    classes = rng.integers(0, labels + 3, 5) if given_classes else None
+    c1, d1 = dice_per_class(pred, target, classes, ignore)
+    c2, d2 = dice_per_class(pred.astype(np.int64), target.astype(np.int64), classes, ignore)  # sorted path
+    np.testing.assert_array_equal(c1, c2)
+    np.testing.assert_allclose(d1, d2)
+
+
 def test_ceiling_on_real_ct_slice_beats_published_resampling(ct_slice):
     """Majority-down / nearest-up keeps organ labels; it never invents a label in between."""
     image, seg = ct_slice

@@ -85,6 +85,19 @@ def dice(
     if ignore_index is not None:
         keep = t != ignore_index
         p, t = p[keep], t[keep]
+    dense = _dense_confusion(p, t)
+    if dense is not None:  # small non-negative labels: one bincount, no sort
+        confusion, both = dense
+        if classes is None:
+            classes = both[confusion.sum(axis=0) + confusion.sum(axis=1) > 0]
+            if ignore_index is not None:
+                classes = classes[classes != ignore_index]
+        classes = np.asarray(classes)
+        inside = (classes >= 0) & (classes < both.size)
+        idx = np.where(inside, classes, 0).astype(np.int64)
+        inter = np.where(inside, confusion[idx, idx], 0).astype(np.float64)
+        total = np.where(inside, confusion.sum(axis=1)[idx] + confusion.sum(axis=0)[idx], 0)
+        return classes, np.where(total > 0, 2 * inter / np.maximum(total, 1), 1.0)
     if classes is None:
         classes = np.union1d(np.unique(p), np.unique(t))
         if ignore_index is not None:
@@ -99,6 +112,23 @@ def dice(
     total = confusion.sum(axis=1)[idx] + confusion.sum(axis=0)[idx]
     dice = np.where(total > 0, 2 * inter / np.maximum(total, 1), 1.0)
     return classes, dice
+
+
+_DENSE_LABELS = 1024
+"""Labels below this are counted in one dense K x K confusion matrix (K^2 <= 1 M bins)."""
+
+
+def _dense_confusion(p: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """(K x K confusion, labels 0..K-1) of two unsigned label arrays whose labels are all below
+    :data:`_DENSE_LABELS`, by one ``bincount`` of ``pred * K + target``; None otherwise."""
+    if p.dtype.kind != "u" or t.dtype.kind != "u" or p.size == 0:
+        return None
+    k = int(max(p.max(), t.max())) + 1
+    if k > _DENSE_LABELS:
+        return None
+    wide = np.uint32 if k * k < 2**32 else np.uint64
+    codes = p.astype(wide) * wide(k) + t
+    return np.bincount(codes, minlength=k * k).reshape(k, k), np.arange(k)
 
 
 def ceiling_dice(
