@@ -146,7 +146,7 @@ def _classes(m) -> list[str]:
         return ["classes   " + ", ".join(f"{c.id}:{c.name}" for c in m.classes)]
     total = sum(c.pixels for c in m.classes) or 1
     width = max(len(c.name) for c in m.classes)
-    out = [f"classes   {len(m.classes)}; pixels over all canvases (padding and unlabelled samples excluded)"]
+    out = [f"classes   {len(m.classes)}; pixels of the masks as read (before the canvas; unlabelled samples excluded)"]
     for c in m.classes[:MAX_CLASSES_SHOWN]:
         out.append(f"  {c.id:>5}  {c.name:<{width}}  {c.pixels:>14,}  {c.pixels / total:7.3%}")
     rest = m.classes[MAX_CLASSES_SHOWN:]

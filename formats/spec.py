@@ -236,8 +236,8 @@ class Failure:
 
 @dataclass(frozen=True)
 class ClassInfo:
-    """A label id, its name, and (datasets compiled since it was added) its pixel count over every
-    sample's canvas, padding excluded."""
+    """A label id, its name, and (datasets compiled since it was added) its pixel count in the
+    masks as read (FORMAT.md, ``classes``)."""
 
     id: int
     name: str

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..inputs.labels import count_labels
+
 __all__ = ["add", "frame_stats", "summarise"]
 
 
@@ -56,14 +58,10 @@ def _float_sums(x: np.ndarray, window: tuple[float, float] | None) -> tuple:
 
 
 def _counts(labels: np.ndarray | None) -> dict[str, int]:
-    if labels is None or labels.size == 0:
+    """Pixels per label, keyed by the label as text (JSON)."""
+    if labels is None:
         return {}
-    if labels.dtype in (np.uint8, np.uint16):
-        c = np.bincount(labels.ravel())
-        keep = np.flatnonzero(c)
-        return {str(k): int(n) for k, n in zip(keep.tolist(), c[keep].tolist())}
-    values, n = np.unique(labels, return_counts=True)
-    return {str(k): int(c) for k, c in zip(values.tolist(), n.tolist())}
+    return {str(k): n for k, n in count_labels(labels).items()}
 
 
 def frame_stats(

@@ -9,8 +9,8 @@
 - **Label maps** (``--label-map 255:1``, or a JSON/CSV file of ``from,to``) remap labels before
   anything else reads the mask (:func:`apply_label_map`, vectorised through a lookup table or a
   sorted search).
-- **Labels found**: :func:`count_labels` gives each label's pixel count on a canvas (padding
-  excluded); a compile sums them over its samples.
+- **Labels found**: :func:`count_labels` gives each label's pixel count; a compile sums them over
+  its samples (:mod:`apfcompile.build.statistics`).
 """
 
 from __future__ import annotations
