@@ -18,16 +18,14 @@ import argparse
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import cv2
 import nibabel as nib
 import numpy as np
-from common import CACHE
+from common import CACHE, timed_process
 
 from apfcompile.demo import sample_path
 
@@ -71,12 +69,6 @@ def volumes(n: int, slices: int, side: int = 512) -> Path:
     return root
 
 
-def timed(cmd: list[str]) -> float:
-    t0 = time.perf_counter()
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return time.perf_counter() - t0
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--volumes", type=int, default=8)
@@ -109,11 +101,11 @@ def main() -> None:
                 for j in (1, 2)
             },
         }
-        timed(cmds["floor"])  # warm the page cache
+        timed_process(cmds["floor"])  # warm the page cache
         times: dict[str, list[float]] = {k: [] for k in cmds}
         for _ in range(args.repeat):
             for k, cmd in cmds.items():
-                times[k].append(timed(cmd))
+                times[k].append(timed_process(cmd))
     med = {k: statistics.median(v) for k, v in times.items()}
     r1 = statistics.median(a / b for a, b in zip(times["j1"], times["floor"]))
     r2 = statistics.median(a / b for a, b in zip(times["j2"], times["j1"]))

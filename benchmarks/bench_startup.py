@@ -18,14 +18,12 @@ import argparse
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import cv2
-from common import CACHE, texture_png
+from common import CACHE, texture_png, timed_process
 
 FLOOR = """
 import sys, cv2
@@ -49,12 +47,6 @@ def inputs(side: int, n: int) -> Path:
     return folder
 
 
-def timed(cmd: list[str]) -> float:
-    t0 = time.perf_counter()
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return time.perf_counter() - t0
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--side", type=int, default=8192)
@@ -72,11 +64,11 @@ def main() -> None:
         out = Path(tmp) / "ds"
         compile_cmd = [exe, "compile", str(folder), str(out), "--workers", "1", "-L", str(args.length), "--overwrite"]
         floor_cmd = [sys.executable, "-c", FLOOR, *files]
-        timed(floor_cmd), timed(compile_cmd)  # warm the page cache and the import caches
+        timed_process(floor_cmd), timed_process(compile_cmd)  # warm the page cache and the import caches
         floors, compiles = [], []
         for _ in range(args.repeat):
-            floors.append(timed(floor_cmd))
-            compiles.append(timed(compile_cmd))
+            floors.append(timed_process(floor_cmd))
+            compiles.append(timed_process(compile_cmd))
     ratio = statistics.median(c / f for f, c in zip(floors, compiles))
     print("\n1. compile as a CLI process vs a process that reads + grey + blur + Canny the same files")
     print(
@@ -86,15 +78,15 @@ def main() -> None:
 
     pys, helps = [], []
     for _ in range(args.repeat * 3):
-        pys.append(timed([sys.executable, "-c", "pass"]))
-        helps.append(timed([exe, "--help"]))
+        pys.append(timed_process([sys.executable, "-c", "pass"]))
+        helps.append(timed_process([exe, "--help"]))
     print("\n2. `apfcompile --help` as a process vs `python -c pass`")
     print(
         f"   python {statistics.median(pys) * 1e3:.0f} ms   apfcompile --help {statistics.median(helps) * 1e3:.0f} ms "
         "(goal <= 300 ms)"
     )
     for sub in ("compile", "inspect"):
-        t = statistics.median(timed([exe, sub, "--help"]) for _ in range(args.repeat * 2))
+        t = statistics.median(timed_process([exe, sub, "--help"]) for _ in range(args.repeat * 2))
         print(f"   apfcompile {sub} --help {t * 1e3:.0f} ms")
 
 

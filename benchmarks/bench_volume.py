@@ -16,15 +16,13 @@ import hashlib
 import os
 import shutil
 import statistics
-import subprocess
 import tempfile
-import time
 from pathlib import Path
 
 import cv2
 import nibabel as nib
 import numpy as np
-from common import CACHE
+from common import CACHE, timed_process
 
 from apfcompile.demo import sample_path
 
@@ -55,12 +53,6 @@ def volume(slices: int, side: int) -> Path:
     return folder
 
 
-def timed(cmd: list[str]) -> float:
-    t0 = time.perf_counter()
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return time.perf_counter() - t0
-
-
 def digest(root: Path) -> str:
     h = hashlib.sha256()
     for p in sorted(root.rglob("*")):
@@ -87,11 +79,11 @@ def main() -> None:
             j: [exe, "compile", str(src), str(outs[j]), "-j", str(j), "-L", str(args.length), "--overwrite"]
             for j in (1, 2)
         }
-        timed(cmds[1])  # warm the page cache
+        timed_process(cmds[1])  # warm the page cache
         times: dict[int, list[float]] = {1: [], 2: []}
         for _ in range(args.repeat):
             for j in (1, 2):
-                times[j].append(timed(cmds[j]))
+                times[j].append(timed_process(cmds[j]))
         same = digest(outs[1]) == digest(outs[2])
     ratio = statistics.median(a / b for a, b in zip(times[1], times[2]))
     t1, t2 = statistics.median(times[1]), statistics.median(times[2])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import statistics
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -77,3 +78,10 @@ def timeit_pair(a: Callable[[], object], b: Callable[[], object], repeat: int) -
         tb.append(t2 - t1)
     ratio = statistics.median(y / x for x, y in zip(ta, tb))
     return statistics.median(ta), statistics.median(tb), ratio, result
+
+
+def timed_process(cmd: list[str]) -> float:
+    """Wall seconds of one whole process (start-up included), its output discarded."""
+    t0 = time.perf_counter()
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.perf_counter() - t0

@@ -97,3 +97,13 @@ def tree_bytes(root: Path) -> dict[str, bytes]:
         for p in sorted(root.rglob("*"))
         if p.is_file() and p.name != "compile-stats.json"
     }
+
+
+def compile_to(src, out, **options):
+    """``compile_dataset`` of ``src`` into ``out`` with the CLI's options by name; tests default to
+    one worker and L = 32."""
+    from apfcompile import CompileConfig, compile_dataset
+
+    options.setdefault("length", 32)
+    options.setdefault("workers", 1)
+    return compile_dataset(CompileConfig.from_options(src, out, **options))

@@ -9,7 +9,6 @@ import torch
 from click.testing import CliRunner
 from torch.utils.data import DataLoader
 
-from apfcompile import CompileConfig, compile_dataset
 from apfcompile.cli import main
 from formats import open_dataset
 from loaders import APFDataset, collate, dice
@@ -18,9 +17,7 @@ from . import builders
 
 
 def compile_(src, out, **kw):
-    kw.setdefault("length", 48)
-    kw.setdefault("workers", 1)
-    return compile_dataset(CompileConfig.from_options(src, out, **kw))
+    return builders.compile_to(src, out, **{"length": 48, **kw})
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from apfcompile import CompileConfig, compile_dataset
 from apfcompile.build.splits import parse_split, plan_splits
 from apfcompile.cli import main
 from apfcompile.inputs.layouts import InputItem
@@ -16,11 +15,7 @@ from loaders import APFDataset, APFStream
 from . import builders
 from .test_never_silent import vessels
 
-
-def compile_(src, out, **kw):
-    kw.setdefault("length", 32)
-    kw.setdefault("workers", 1)
-    return compile_dataset(CompileConfig.from_options(src, out, **kw))
+compile_ = builders.compile_to
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,6 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from apfcompile import CompileConfig, compile_dataset
 from apfcompile.build.statistics import add, frame_stats, summarise
 from apfcompile.demo import sample_path
 from apfcompile.inputs.readers import read_array
@@ -21,10 +20,7 @@ from . import builders
 CT = read_array(sample_path("ct_abdomen.nii.gz")).astype(np.float64)
 
 
-def compile_(src, out, **kw):
-    kw.setdefault("length", 32)
-    kw.setdefault("workers", 1)
-    return compile_dataset(CompileConfig.from_options(src, out, **kw))
+compile_ = builders.compile_to
 
 
 @pytest.fixture(scope="module")
