@@ -181,18 +181,34 @@ def _labels_or_fill(index: np.ndarray, labels: np.ndarray, fill: int, dtype: np.
 
 
 def _block_mode(blocks: np.ndarray, f: int, p: int, k: int, ignore: int | None) -> np.ndarray:
-    """Majority dense label per f x f cell of (n, s, s) blocks; -1 where nothing votes."""
+    """Majority dense label per f x f cell of (n, s, s) blocks; -1 where nothing votes.
+
+    Most cells hold one label only (the inside of an organ, the background): their min equals
+    their max, which decides them without counting; the votes are counted (one ``bincount`` over
+    (cell, label) keys) for the mixed cells alone."""
     n = blocks.shape[0]
     if f == 1:
         votes = blocks.reshape(n, p, p)
         return np.where(votes == k, -1, votes)
     cells = blocks.reshape(n, p, f, p, f).transpose(0, 1, 3, 2, 4).reshape(n * p * p, f * f)
+    lo, hi = cells.min(axis=1), cells.max(axis=1)
+    best = np.where(lo == k, -1, lo).astype(np.int64)  # uniform cells: their label (padding: -1)
+    mixed = np.flatnonzero(lo != hi)
+    if mixed.size:
+        best[mixed] = _count_mode(cells[mixed], k, ignore)
+    return best.reshape(n, p, p)
+
+
+def _count_mode(cells: np.ndarray, k: int, ignore: int | None) -> np.ndarray:
+    """Majority dense label of each row of ``cells`` (index ``k`` never votes; ``ignore`` only
+    wins a cell with nothing else; ties to the smallest label); -1 where nothing votes."""
+    m = cells.shape[0]
     k1 = k + 1
-    keys = cells + (np.arange(n * p * p, dtype=np.int64) * k1)[:, None]
-    counts = np.bincount(keys.ravel(), minlength=n * p * p * k1).reshape(n * p * p, k1)[:, :k]
+    keys = cells + (np.arange(m, dtype=np.int64) * k1)[:, None]
+    counts = np.bincount(keys.ravel(), minlength=m * k1).reshape(m, k1)[:, :k]
     if ignore is not None:
         only_ignore = counts.sum(axis=1) == counts[:, ignore]
         counts[~only_ignore, ignore] = 0
     best = counts.argmax(axis=1)
     best[counts[np.arange(best.size), best] == 0] = -1
-    return best.reshape(n, p, p)
+    return best
