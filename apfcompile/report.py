@@ -86,6 +86,7 @@ DECISIONS = {
     "ct_by_rule": "taken as CT by --modality auto",
     "grey_from_rgb": "grey stored as RGB (R = G = B), kept as one channel",
     "unnamed_labels": "labels with no class name, stored as label_N",
+    "orientation_unknown": "volumes whose header names no orientation, sliced as stored",
 }
 """Manifest parameters that record what a compile decided without being told, and what each means."""
 

@@ -299,3 +299,26 @@ def test_a_compile_where_every_leaf_is_minimum_size_says_so(tmp_path):
     assert "warning   no adaptive patching happened" in shown
     fine = CliRunner().invoke(main, ["compile", str(src), str(tmp_path / "ok"), "-j", "1", "-L", "512", "-p", "16"])
     assert "apfcompile: warning:" not in fine.output
+
+
+# Orientation: a volume whose header names none --------------------------------------------------
+
+
+def test_a_volume_without_an_orientation_is_sliced_as_stored_and_says_so(tmp_path):
+    import nibabel as nib
+
+    from apfcompile.demo import sample_path
+
+    (tmp_path / "in").mkdir()
+    ct = nib.load(sample_path("ct_abdomen.nii.gz"))
+    img = nib.Nifti1Image(np.asarray(ct.dataobj), None)
+    img.header.set_sform(np.zeros((4, 4)), code=1)  # a zero affine: no orientation
+    img.header.set_qform(None, code=0)
+    nib.save(img, tmp_path / "in" / "ct.nii.gz")
+    with pytest.warns(
+        Warning, match=r"ct.nii.gz: its affine names no orientation .* sliced along its stored third axis"
+    ):
+        manifest = compile_(tmp_path / "in", tmp_path / "ds", modality="ct")
+    assert manifest.parameters["orientation_unknown"] == ["ct.nii.gz"]
+    assert manifest.totals["samples"] == 30
+    compile_(builders.btcv(tmp_path / "btcv", cases=1), tmp_path / "ok")  # oriented: no warning

@@ -294,7 +294,8 @@ def _with_decisions(parameters: dict, decided: dict[str, list[tuple[str, str]]])
     whose 3-D arrays were taken as C x H x W by their shape; ``arrays_by_default``, the ``.npz``
     inputs whose image and mask arrays were picked without ``--image-key``/``--mask-key``;
     ``ct_by_rule``, inputs with frames taken as CT by ``--modality auto``; ``grey_from_rgb``, inputs
-    whose R = G = B images are stored as one channel; (and, set by the caller, ``unnamed_labels``: the
+    whose R = G = B images are stored as one channel; ``orientation_unknown``, volumes sliced as
+    stored because their header names no orientation; (and, set by the caller, ``unnamed_labels``: the
     labels stored as ``label_N`` where names were expected)."""
     return {
         **parameters,

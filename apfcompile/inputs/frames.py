@@ -32,6 +32,7 @@ from .readers import (
     reader_module,
     suffix_of,
     volume_header,
+    volume_oriented,
 )
 
 __all__ = ["Frame", "count_frames", "is_stack", "load_frames", "mask_label_bytes"]
@@ -312,12 +313,23 @@ def _spacing(path: Place) -> tuple[float, float, float] | None:
 def _volume_frames(
     item: InputItem, data: np.ndarray, mask: np.ndarray | None, first: int, spacing: tuple | None
 ) -> Iterator[Frame]:
-    """One slice at a time (each made contiguous only when its turn comes)."""
+    """One slice at a time (each made contiguous only when its turn comes). A volume whose header
+    names no orientation is sliced as stored, with a note saying so."""
+    notes: tuple[tuple[str, str], ...] = ()
+    if not volume_oriented(item.image):
+        notes = (
+            (
+                "orientation_unknown",
+                f"{item.image}: its affine names no orientation (a zero or degenerate matrix), so it is "
+                "sliced along its stored third axis as stored, not in RAS; fix the header's qform/sform "
+                "to get the same slices as other volumes",
+            ),
+        )
     for j in range(data.shape[2]):
         z = first + j
         img = _as_image(np.ascontiguousarray(data[:, :, j]), item.image)
         m = None if mask is None else as_labels(np.ascontiguousarray(mask[:, :, j]), item.masks[0], img.shape[:2])
-        yield Frame(f"{item.key}/z{z:03d}", img, m, 2, z, spacing=spacing)
+        yield Frame(f"{item.key}/z{z:03d}", img, m, 2, z, spacing=spacing, notes=notes)
 
 
 def _first_note(item: InputItem, shape: tuple, mask_hw, order: ChannelOrder) -> tuple[tuple[str, str], ...]:

@@ -42,6 +42,7 @@ __all__ = [
     "read_slide_level",
     "read_volume_slices",
     "volume_header",
+    "volume_oriented",
     "reader_module",
     "suffix_of",
 ]
@@ -102,6 +103,14 @@ def read_volume_slices(path: Place, z0: int, z1: int) -> np.ndarray:
 def volume_header(path: Place) -> tuple[tuple[int, ...], tuple[float, float, float] | None]:
     """A volume's RAS+ shape and voxel size (mm) from its header; errors as :func:`read_array`'s."""
     return _read_header(path, lambda source: reader_module(READERS[suffix_of(path)]).header(source))
+
+
+def volume_oriented(path: Place) -> bool:
+    """Whether a volume's header names its orientation (NIfTI: an affine that is not degenerate;
+    NRRD, MetaImage and DICOM always carry a direction)."""
+    if READERS[suffix_of(path)] != "nifti":
+        return True
+    return _read_header(path, lambda source: reader_module("nifti").oriented(source))
 
 
 SLIDE_SUFFIXES = (".tif", ".tiff", ".svs")

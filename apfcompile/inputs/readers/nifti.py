@@ -64,6 +64,13 @@ def header(source: Path | BinaryIO) -> tuple[tuple[int, ...], tuple[float, float
     return canonical_shape(img), canonical_zooms(img)
 
 
+def oriented(source: Path | BinaryIO) -> bool:
+    """Whether the header's affine names an orientation (False for a zero or degenerate matrix:
+    the volume is then sliced as stored)."""
+    img = load(source)
+    return len(img.shape) < 3 or _orientation(img) is not None
+
+
 def canonical_zooms(img: nib.spatialimages.SpatialImage) -> tuple[float, float, float] | None:
     """Voxel size (mm) along the RAS+ axes of :func:`read`'s array; None for a 2-D image."""
     zooms = img.header.get_zooms()
