@@ -52,8 +52,11 @@ __all__ = [
     "CHUNK_NODES",
     "NODE_ROW_GROUP",
     "SampleRecord",
+    "commit_shard",
+    "discard_staged",
     "read_shard_record",
     "shard_name",
+    "stage_shard",
     "write_manifest",
     "write_shard",
 ]
@@ -214,10 +217,51 @@ def write_shard(
             )
             _upload(Path(staging) / SHARDS_DIR / name, loc, f"{SHARDS_DIR}/{name}")
         return info
-    shards = loc.local / SHARDS_DIR
+    info = stage_shard(
+        loc.local,
+        index,
+        records,
+        patch_size=patch_size,
+        channels=channels,
+        image_dtype=image_dtype,
+        mask_dtype=mask_dtype,
+        mask_fill=mask_fill,
+    )
+    commit_shard(
+        loc.local,
+        index,
+        info,
+        fingerprint=fingerprint,
+        failures=failures,
+        image_dtype=image_dtype,
+        channels=channels,
+        statistics=statistics,
+    )
+    return info
+
+
+def _tmp_of(dataset: Path, index: int) -> Path:
+    return dataset / SHARDS_DIR / f".tmp-{shard_name(index)}"
+
+
+def stage_shard(
+    dataset: Path,
+    index: int,
+    records: list[SampleRecord],
+    *,
+    patch_size: int,
+    channels: int | None,
+    image_dtype: str | None,
+    mask_dtype: str | None,
+    mask_fill: int = 0,
+) -> ShardInfo:
+    """The first half of :func:`write_shard` on a local dataset: every data file of shard
+    ``index`` written into its temporary folder (``shards/.tmp-NNNNN``), nothing committed; a
+    reader sees nothing until :func:`commit_shard`. Any earlier temporary folder of the shard is
+    removed first. A worker can stage a shard while others compute. Returns the shard's info."""
+    shards = Path(dataset) / SHARDS_DIR
     shards.mkdir(parents=True, exist_ok=True)
-    tmp = shards / f".tmp-{name}"
-    final = shards / name
+    tmp = _tmp_of(Path(dataset), index)
     if tmp.exists():
         shutil.rmtree(tmp)  # left by an interrupted run
     tmp.mkdir()
@@ -241,13 +285,30 @@ def write_shard(
         mask = np.concatenate(masks) if records else empty_mask
         _write_array(group, "mask", mask.astype(mask_dtype, copy=False), ZstdCodec(level=3))
     files = _file_records(tmp)
-    info = ShardInfo(
-        path=f"{SHARDS_DIR}/{name}",
+    return ShardInfo(
+        path=f"{SHARDS_DIR}/{shard_name(index)}",
         samples=len(records),
         nodes=int(image.shape[0]),
         bytes=sum(f.bytes for f in files.values()),
         files=files,
     )
+
+
+def commit_shard(
+    dataset: Path,
+    index: int,
+    info: ShardInfo,
+    *,
+    fingerprint: str,
+    failures: list[Failure] = (),
+    image_dtype: str | None,
+    channels: int | None,
+    statistics: dict[str, dict[str, dict]] | None = None,
+) -> None:
+    """The second half of :func:`write_shard`: the shard's ``shard.json`` into its staged folder,
+    then the rename that commits it (replacing a committed shard of the same index)."""
+    tmp = _tmp_of(Path(dataset), index)
+    final = Path(dataset) / SHARDS_DIR / shard_name(index)
     record = ShardRecord(
         fingerprint, info, tuple(failures), image_dtype, channels if image_dtype else None, dict(statistics or {})
     )
@@ -255,7 +316,11 @@ def write_shard(
     if final.exists():
         shutil.rmtree(final)
     os.replace(tmp, final)
-    return info
+
+
+def discard_staged(dataset: Path, index: int) -> None:
+    """Remove shard ``index``'s staged folder, if any (its input failed after all)."""
+    shutil.rmtree(_tmp_of(Path(dataset), index), ignore_errors=True)
 
 
 def _upload(folder: Path, loc: Location, rel: str) -> None:

@@ -50,17 +50,39 @@ def test_one_volume_on_two_workers_writes_the_bytes_of_one(tmp_path, monkeypatch
     src = one_volume(tmp_path / "in")
     kw = dict(modality="ct", length=48, shard_samples=7, views=views)
     compile_dataset(CompileConfig.from_options(src, tmp_path / "one", workers=1, **kw))
-    seen = []
+    seen, staged = [], []
     real = run_mod.in_order
 
     def spy(fn, tasks, workers, scheduler=None):
         seen.append([t.frames for t in tasks])
+        staged.append([t.stage[1] if t.stage else [] for t in tasks])
         return real(fn, tasks, workers, scheduler)
 
     monkeypatch.setattr(run_mod, "in_order", spy)
     compile_dataset(CompileConfig.from_options(src, tmp_path / "two", workers=2, **kw))
-    assert seen == [[range(0, 7), range(7, 15), range(15, 22), range(22, 30)]]
+    if views:  # shard boundaries fall between a frame's two views: even parts; the shards wholly
+        # inside one part are still written by its worker
+        assert seen == [[range(0, 7), range(7, 15), range(15, 22), range(22, 30)]]
+        assert staged == [[[0, 1], [2, 3], [5], [7, 8]]]
+    else:  # cut at the shard boundaries: each worker writes its whole shards, committed here
+        assert seen == [[range(0, 7), range(7, 14), range(14, 21), range(21, 28), range(28, 30)]]
+        assert staged == [[[0], [1], [2], [3], [4]]]
     assert builders.tree_bytes(tmp_path / "two") == builders.tree_bytes(tmp_path / "one")
+
+
+def test_shards_a_worker_wrote_are_discarded_when_another_part_fails(tmp_path):
+    """The volume's last slices are cut off: the parts before them write their whole shards, the
+    last part fails, the input fails whole: nothing of it is committed, no staged folder stays."""
+    src = one_volume(tmp_path / "in")
+    raw = (src / "ct.nii.gz").read_bytes()
+    (src / "ct.nii.gz").write_bytes(raw[: int(len(raw) * 0.6)])
+    kw = dict(modality="ct", length=48, shard_samples=7, workers=2, on_error="skip")
+    manifest = compile_dataset(CompileConfig.from_options(src, tmp_path / "ds", **kw))
+    assert manifest.totals["samples"] == 0 and [f.source for f in manifest.failures] == ["ct.nii.gz"]
+    assert not [p.name for p in (tmp_path / "ds" / "shards").iterdir() if p.name.startswith(".tmp")]
+    with pytest.raises(Exception, match="ct.nii.gz"):
+        compile_dataset(CompileConfig.from_options(src, tmp_path / "fail", **{**kw, "on_error": "fail"}))
+    assert not list((tmp_path / "fail" / "shards").glob("*/shard.json"))
 
 
 def test_a_failing_part_fails_the_whole_input():

@@ -62,6 +62,28 @@ class Plan:
         cuts = [frames * k // parts for k in range(parts + 1)]
         return [range(a, b) for a, b in zip(cuts[:-1], cuts[1:])]
 
+    def shard_parts(self, i: int, views: int) -> list[range] | None:
+        """Input ``i``'s frames cut at the shard boundaries that fall inside it (one part per
+        shard it touches), or None where a boundary falls between the views of one frame."""
+        first, n, per = self.firsts[i], self.counts[i], self.shard_samples
+        if n == 0 or self.items[i].kind != "volume":
+            return None
+        cuts = [0]
+        for k in list(self.shards_of(i))[1:]:
+            offset = k * per - first
+            if offset % views:
+                return None
+            cuts.append(offset // views)
+        cuts.append(n // views)
+        return [range(a, b) for a, b in zip(cuts[:-1], cuts[1:]) if b > a]
+
+    def whole_shards(self, i: int, part: range, views: int) -> list[int]:
+        """The shards all of whose samples come from ``part`` of input ``i`` (a worker can write
+        them itself)."""
+        lo, hi = self.firsts[i] + part.start * views, self.firsts[i] + part.stop * views
+        per = self.shard_samples
+        return [k for k in self.shards_of(i) if k * per >= lo and min((k + 1) * per, self.total) <= hi]
+
     def last_input(self) -> dict[int, int]:
         """shard -> the last input feeding it: the shard is written when that input is done."""
         out: dict[int, int] = {}

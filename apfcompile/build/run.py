@@ -87,24 +87,40 @@ def compile_items(
     last_input = plan.last_input()
     todo = [i for i, n in enumerate(plan.counts) if n and any(k not in done for k in plan.shards_of(i))]
     # Few inputs and many workers: a volume's frames are split over the workers (bytes unchanged),
-    # in twice as many parts as workers, so that a slow part does not hold the others back.
+    # in twice as many parts as workers, so that a slow part does not hold the others back; or, on
+    # a local pool writing a local dataset, at the shard boundaries inside the volume, so that each
+    # worker writes its whole shards itself while the others compute (committed by this process
+    # once the whole input is done).
     parts = -(-2 * run.workers // max(len(todo), 1)) if run.workers > 1 else 1
-    tasks = [
-        Task(
-            i,
-            items[i],
-            plan.firsts[i],
-            data,
-            run,
-            info.window,
-            mask_dtype,
-            part,
-            reserved,
-            None if split_plan is None else split_plan[i],
-        )
-        for i in todo
-        for part in plan.frame_parts(i, len(views), parts)
-    ]
+    can_stage = run.scheduler is None and run.workers > 1 and loc.local is not None
+    writer_options = {
+        "patch_size": data.patch_size,
+        "mask_dtype": mask_dtype if labelled else None,
+        "mask_fill": fill,
+    }
+    tasks = []
+    for i in todo:
+        cuts = plan.shard_parts(i, len(views)) if can_stage and parts > 1 else None
+        if cuts is None or len(cuts) < 2:
+            cuts = plan.frame_parts(i, len(views), parts)
+        for part in cuts:
+            whole = [] if part is None or not can_stage else plan.whole_shards(i, part, len(views))
+            whole = [k for k in whole if k not in done]
+            tasks.append(
+                Task(
+                    i,
+                    items[i],
+                    plan.firsts[i],
+                    data,
+                    run,
+                    info.window,
+                    mask_dtype,
+                    part,
+                    reserved,
+                    None if split_plan is None else split_plan[i],
+                    (str(loc.local), whole, writer_options) if whole else None,
+                )
+            )
     n_parts = {i: sum(t.index == i for t in tasks) for i in todo}
 
     dtype = next(((r.image_dtype, r.channels) for r in done.values() if r.image_dtype), None)
@@ -127,6 +143,20 @@ def compile_items(
             item = items[result.index]
             first_shard = plan.firsts[result.index] // per
             error = result.error or names.refused(result.labels, item)
+            staged = {k: (info_k, (dt, ch)) for k, info_k, dt, ch, _ in result.staged}
+            if error is None and staged:
+                found = next(iter(staged.values()))[1]
+                dtype = dtype or found
+                if any(f != dtype for _, f in staged.values()):
+                    error = (
+                        f"{item.image}: image is {found[1]} x {found[0]}, the dataset's first image "
+                        f"{dtype[1]} x {dtype[0]}; compile them separately"
+                    )
+                unlabelled_seen |= labelled and not has_labels(item)
+            if error is not None:
+                for k in staged:
+                    discard_staged(loc.local, k)
+                staged = {}
             if error is None:
                 for kind, message in result.notes:
                     decided.setdefault(kind, []).append((item.source, message))
@@ -172,6 +202,20 @@ def compile_items(
                     if folded:
                         stats.setdefault(plan.shards_of(result.index)[-1], {})[item.source] = folded
             for k in sorted(k for k, last in last_input.items() if last == result.index and k not in done):
+                if k in staged:  # written by the worker: this process only commits it
+                    commit_shard(
+                        loc.local,
+                        k,
+                        staged[k][0],
+                        fingerprint=plan.fingerprint,
+                        failures=failures.get(k, []),
+                        image_dtype=dtype[0],
+                        channels=dtype[1],
+                        statistics=stats.get(k),
+                    )
+                    written[k] = staged[k][0]
+                    shard_failures[k] = failures.pop(k, [])
+                    continue
                 written[k] = write_shard(
                     out,
                     k,
@@ -242,7 +286,7 @@ def _whole_inputs(results: Iterator[Result], n_parts: dict[int, int], counts: li
     is done."""
     pending: list[Result] = []
     for result in results:
-        progress.update(len(result.records))
+        progress.update(len(result.records) + sum(s[4] for s in result.staged))
         pending.append(result)
         if len(pending) < n_parts[result.index]:
             continue
@@ -251,9 +295,10 @@ def _whole_inputs(results: Iterator[Result], n_parts: dict[int, int], counts: li
         notes = list(dict.fromkeys(n for r in pending for n in r.notes))
         frames = [fs for r in pending for fs in r.frames]
         grey = [s for r in pending for s in r.grey]
-        progress.update(counts[result.index] - len(records))
+        staged = [s for r in pending for s in r.staged]
+        progress.update(counts[result.index] - len(records) - sum(s[4] for s in staged))
         pending = []
-        yield Result(result.index, [] if error is not None else records, error, notes, frames, grey)
+        yield Result(result.index, [] if error is not None else records, error, notes, frames, grey, staged)
 
 
 def read_shard_record(*args: object, **kwargs: object) -> ShardRecord | None:
@@ -268,6 +313,20 @@ def write_shard(*args: object, **kwargs: object) -> ShardInfo:
     from formats import writer
 
     return writer.write_shard(*args, **kwargs)
+
+
+def commit_shard(*args: object, **kwargs: object) -> None:
+    """:func:`formats.writer.commit_shard` (the writer is imported on first use)."""
+    from formats import writer
+
+    writer.commit_shard(*args, **kwargs)
+
+
+def discard_staged(*args: object, **kwargs: object) -> None:
+    """:func:`formats.writer.discard_staged` (the writer is imported on first use)."""
+    from formats import writer
+
+    writer.discard_staged(*args, **kwargs)
 
 
 def write_manifest(*args: object, **kwargs: object) -> str:

@@ -18,6 +18,7 @@ with one canvas-to-original transform (:func:`canvas_transform`).
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -69,6 +70,10 @@ class Task:
     refused (it would read as "unlabelled")."""
     splits: list[tuple[str, str | None]] | None = None
     """(group, split) of each of the input's frames (:mod:`.splits`); None: no splits."""
+    stage: tuple | None = None
+    """``(dataset folder, shards, writer options)``: shards whose samples all come from this task,
+    which the worker stages itself (:func:`formats.writer.stage_shard`); the main process commits
+    them once the whole input is done, or discards them if it failed."""
 
     def split_of(self, frame: int) -> dict:
         """The record fields ``split`` and ``split_group`` of one frame."""
@@ -91,6 +96,8 @@ class Result:
     """(frame, :func:`~.statistics.frame_stats`) of each frame compiled, in frame order."""
     grey: list[int] = field(default_factory=list)
     """Samples whose RGB image had R = G = B everywhere and is stored as one channel."""
+    staged: list[tuple] = field(default_factory=list)
+    """``(shard, ShardInfo, image dtype, channels, samples)`` of each shard the worker staged."""
 
     @property
     def labels(self) -> dict[int, int]:
@@ -112,11 +119,30 @@ def compile_input(task: Task) -> Result:
             result.frames.clear()
             records = _in_memory(task, result)
         result.records = records
+        if task.stage is not None:
+            _stage(task, result)
         return result
     except APFError as exc:
         return Result(task.index, error=str(exc))
     except (MemoryError, ValueError, OSError) as exc:  # unexpected, but one input must not stop the rest
         return Result(task.index, error=f"{task.item.image}: {type(exc).__name__}: {exc}")
+
+
+def _stage(task: Task, result: Result) -> None:
+    """Write the task's whole shards into their staged folders; their records stay here."""
+    from formats.writer import stage_shard
+
+    folder, shards, options = task.stage
+    per = task.data.shard_samples
+    for k in shards:
+        records = [r for r in result.records if r.sample // per == k]
+        if not records:
+            continue
+        dtype, channels = str(records[0].image.dtype), int(records[0].image.shape[3])
+        info = stage_shard(Path(folder), k, records, image_dtype=dtype, channels=channels, **options)
+        result.staged.append((k, info, dtype, channels, len(records)))
+    staged = {k for k, *_ in result.staged}
+    result.records = [r for r in result.records if r.sample // per not in staged]
 
 
 def choose_route(item: InputItem, data: DataConfig, run: RunConfig) -> tuple[Route, SlideHeader | None]:
