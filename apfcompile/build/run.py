@@ -101,7 +101,7 @@ def compile_items(
     tasks = []
     for i in todo:
         cuts = plan.shard_parts(i, len(views)) if can_stage and parts > 1 else None
-        if cuts is None or len(cuts) < 2:
+        if cuts is None or len(cuts) < run.workers:  # too few shards to keep every worker busy
             cuts = plan.frame_parts(i, len(views), parts)
         for part in cuts:
             whole = [] if part is None or not can_stage else plan.whole_shards(i, part, len(views))
