@@ -25,7 +25,7 @@ from .run import compile_items
 __all__ = ["write_dataset"]
 
 
-def _item(index: int, name: str, produce: tuple, labelled: bool) -> InputItem:
+def _item(name: str, produce: tuple, labelled: bool) -> InputItem:
     return InputItem(
         key=name,
         source=name,
@@ -60,7 +60,7 @@ def write_dataset(
             raise ParameterError("inputs", "at least one input", "none")
         first = _probe(source, inputs[0])
         labelled = first[2] is not None
-        items = [_item(i, str(arg), (source, arg), labelled) for i, arg in enumerate(inputs)]
+        items = [_item(str(arg), (source, arg), labelled) for arg in inputs]
         if labelled and options.get("mask_dtype", "auto") == "auto":
             options["mask_dtype"] = "uint8" if np.asarray(first[2]).dtype.itemsize == 1 else "uint16"
     else:
@@ -72,7 +72,7 @@ def write_dataset(
         if not given:
             raise ParameterError("source", "at least one sample", "none")
         labelled = any(m is not None for _, _, m in given)
-        items = [_item(i, t[0], (None, t), labelled and t[2] is not None) for i, t in enumerate(given)]
+        items = [_item(t[0], (None, t), labelled and t[2] is not None) for t in given]
         options.setdefault("workers", 1)  # the arrays are here already: no pool to ship them to
     options.setdefault("workers", os.cpu_count() or 1)
     options.setdefault("layout", "list")
@@ -83,4 +83,4 @@ def write_dataset(
 def _probe(fn: Callable[[object], tuple], arg: object) -> tuple:
     from ..inputs.frames import produced
 
-    return produced(_item(0, str(arg), (fn, arg), True))
+    return produced(_item(str(arg), (fn, arg), True))
