@@ -3,8 +3,10 @@
 For real data — the H&E region (2967 x 2220 from ../shared, else the bundled crop; L = 4,096), the
 bundled CT volume (30 slices, L = 64, with organ labels) and the nuclei image (L = 512, with
 instance labels) — prints the zstd-compressed size of each array as a share of its raw bytes, and
-zstd's decode speed, which is what the writer's rule (compress images only where it saves >= 15 %;
-always compress masks and metadata) rests on.
+zstd's decode speed; then, for masks as the loader reads them (chunks of 512 rows), the size and
+decode speed of zstd-1/3/9, lz4 and no codec (a copy). That is what the writer's rule rests on:
+compress images only where it saves >= 15 %, store masks raw (every codec here decodes masks
+slower than the loader's whole budget per sample allows), compress the node metadata (Parquet).
 Usage: python benchmarks/bench_codecs.py
 """
 
@@ -13,6 +15,7 @@ from __future__ import annotations
 import io
 import time
 
+import cv2
 import numcodecs
 import numpy as np
 import pyarrow as pa
@@ -33,6 +36,21 @@ def ratio(data: np.ndarray, level: int) -> tuple[float, float]:
         codec.decode(packed)
     speed = 5 * len(raw) / (time.perf_counter() - t0) / 1e9
     return len(packed) / len(raw), speed
+
+
+def chunked(arr: np.ndarray, codec, rows: int = 512) -> tuple[float, float]:
+    """(compressed / raw, decode GB/s) of ``arr`` cut into chunks of ``rows`` rows, as the loader
+    reads them; ``codec`` None is a plain copy."""
+    chunks = [np.ascontiguousarray(arr[i : i + rows]).tobytes() for i in range(0, len(arr), rows)]
+    packed = chunks if codec is None else [codec.encode(c) for c in chunks]
+    raw = sum(len(c) for c in chunks)
+    times = []
+    for _ in range(5):
+        t0 = time.perf_counter()
+        for c in packed:
+            np.frombuffer(c, np.uint8).copy() if codec is None else codec.decode(c)
+        times.append(time.perf_counter() - t0)
+    return sum(len(c) for c in packed) / raw, raw / sorted(times)[2] / 1e9
 
 
 def parquet_ratio(columns: dict[str, np.ndarray]) -> float:
@@ -67,6 +85,9 @@ def main() -> None:
             {k: np.concatenate([p.leaves.columns()[k] for p in parts]) for k in parts[0].leaves.columns()},
         )
     )
+    grey = cv2.medianBlur(cv2.cvtColor(tissue, cv2.COLOR_RGB2GRAY), 9)
+    classes = np.where(grey > 200, 0, np.where(grey < 120, 2, 1)).astype(np.uint8)  # as bench_peers' masks
+    he_mask = patchify(tissue, classes, PatchParams.make(8, length=4096)).mask
     nuc, nuc_mask = read_array(sample_path("nuclei_image.tif")), read_array(sample_path("nuclei_mask.tif"))
     s = patchify(nuc, nuc_mask, PatchParams.make(8, length=512))
     cases.append(("nuclei, L=512", s.patches, s.mask, s.leaves.columns()))
@@ -82,6 +103,19 @@ def main() -> None:
             f"{name:<22} {'nodes':<8} {sum(v.nbytes for v in nodes.values()) / 1e6:>8.2f} "
             f"{'':>7} {parquet_ratio(nodes):>7.3f}   (parquet, zstd)"
         )
+    codecs = {
+        "none": None,
+        "zstd-1": numcodecs.Zstd(level=1),
+        "zstd-3": numcodecs.Zstd(level=3),
+        "zstd-9": numcodecs.Zstd(level=9),
+        "lz4": numcodecs.LZ4(),
+    }
+    masks = [("H&E 3 classes, L=4096", he_mask)] + [(n, m) for n, _, m, _ in cases if m is not None]
+    print("\nmasks in 512-row chunks (size / raw, decode GB/s):")
+    print(f"{'data':<22} " + " ".join(f"{k:>15}" for k in codecs))
+    for name, mask in masks:
+        cells = [chunked(mask.astype(np.uint8) if mask.max() < 256 else mask, c) for c in codecs.values()]
+        print(f"{name:<22} " + " ".join(f"{r:>6.3f} {g:>5.2f}GB/s" for r, g in cells))
 
 
 if __name__ == "__main__":

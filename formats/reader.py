@@ -97,8 +97,13 @@ class Dataset:
         start, count = int(meta["offset"]), int(meta["count"])
         nodes = self.nodes(meta["shard"]).slice(start, count)
         group = self.location.zarr_group(f"{info.path}/{PATCHES_NAME}")
-        image = group["image"][start : start + count]
-        mask = group["mask"][start : start + count] if "mask" in group else None
+        try:
+            image = group["image"][start : start + count]
+            mask = group["mask"][start : start + count] if "mask" in group else None
+        except ValueError as exc:  # zarr's crc32c codec: "Stored and computed checksum do not match"
+            raise CorruptShardError(
+                self.location.display(f"{info.path}/{PATCHES_NAME}"), f"sample {meta['key']!r}: {exc}"
+            ) from None
         cols = {name: nodes[name].to_numpy() for name in nodes.column_names if name != "sample"}
         table = NodeTable.from_columns(cols, (meta["canvas_h"], meta["canvas_w"]))
         return SampleData(meta, table, image, mask)

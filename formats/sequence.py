@@ -35,15 +35,17 @@ patches and mask, size 0, centre (-1, -1), box (0, 0, 0, 0), ``valid`` False, an
 row's place in the unpadded sequence)."""
 
 ROW_DTYPES: dict[str, np.dtype] = {
-    "size": np.dtype(np.int64),
+    "size": np.dtype(np.int32),
     "center": np.dtype(np.float32),
-    "box": np.dtype(np.int64),
+    "box": np.dtype(np.int32),
     "valid": np.dtype(np.bool_),
-    "index": np.dtype(np.int64),
+    "index": np.dtype(np.int32),
 }
-"""The dtypes of the per-row fields of a fixed-length sequence (``image`` keeps the stored dtype;
-the loader widens ``mask`` to int64 for losses): size (L,), center (L, 2) as (cx, cy), box (L, 4)
-as (x1, x2, y1, y2), valid (L,), index (L,)."""
+"""The dtypes of the per-row fields of a fixed-length sequence (``image`` and ``mask`` keep the
+stored dtype; a loss that wants int64 targets takes ``mask.long()``, on the device): size (L,),
+center (L, 2) as (cx, cy), box (L, 4) as (x1, x2, y1, y2), valid (L,), index (L,). int32 is the
+narrowest integer type that holds any canvas coordinate (slides pass 32,767 pixels) and that torch
+indexes with."""
 
 
 def padding(name: str, shape: tuple[int, ...], dtype: np.dtype | None = None) -> np.ndarray:

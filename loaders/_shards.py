@@ -1,9 +1,11 @@
 """Reading rows of a shard fast: node columns from Parquet, patch rows straight from Zarr shards.
 
-The patch arrays are standard Zarr v3 (sharding codec, inner chunks of ``bytes`` [+ ``zstd``],
-index at the end with crc32c). For local datasets whose arrays have exactly that layout, rows are
-read straight from the memory-mapped shard file: the shard index is parsed once, and a sample
-costs one slice per inner chunk it touches (plus a zstd decode where the chunk is compressed).
+The patch arrays are standard Zarr v3 (sharding codec, inner chunks of ``bytes`` [+ ``zstd``]
+[+ ``crc32c``], index at the end with crc32c). For local datasets whose arrays have exactly that
+layout, rows are read straight from the memory-mapped shard file: the shard index is parsed once,
+and a sample costs one copy per inner chunk it touches (plus a zstd decode where the chunk is
+compressed, and a crc32c check where the chunk carries one, as every chunk written since
+checksums were added does; a mismatch is a :class:`~formats.errors.CorruptShardError` naming the file and rows).
 zarr-python's per-call machinery costs more than the read itself at these sizes. On object
 storage the same layout is read with ranged requests: the shard index once, then one request per
 sample spanning the inner chunks it touches (through the local block cache when ``cache_dir`` is
@@ -17,11 +19,13 @@ import os
 import threading
 from collections import OrderedDict
 
+import google_crc32c
 import numcodecs
 import numpy as np
 import pyarrow.parquet as pq
 
 from formats import Dataset
+from formats.errors import CorruptShardError
 from formats.nodes import NodeTable
 
 from ._ranges import CachedFile, MappedFile, RangeFile, RemoteFile
@@ -37,16 +41,22 @@ class _DirectArray:
     """Rows of one sharded Zarr v3 array read from its single shard file (see module docstring).
 
     ``source``: the shard file's bytes (local map, remote ranges, cached ranges), or None when
-    zarr wrote no file because every chunk held the fill value.
+    zarr wrote no file because every chunk held the fill value. ``label``: the file as errors name it.
     """
 
-    def __init__(self, source: MappedFile | RemoteFile | CachedFile | None, meta: dict) -> None:
+    def __init__(
+        self, source: MappedFile | RemoteFile | CachedFile | None, meta: dict, label: str = "", verify: bool = True
+    ) -> None:
         codec = meta["codecs"][0]["configuration"]
+        names = [c["name"] for c in codec["codecs"]]
         self.dtype = np.dtype(meta["data_type"])
         self.shape = tuple(meta["shape"])
         self.chunk_rows = int(codec["chunk_shape"][0])
         self.row_shape = tuple(codec["chunk_shape"][1:])
-        self.zstd = any(c["name"] == "zstd" for c in codec["codecs"])
+        self.zstd = "zstd" in names
+        self.crc = "crc32c" in names
+        self.verify = verify
+        self.label = label
         n_inner = -(-int(meta["chunk_grid"]["configuration"]["chunk_shape"][0]) // self.chunk_rows)
         self.source = source
         self.empty = source is None
@@ -57,8 +67,8 @@ class _DirectArray:
         self.index = np.frombuffer(tail, np.uint64).reshape(n_inner, 2).copy()
         self.codec = numcodecs.Zstd() if self.zstd else None
 
-    def read_into(self, start: int, stop: int, out: np.ndarray, channels_first: bool = False) -> None:
-        """Rows [start, stop) into ``out`` (one copy; (n, p, p, C) -> (n, C, p, p) if asked)."""
+    def read_into(self, start: int, stop: int, out: np.ndarray) -> None:
+        """Rows [start, stop) into ``out`` (n, *row_shape): one copy, each chunk's crc32c checked."""
         if self.empty or stop <= start:
             out[...] = 0
             return
@@ -68,7 +78,8 @@ class _DirectArray:
         stored = entries[:, 0] != _MISSING
         if stored.any():  # one read spanning the chunks (zarr lays them out in order)
             lo = int(entries[stored, 0].min())
-            span = memoryview(self.source.read(lo, int((entries[stored, 0] + entries[stored, 1]).max()) - lo))
+            span = self.source.read(lo, int((entries[stored, 0] + entries[stored, 1]).max()) - lo)
+            span = np.frombuffer(span, np.uint8)
         for k in range(first, last + 1):
             offset, nbytes = self.index[k]
             lo_row, hi_row = max(start, k * c), min(stop, (k + 1) * c)
@@ -77,10 +88,26 @@ class _DirectArray:
                 dst[...] = 0
                 continue
             raw = span[int(offset) - lo : int(offset + nbytes) - lo]
+            if self.crc:
+                raw = self._checked(raw, k) if self.verify else raw[:-4]
             if self.codec is not None:
                 raw = self.codec.decode(raw)
-            chunk = np.frombuffer(raw, self.dtype).reshape((c,) + self.row_shape)[lo_row - k * c : hi_row - k * c]
-            dst[...] = chunk.transpose(0, 3, 1, 2) if channels_first else chunk
+            chunk = np.frombuffer(raw, self.dtype).reshape((c,) + self.row_shape)
+            dst[...] = chunk[lo_row - k * c : hi_row - k * c]
+
+    def _checked(self, raw: np.ndarray, k: int) -> np.ndarray:
+        """An inner chunk's bytes without its crc32c trailer, once the trailer matches them."""
+        stored = int.from_bytes(raw[-4:].tobytes(), "little") if raw.size >= 4 else None
+        computed = google_crc32c.value(raw[:-4]) if raw.size >= 4 else None
+        if stored is None or stored != computed:
+            c = self.chunk_rows
+            raise CorruptShardError(
+                self.label,
+                f"rows {k * c}..{(k + 1) * c - 1} fail their crc32c checksum "
+                f"(stored {stored if stored is None else f'{stored:08x}'}, computed "
+                f"{computed if computed is None else f'{computed:08x}'})",
+            )
+        return raw[:-4]
 
     def rows(self, start: int, stop: int) -> np.ndarray:
         out = np.empty((stop - start,) + self.row_shape, self.dtype)
@@ -99,7 +126,7 @@ def _direct_ok(meta: dict) -> bool:
         grid = meta["chunk_grid"]["configuration"]["chunk_shape"]
         return (
             codec["name"] == "sharding_indexed"
-            and inner in (["bytes"], ["bytes", "zstd"])
+            and inner in (["bytes"], ["bytes", "zstd"], ["bytes", "crc32c"], ["bytes", "zstd", "crc32c"])
             and endian == "little"
             and index == ["bytes", "crc32c"]
             and conf.get("index_location", "end") == "end"
@@ -116,10 +143,13 @@ class ShardReader:
     """Node columns and patch rows of one shard, opened in the process that uses it.
 
     ``cache_dir``: for datasets on object storage, a local folder that keeps the blocks fetched
-    (:mod:`loaders._ranges`); ignored for local datasets.
+    (:mod:`loaders._ranges`); ignored for local datasets. ``verify_checksums``: check each chunk's
+    crc32c where it has one (arrays read through zarr-python always check).
     """
 
-    def __init__(self, dataset: Dataset, shard: int, cache_dir: str | os.PathLike | None = None) -> None:
+    def __init__(
+        self, dataset: Dataset, shard: int, cache_dir: str | os.PathLike | None = None, verify_checksums: bool = True
+    ) -> None:
         info = dataset.manifest.shards[shard]
         loc = dataset.location
 
@@ -160,7 +190,8 @@ class ShardReader:
             meta = json.loads(bytes(raw))
             if _direct_ok(meta):
                 chunk = "/".join("0" for _ in meta["shape"])
-                self.arrays[name] = _DirectArray(source(f"patches.zarr/{name}/c/{chunk}"), meta)
+                rel = f"patches.zarr/{name}/c/{chunk}"
+                self.arrays[name] = _DirectArray(source(rel), meta, loc.display(f"{info.path}/{rel}"), verify_checksums)
             else:
                 self.arrays[name] = loc.zarr_group(group_rel)[name]
         self.pid = os.getpid()
@@ -204,13 +235,18 @@ class ShardReader:
         array = self.arrays[name]
         if isinstance(array, _DirectArray):
             return array.rows(start, stop)
-        return np.asarray(array[start:stop])
+        return self._zarr_rows(name, start, stop)
 
-    def read_into(self, name: str, start: int, stop: int, out: np.ndarray, channels_first: bool = False) -> None:
-        """Rows [start, stop) of ``name`` written into ``out``, channels moved first if asked."""
+    def read_into(self, name: str, start: int, stop: int, out: np.ndarray) -> None:
+        """Rows [start, stop) of ``name`` written into ``out`` (n, *row_shape)."""
         array = self.arrays[name]
         if isinstance(array, _DirectArray):
-            array.read_into(start, stop, out, channels_first)
+            array.read_into(start, stop, out)
         else:
-            rows = np.asarray(array[start:stop])
-            out[...] = rows.transpose(0, 3, 1, 2) if channels_first else rows
+            out[...] = self._zarr_rows(name, start, stop)
+
+    def _zarr_rows(self, name: str, start: int, stop: int) -> np.ndarray:
+        try:
+            return np.asarray(self.arrays[name][start:stop])
+        except ValueError as exc:  # zarr's crc32c codec: "Stored and computed checksum do not match"
+            raise CorruptShardError(self.arrays[name].store_path, f"rows {start}..{stop - 1}: {exc}") from None

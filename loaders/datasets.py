@@ -10,17 +10,26 @@ holds *frames* (an image, a slice) compiled under one or more *views* (edge sett
 classes index frames; each epoch a frame is read under one of its views (``view="random"``: drawn
 from ``(seed, epoch, frame)``; an int: that view).
 
-An item is a dict: ``image`` (L, C, p, p) in the stored dtype, ``mask`` (L, p, p) int64 and
-``labelled`` (bool: False for an unlabelled sample, whose mask rows all hold the manifest's
-``ignore_index``) in labelled datasets, ``size`` (L,) int64, ``center`` (L, 2) float32 as (cx, cy),
-``box`` (L, 4) int64 as (x1, x2, y1, y2), ``valid`` (L,) bool, ``canvas`` (2,) int64 as (H, W),
+An item is a dict: ``image`` (L, C, p, p) in the stored dtype, ``mask`` (L, p, p) in the stored
+dtype (uint8 for masks of up to 255 labels; uint16 masks come as int32, which torch can index)
+and ``labelled`` (bool: False for an unlabelled sample, whose mask rows all hold the manifest's
+``ignore_index``) in labelled datasets, ``size`` (L,) int32, ``center`` (L, 2) float32 as (cx, cy),
+``box`` (L, 4) int32 as (x1, x2, y1, y2), ``valid`` (L,) bool, ``canvas`` (2,) int64 as (H, W),
 ``original`` (2,) int64 (the image's size before the canvas) and ``scale`` (2,) float64 (original
 pixels per canvas pixel, rows and columns: see :func:`loaders.to_original`), ``ceiling`` (float32:
 the sample's stored ceiling Dice, NaN when unlabelled), ``id`` (int, the sample id), ``key`` (str).
+A batch carries what is stored and no more (about 1.0x the raw bytes): a loss that wants int64
+targets takes ``batch["mask"].long()``, best after the copy to the GPU, where widening is free.
+``image`` is a channels-first *view* of the stored channels-last rows (no transpose on the CPU):
+``.to(device)`` keeps its strides (channels-last memory, which convolutions take as is), and
+``.contiguous()`` makes a packed copy where code needs ``.view``.
 With ``length`` set, sequences are padded with invalid rows (zero patches, size 0, centre (-1, -1),
 box 0) or dropped to L (``drop="priority"``: lowest (edges, size) first; ``"random"``: seeded by
 (seed, epoch, sample)); with ``length=None`` each keeps its own length and :func:`loaders.collate`
 pads the batch.
+
+Every chunk a sample reads is checked against the crc32c stored with it (``verify_checksums``);
+a mismatch is a :class:`formats.CorruptShardError` naming the shard file, the rows and the sample.
 """
 
 from __future__ import annotations
@@ -36,7 +45,8 @@ from torch.utils.data import Dataset as TorchDataset
 from torch.utils.data import IterableDataset, get_worker_info
 
 from formats import Dataset, Manifest, open_dataset
-from formats.sequence import DROP_RULES, PAD_ROW, padding, select_rows
+from formats.errors import CorruptShardError
+from formats.sequence import DROP_RULES, PAD_ROW, ROW_DTYPES, select_rows
 from formats.storage import locate
 
 from ._shards import ShardReader
@@ -102,7 +112,9 @@ class _Reader:
         split=None,
         normalize=None,
         transform=None,
+        verify_checksums=True,
     ) -> None:
+        self.verify_checksums = bool(verify_checksums)
         if transform is not None and not callable(transform):
             raise ValueError(f"transform: expected a callable on an item or batch, found {transform!r}")
         self.transform = transform
@@ -127,6 +139,7 @@ class _Reader:
         self.length, self.view, self.drop, self.seed = length, view, drop, int(seed)
         self.cache_shards = cache_shards
         self.labelled = self.dataset.manifest.mask_dtype is not None
+        self.mask_dtype = item_mask_dtype(self.dataset.manifest.mask_dtype) if self.labelled else None
         self.epoch = 0
         self._readers: OrderedDict[int, ShardReader] = OrderedDict()
         self._pid = os.getpid()
@@ -153,7 +166,7 @@ class _Reader:
                 self.dataset.location = locate(self.dataset.location.url, self.storage_options, fresh=True)
         reader = self._readers.get(shard)
         if reader is None:
-            reader = ShardReader(self.dataset, shard, self.cache_dir)
+            reader = ShardReader(self.dataset, shard, self.cache_dir, self.verify_checksums)
             self._readers[shard] = reader
             while len(self._readers) > self.cache_shards:
                 self._readers.popitem(last=False)
@@ -163,6 +176,8 @@ class _Reader:
 
     def _row(self, frame: int) -> int:
         views = self.frames.rows[frame]
+        if self.view == "random" and self.frames.n_views == 1:
+            return int(views[0])
         if self.view == "random":
             choices = views[views >= 0]
             return int(np.random.default_rng((self.seed, self.epoch, frame)).choice(choices))
@@ -178,7 +193,8 @@ class _Reader:
 
     def batch(self, frames: list[int], transformed: bool = True) -> dict:
         """Items for ``frames`` assembled in place into batch arrays (one copy of every row), then
-        the transform (unless ``transformed`` is False)."""
+        the transform (unless ``transformed`` is False). In a DataLoader worker the arrays are
+        allocated in shared memory, so handing the batch to the main process copies nothing."""
         f = self.frames
         rows = [self._row(int(fr)) for fr in frames]
         counts = [int(f.count[r]) for r in rows]
@@ -186,47 +202,53 @@ class _Reader:
         first = self._reader(int(f.shard[rows[0]]))
         p, c = first.arrays["image"].shape[1], first.arrays["image"].shape[3]
         b = len(rows)
-        image = np.empty((b, total, c, p, p), first.arrays["image"].dtype)
-        mask = np.empty((b, total, p, p), np.int64) if self.labelled else None
-        size = padding("size", (b, total))
-        center = padding("center", (b, total, 2))
-        box = padding("box", (b, total, 4))
-        valid = padding("valid", (b, total))
+        new = _Buffers(shared=get_worker_info() is not None)
+        image = new.array((b, total, p, p, c), first.arrays["image"].dtype)
+        mask = new.array((b, total, p, p), self.mask_dtype) if self.labelled else None
+        size = new.array((b, total), ROW_DTYPES["size"])
+        center = new.array((b, total, 2), ROW_DTYPES["center"])
+        box = new.array((b, total, 4), ROW_DTYPES["box"])
+        valid = new.array((b, total), ROW_DTYPES["valid"])
+        fields = {"image": image, "mask": mask, "size": size, "center": center, "box": box, "valid": valid}
         ids = np.empty(b, np.int64)
         for i, (row, n) in enumerate(zip(rows, counts)):
             shard, start = int(f.shard[row]), int(f.offset[row])
             reader = self._reader(shard)
-            nodes = reader.node_rows(start, n)
             ids[i] = f.sample[row]
-            if n > total:  # drop rows: read them all, keep the chosen ones
-                keep = select_rows(nodes.edges, nodes.size, total, self.drop, (self.seed, self.epoch, int(ids[i])))
-                nodes = nodes.take(keep)
-                image[i] = reader.rows("image", start, start + n)[keep].transpose(0, 3, 1, 2)
-                if mask is not None:
-                    mask[i] = reader.rows("mask", start, start + n)[keep]
-                kept = total
-            else:
-                kept = n
-                reader.read_into("image", start, start + n, image[i, :n], channels_first=True)
-                image[i, n:] = PAD_ROW["image"]
-                if mask is not None:
-                    reader.read_into("mask", start, start + n, mask[i, :n])
-                    mask[i, n:] = PAD_ROW["mask"]
-            size[i, :kept] = nodes.size
-            center[i, :kept, 0], center[i, :kept, 1] = nodes.cx, nodes.cy
+            try:
+                nodes = reader.node_rows(start, n)
+                if n > total:  # drop rows: read them all, keep the chosen ones
+                    keep = select_rows(nodes.edges, nodes.size, total, self.drop, (self.seed, self.epoch, int(ids[i])))
+                    nodes = nodes.take(keep)
+                    image[i] = reader.rows("image", start, start + n)[keep]
+                    if mask is not None:
+                        mask[i] = reader.rows("mask", start, start + n)[keep]
+                    n = total
+                else:
+                    reader.read_into("image", start, start + n, image[i, :n])
+                    if mask is not None:
+                        reader.read_into("mask", start, start + n, mask[i, :n])
+            except CorruptShardError as exc:
+                raise CorruptShardError(exc.shard, f"sample {f.keys[row]!r} (id {ids[i]}): {exc.problem}") from None
+            for name, a in fields.items():  # padding rows (written once: the arrays start empty)
+                if a is not None and n < total:
+                    a[i, n:] = PAD_ROW[name]
+            size[i, :n] = nodes.size
+            center[i, :n, 0], center[i, :n, 1] = nodes.cx, nodes.cy
             for j, name in enumerate(("x1", "x2", "y1", "y2")):
-                box[i, :kept, j] = nodes[name]
-            valid[i, :kept] = True
+                box[i, :n, j] = nodes[name]
+            valid[i, :n] = True
+        image_t = new.tensor(image).permute(0, 1, 4, 2, 3)  # (B, L, C, p, p): a view, no copy
         if self.norm is not None:
-            mean, std = self.norm
-            image = (image.astype(np.float32) - mean[:, None, None]) / std[:, None, None]
-            image[~valid] = 0
+            mean, std = (torch.from_numpy(v)[:, None, None] for v in self.norm)
+            image_t = (image_t.float() - mean) / std
+            image_t[~new.tensor(valid)] = 0
         out = {
-            "image": torch.from_numpy(image),
-            "size": torch.from_numpy(size),
-            "center": torch.from_numpy(center),
-            "box": torch.from_numpy(box),
-            "valid": torch.from_numpy(valid),
+            "image": image_t,
+            "size": new.tensor(size),
+            "center": new.tensor(center),
+            "box": new.tensor(box),
+            "valid": new.tensor(valid),
             "canvas": torch.from_numpy(f.canvas[rows].copy()),
             "original": torch.from_numpy(f.original[rows].copy()),
             "scale": torch.from_numpy(f.scale[rows].copy()),
@@ -235,7 +257,7 @@ class _Reader:
             "key": [f.keys[r] for r in rows],
         }
         if mask is not None:
-            out["mask"] = torch.from_numpy(mask)
+            out["mask"] = new.tensor(mask)
             out["labelled"] = torch.from_numpy(f.labelled[rows].copy())
         return self.transform(out) if transformed and self.transform is not None else out
 
@@ -247,6 +269,56 @@ class _Reader:
         if "labelled" in item:
             item["labelled"] = bool(item["labelled"])
         return self.transform(item) if self.transform is not None else item
+
+
+def item_mask_dtype(stored: str) -> np.dtype:
+    """The dtype of items' ``mask``: the stored one, except uint16 and uint32 (torch cannot index
+    them), which come as int32 and int64. Values are unchanged either way."""
+    dtype = np.dtype(stored)
+    return {np.dtype(np.uint16): np.dtype(np.int32), np.dtype(np.uint32): np.dtype(np.int64)}.get(dtype, dtype)
+
+
+class _Buffers:
+    """Batch arrays, allocated where the batch goes: in shared memory inside a DataLoader worker
+    (as torch's default collate does), so that sending it to the main process copies nothing."""
+
+    def __init__(self, shared: bool) -> None:
+        self.shared = shared
+        self._tensors: dict[int, torch.Tensor] = {}
+
+    def array(self, shape: tuple[int, ...], dtype) -> np.ndarray:
+        """An uninitialised numpy array of ``shape`` and ``dtype``, backed by a tensor."""
+        dtype = np.dtype(dtype)
+        if self.shared:
+            numel = int(np.prod(shape))
+            storage = torch.UntypedStorage._new_shared(numel * dtype.itemsize)
+            t = torch.empty(0, dtype=_TORCH_DTYPES[dtype]).set_(storage, 0, shape)
+        else:
+            t = torch.empty(shape, dtype=_TORCH_DTYPES[dtype])
+        a = t.numpy()
+        self._tensors[id(a)] = t
+        return a
+
+    def tensor(self, a: np.ndarray) -> torch.Tensor:
+        """The tensor behind an array from :meth:`array`."""
+        return self._tensors[id(a)]
+
+
+_TORCH_DTYPES = {
+    np.dtype(n): getattr(torch, t)
+    for n, t in (
+        ("uint8", "uint8"),
+        ("uint16", "uint16"),
+        ("int8", "int8"),
+        ("int16", "int16"),
+        ("int32", "int32"),
+        ("int64", "int64"),
+        ("float16", "float16"),
+        ("float32", "float32"),
+        ("float64", "float64"),
+        ("bool", "bool"),
+    )
+}
 
 
 def _normalize(ds: Dataset, normalize) -> tuple[np.ndarray, np.ndarray] | None:
@@ -291,6 +363,10 @@ class APFDataset(TorchDataset):
             ``APFStream`` with ``batch_size``) where it is read: in the DataLoader worker or the
             prefetch thread. Its ``set_epoch``, if any, follows the dataset's
             (:class:`loaders.transforms.Dihedral`: the 8 flips and rotations, exact in token space).
+        verify_checksums: check every chunk a sample reads against its stored crc32c (chunks of
+            datasets written before checksums carry none; ``formats/FORMAT.md``) and raise
+            :class:`formats.CorruptShardError` naming the file and the sample on a mismatch.
+            ``False`` skips the check (``benchmarks/bench_peers.py`` measures what it costs).
     """
 
     def __init__(
@@ -306,9 +382,21 @@ class APFDataset(TorchDataset):
         split: str | None = None,
         normalize: str | tuple | None = None,
         transform=None,
+        verify_checksums: bool = True,
     ) -> None:
         self._r = _Reader(
-            path_or_url, length, view, drop, seed, cache_shards, storage_options, cache_dir, split, normalize, transform
+            path_or_url,
+            length,
+            view,
+            drop,
+            seed,
+            cache_shards,
+            storage_options,
+            cache_dir,
+            split,
+            normalize,
+            transform,
+            verify_checksums,
         )
 
     def __len__(self) -> int:
@@ -352,7 +440,7 @@ class APFStream(IterableDataset):
 
     Args:
         path_or_url, length, view, drop, seed, cache_shards, storage_options, cache_dir, split,
-            normalize, transform: as :class:`APFDataset`.
+            normalize, transform, verify_checksums: as :class:`APFDataset`.
         batch_size: frames per yielded batch (collated), or None for single items.
         shuffle: shuffle shards and frames each epoch.
         drop_last: drop the order's tail instead of wrapping so ranks get equal counts.
@@ -381,6 +469,7 @@ class APFStream(IterableDataset):
         split: str | None = None,
         normalize: str | tuple | None = None,
         transform=None,
+        verify_checksums: bool = True,
     ) -> None:
         super().__init__()
         if batch_size is not None and batch_size < 1:
@@ -389,7 +478,18 @@ class APFStream(IterableDataset):
             raise ValueError(f"prefetch: expected an integer >= 0, found {prefetch!r}")
         self.prefetch = prefetch
         self._r = _Reader(
-            path_or_url, length, view, drop, seed, cache_shards, storage_options, cache_dir, split, normalize, transform
+            path_or_url,
+            length,
+            view,
+            drop,
+            seed,
+            cache_shards,
+            storage_options,
+            cache_dir,
+            split,
+            normalize,
+            transform,
+            verify_checksums,
         )
         self.shuffle, self.batch_size, self.drop_last = shuffle, batch_size, drop_last
         self._rank, self._world = rank, world_size

@@ -154,7 +154,8 @@ def test_map_style_items_views_and_errors(ct_dataset, tmp_path):
     item = ds[7]
     assert item["image"].shape == (64, 1, 8, 8) and item["image"].dtype == torch.int16
     n = int(item["valid"].sum())
-    assert item["mask"].dtype == torch.int64 and 40 < n <= 48 and item["valid"][:n].all()
+    assert item["mask"].dtype == torch.uint8 and 40 < n <= 48 and item["valid"][:n].all()
+    assert item["box"].dtype == item["size"].dtype == torch.int32 and item["center"].dtype == torch.float32
     assert (item["size"][n:] == 0).all() and (item["center"][n:] == -1).all() and (item["box"][n:] == 0).all()
     draws = set()
     for epoch in range(8):
@@ -268,7 +269,7 @@ def test_tiny_transformer_learns_on_the_demo_data(ct_dataset):
         for batch in DataLoader(stream, batch_size=None):
             logits = model(batch)
             v = batch["valid"]
-            loss = torch.nn.functional.cross_entropy(logits[v], batch["mask"][v])
+            loss = torch.nn.functional.cross_entropy(logits[v], batch["mask"][v].long())
             opt.zero_grad()
             loss.backward()
             opt.step()

@@ -1,0 +1,99 @@
+"""What the loader hands a training loop (dtypes, bytes) and that every chunk it reads is checked."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import zarr
+
+from formats import CorruptShardError, open_dataset
+from formats.writer import _image_compressors
+from loaders import APFDataset, APFStream
+
+from . import builders
+
+
+@pytest.fixture(scope="module")
+def nuclei_dataset(tmp_path_factory) -> Path:
+    """3 real nuclei images with their instance masks (125 labels, stored as uint8), L = 64."""
+    root = tmp_path_factory.mktemp("checks")
+    builders.compile_to(builders.nuclei_folder(root / "in"), root / "ds", length=64, mask_dtype="uint8")
+    return root / "ds"
+
+
+def _image_file(ds: Path) -> Path:
+    return next((ds / "shards").glob("*/patches.zarr/image/c/0/0/0/0"))
+
+
+def test_arrays_carry_crc32c_and_masks_are_stored_raw(nuclei_dataset):
+    for name, inner in (("image", None), ("mask", ["bytes", "crc32c"])):
+        meta = json.loads(next((nuclei_dataset / "shards").glob(f"*/patches.zarr/{name}/zarr.json")).read_text())
+        names = [c["name"] for c in meta["codecs"][0]["configuration"]["codecs"]]
+        assert names[-1] == "crc32c", names
+        if inner is not None:
+            assert names == inner
+
+
+def test_items_carry_the_stored_dtypes_and_no_more_bytes(nuclei_dataset):
+    ds = open_dataset(nuclei_dataset)
+    stream = APFStream(nuclei_dataset, length=64, batch_size=3, shuffle=False)
+    batch = next(iter(stream))
+    assert batch["mask"].dtype == torch.uint8 and batch["image"].dtype == torch.uint16
+    assert batch["box"].dtype == batch["size"].dtype == torch.int32 and batch["center"].dtype == torch.float32
+    assert batch["image"].shape == (3, 64, 1, 8, 8)  # the documented (B, L, C, p, p), a view of channels-last rows
+    sample = ds.read_sample(int(batch["id"][0]))
+    n = len(sample.image)
+    assert torch.equal(batch["image"][0, :n], torch.from_numpy(sample.image).permute(0, 3, 1, 2))
+    assert torch.equal(batch["mask"][0, :n], torch.from_numpy(sample.mask))
+    carried = sum(v.untyped_storage().nbytes() for v in batch.values() if isinstance(v, torch.Tensor))
+    per_row = 8 * 8 * 2 + 8 * 8 + 4 * 4 + 4 + 2 * 4  # image uint16, mask uint8, box, size, centre as stored
+    assert carried <= 1.1 * 3 * 64 * per_row
+
+
+def test_uint16_masks_come_as_int32_with_their_values(tmp_path):
+    builders.compile_to(builders.nuclei_folder(tmp_path / "in"), tmp_path / "ds", length=64)  # uint16 TIFFs
+    ds = open_dataset(tmp_path / "ds")
+    item = APFDataset(tmp_path / "ds", length=64)[0]
+    stored = ds.read_sample(item["id"]).mask
+    assert stored.dtype == np.uint16 and item["mask"].dtype == torch.int32
+    assert torch.equal(item["mask"][: len(stored)], torch.from_numpy(stored.astype(np.int32)))
+
+
+def test_a_flipped_byte_is_an_error_naming_the_file_and_the_sample(nuclei_dataset, tmp_path):
+    broken = tmp_path / "broken"
+    shutil.copytree(nuclei_dataset, broken)
+    path = _image_file(broken)
+    data = bytearray(path.read_bytes())
+    meta = json.loads((path.parents[4] / "zarr.json").read_text())
+    chunks = -(-meta["shape"][0] // meta["codecs"][0]["configuration"]["chunk_shape"][0])
+    index = np.frombuffer(bytes(data[-(16 * chunks + 4) : -4]), np.uint64).reshape(-1, 2)  # where each chunk is
+    data[int(index[0, 0]) + 100] ^= 0x01
+    path.write_bytes(bytes(data))
+    first = open_dataset(broken).samples.to_pylist()[0]
+    for read in (
+        lambda: APFDataset(broken, length=64)[0],
+        lambda: next(iter(APFStream(broken, length=64, batch_size=2, shuffle=False))),
+        lambda: open_dataset(broken).read_sample(first["sample"]),
+    ):
+        with pytest.raises(CorruptShardError) as err:
+            read()
+        message = str(err.value)
+        assert "patches.zarr" in message and repr(first["key"]) in message and "checksum" in message
+    with pytest.raises(ValueError, match="checksum"):  # zarr-python checks the same crc32c
+        zarr.open_array(path.parents[4], mode="r")[:64]
+    unchecked = APFDataset(broken, length=64, verify_checksums=False)[0]["image"]
+    assert not torch.equal(unchecked, APFDataset(nuclei_dataset, length=64)[0]["image"])  # silent without it
+    assert any("checksum" in p for p in open_dataset(broken).verify())
+
+
+def test_images_compress_only_where_the_whole_shard_does():
+    rng = np.random.default_rng(0)
+    head = np.zeros((20_000, 8, 8, 3), np.uint8)  # 3.8 MB that compresses to nothing, then noise
+    image = np.concatenate([head, rng.integers(0, 256, (200_000, 8, 8, 3), np.uint8)])
+    assert [type(c).__name__ for c in _image_compressors(image)] == ["Crc32cCodec"]
+    assert [type(c).__name__ for c in _image_compressors(np.zeros_like(image))] == ["ZstdCodec", "Crc32cCodec"]
