@@ -97,3 +97,24 @@ def test_images_compress_only_where_the_whole_shard_does():
     image = np.concatenate([head, rng.integers(0, 256, (200_000, 8, 8, 3), np.uint8)])
     assert [type(c).__name__ for c in _image_compressors(image)] == ["Crc32cCodec"]
     assert [type(c).__name__ for c in _image_compressors(np.zeros_like(image))] == ["ZstdCodec", "Crc32cCodec"]
+
+
+@pytest.mark.parametrize("dtype, zstd", [(np.uint8, False), (np.int16, True), (np.float32, False)])
+def test_shard_files_are_the_bytes_zarr_python_writes(tmp_path, dtype, zstd):
+    from zarr.codecs import Crc32cCodec, ZstdCodec
+
+    from formats.writer import _write_array
+
+    rng = np.random.default_rng(1)
+    data = (rng.integers(0, 9, (1300, 4, 4, 3)) * (rng.random((1300, 1, 1, 1)) < 0.5)).astype(dtype)
+    codecs = [ZstdCodec(level=3), Crc32cCodec()] if zstd else [Crc32cCodec()]
+    ours = zarr.open_group(zarr.storage.LocalStore(tmp_path / "ours"), mode="w", zarr_format=3)
+    _write_array(ours, tmp_path / "ours", "a", data, codecs)
+    theirs = zarr.open_group(zarr.storage.LocalStore(tmp_path / "theirs"), mode="w", zarr_format=3)
+    array = theirs.create_array(
+        "a", shape=data.shape, dtype=dtype, chunks=(512, 4, 4, 3), shards=(1536, 4, 4, 3), compressors=codecs
+    )
+    array[:] = data
+    for rel in ("a/zarr.json", "a/c/0/0/0/0"):
+        assert (tmp_path / "ours" / rel).read_bytes() == (tmp_path / "theirs" / rel).read_bytes(), rel
+    np.testing.assert_array_equal(zarr.open_array(tmp_path / "ours" / "a", mode="r")[:], data)

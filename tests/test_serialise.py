@@ -11,12 +11,15 @@ from apfcompile import (
     ForestParams,
     ParameterError,
     build_forest,
+    ceiling_dice,
     edge_count_grid,
     edge_map,
     reconstruct,
     serialise_image,
     serialise_mask,
 )
+from apfcompile.core.patches import mode_patches
+from apfcompile.core.reconstruct import dice_from_confusion
 
 from . import oracle
 
@@ -120,6 +123,35 @@ def test_mode_is_the_majority_label(h, w, classes, p_log, ignore, seed):
     for patch, (x1, y1, s) in zip(got, boxes(leaves)):
         want = oracle.mode_patch(mask, x1, y1, s, p, ignore_index, fill)
         np.testing.assert_array_equal(patch, want)
+
+
+@SETTINGS
+@given(
+    h=st.integers(4, 70),
+    w=st.integers(4, 70),
+    classes=st.integers(1, 6),
+    p_log=st.integers(0, 2),
+    ignore=st.booleans(),
+    dtype=st.sampled_from([np.uint8, np.uint16, np.int32]),
+    seed=st.integers(0, 2**31),
+)
+def test_the_ceiling_from_the_votes_is_the_rebuilt_masks_dice(h, w, classes, p_log, ignore, dtype, seed):
+    p = 1 << p_log
+    rng = np.random.default_rng(seed)
+    mask = rng.integers(0, classes, (h, w)).astype(dtype)
+    mask[: h // 2, : w // 2] = classes - 1  # uniform cells as well as mixed ones
+    ignore_index = None
+    if ignore:
+        ignore_index = 255
+        mask[rng.random((h, w)) < 0.3] = 255
+    leaves = leaves_for(mask, length=30, min_size=max(p, 2), seed=seed)
+    fill = 0 if ignore_index is None else ignore_index
+    patches, labels, confusion = mode_patches(mask, leaves, p, ignore_index, fill)
+    np.testing.assert_array_equal(patches, serialise_mask(mask, leaves, p, "mode", ignore_index=ignore_index))
+    want_classes, want = ceiling_dice(mask, patches, leaves, ignore_index)
+    got_classes, got = dice_from_confusion(labels, confusion, ignore_index)
+    np.testing.assert_array_equal(got_classes, want_classes)
+    np.testing.assert_allclose(got, want)
 
 
 def test_mode_with_many_and_negative_labels():

@@ -32,7 +32,7 @@ from ..choices import ImageMethod, MaskMethod
 from ..errors import InputError, ParameterError
 from .pyramid import sum_pyramid
 
-__all__ = ["serialise_image", "serialise_mask", "gather_cells"]
+__all__ = ["gather_cells", "mode_patches", "serialise_image", "serialise_mask"]
 
 
 _MODE_CHUNK_PIXELS = 1 << 22  # pixels per bincount pass: bounds the temporary index arrays
@@ -114,18 +114,26 @@ def mean_from_sums(sums: np.ndarray, n: int, dtype: np.dtype) -> np.ndarray:
 
 
 def _dense_labels(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Labels present in ``mask`` (sorted) and the mask as indices into them (int32)."""
+    """Labels (sorted; those present, or all 256 for uint8 masks) and the mask as indices into
+    them; :func:`_index_dtype` of the label count holds the indices and one more (the padding's)."""
     if mask.dtype.kind not in "iub":
         raise InputError("mask", f"expected integer class ids, found dtype {mask.dtype}")
+    if mask.dtype == np.uint8:  # the common case: the labels are their own indices (no pass)
+        return np.arange(256, dtype=np.uint8), mask
     lo, hi = int(mask.min()), int(mask.max())
     if hi - lo <= 1 << 16:
-        present = np.bincount((mask.astype(np.int64) - lo).ravel(), minlength=1) > 0
-        labels = np.flatnonzero(present) + lo
-        lut = np.zeros(hi - lo + 1, np.int32)
-        lut[labels - lo] = np.arange(labels.size, dtype=np.int32)
-        return labels, lut[mask.astype(np.int64) - lo]
+        shifted = mask.astype(np.int64) - lo
+        labels = np.flatnonzero(np.bincount(shifted.ravel(), minlength=1)) + lo
+        lut = np.zeros(hi - lo + 1, _index_dtype(labels.size))
+        lut[labels - lo] = np.arange(labels.size)
+        return labels, lut[shifted]
     labels, inverse = np.unique(mask, return_inverse=True)
-    return labels, inverse.reshape(mask.shape).astype(np.int32)
+    return labels, inverse.reshape(mask.shape).astype(_index_dtype(labels.size))
+
+
+def _index_dtype(k: int) -> np.dtype:
+    """The narrowest unsigned dtype holding indices 0..k (k: the padding's index)."""
+    return np.dtype(np.uint8 if k < 1 << 8 else np.uint16 if k < 1 << 16 else np.uint32)
 
 
 def serialise_mask(
@@ -136,72 +144,109 @@ def serialise_mask(
     ignore_index: int | None = None,
     fill: int | None = None,
 ) -> np.ndarray:
-    """Patches of a label mask (H x W, integer) for ``leaves``: ``(N, p, p)``, the mask's dtype."""
+    """Patches of a label mask (H x W, integer) for ``leaves``: ``(N, p, p)``, the mask's dtype.
+
+    ``mode`` works on min and max pyramids of the mask's dense label indices: a cell whose min
+    equals its max holds one label (most cells: organ interiors, background), decided without
+    looking at its pixels; only the mixed cells' pixels are gathered and their votes counted.
+    """
     if mask.ndim != 2:
         raise InputError("mask", f"expected an H x W label map, found shape {mask.shape}")
-    factors = _factors(leaves, patch_size)
+    _factors(leaves, patch_size)  # validates the leaves against the patch size
     if fill is None:
         fill = 0 if ignore_index is None else ignore_index
     if method == "nearest":
         return serialise_image(mask, leaves, patch_size, "nearest")[..., 0]
     if method != "mode":
         raise ParameterError("mask method", "'mode' or 'nearest'", method)
+    return mode_patches(mask, leaves, patch_size, ignore_index, fill)[0]
+
+
+def mode_patches(
+    mask: np.ndarray, leaves: NodeTable, patch_size: int, ignore_index: int | None, fill: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`serialise_mask`'s ``mode`` patches, with the confusion of the mask they rebuild to.
+
+    Returns ``(patches, labels, confusion)``: ``confusion[i, j]`` counts the canvas pixels of
+    label ``labels[j]`` whose cell's patch value is ``labels[i]``, i.e. the confusion matrix of
+    :func:`~apfcompile.core.reconstruct.reconstruct` of the patches against the mask, counted
+    without rebuilding it: a uniform cell adds its pixels to the diagonal, a mixed cell its vote
+    counts to its winner's row. (The ceiling Dice is read off it:
+    :func:`~apfcompile.core.reconstruct.dice_from_confusion`.)
+    """
     out = np.full((len(leaves), patch_size, patch_size), fill, mask.dtype)
     if not len(leaves):
-        return out
+        return out, np.zeros(0, mask.dtype), np.zeros((0, 0), np.int64)
+    factors = _factors(leaves, patch_size)
     labels, dense = _dense_labels(mask)
     k = labels.size
     outside = k  # the padding's index: it never votes
     ignore = None
     if ignore_index is not None and np.any(labels == ignore_index):
         ignore = int(np.flatnonzero(labels == ignore_index)[0])
-    # Pad to a multiple of the largest leaf so every leaf is a reshape-view away.
+    # Pad to a multiple of the largest leaf so every level halves exactly.
     big = int(leaves.size.max())
     h, w = mask.shape
     hp, wp = max(-(-h // big) * big, int(leaves.y2.max())), max(-(-w // big) * big, int(leaves.x2.max()))
-    padded = np.full((hp, wp), outside, np.int32)
-    padded[:h, :w] = dense
+    if (hp, wp) == (h, w):  # no padding needed (a power-of-two canvas): the labels as they are
+        padded = dense
+    else:
+        padded = np.full((hp, wp), outside, _index_dtype(k))
+        padded[:h, :w] = dense
+    lows, highs = [padded], [padded]
+    for _ in range(int(factors.max()).bit_length() - 1):
+        lows.append(_halve_with(np.minimum, lows[-1]))
+        highs.append(_halve_with(np.maximum, highs[-1]))
+    table = np.append(labels, fill).astype(mask.dtype)  # dense index -> label; index -1 -> fill
+    confusion = np.zeros((k, k), np.int64)
+    diagonal = np.zeros(k + 1, np.int64)
     for f in np.unique(factors):
         f = int(f)
-        s = f * patch_size
+        level = f.bit_length() - 1
         sel = np.flatnonzero(factors == f)
-        view = padded.reshape(hp // s, s, wp // s, s)
-        step = max(1, _MODE_CHUNK_PIXELS // (s * s))
-        for start in range(0, sel.size, step):
-            part = sel[start : start + step]
-            blocks = view[leaves.y1[part] // s, :, leaves.x1[part] // s, :]  # (n, s, s)
-            out[part] = _labels_or_fill(_block_mode(blocks, f, patch_size, k, ignore), labels, fill, mask.dtype)
-    return out
+        y0, x0 = leaves.y1[sel] // f, leaves.x1[sel] // f
+        lo = _aligned_cells(lows[level], y0, x0, patch_size).astype(np.int64)
+        hi = _aligned_cells(highs[level], y0, x0, patch_size)
+        best = np.where(lo == outside, -1, lo)  # uniform cells: their label (padding: -1)
+        uniform = lo.ravel() == hi.ravel()
+        diagonal += f * f * np.bincount(lo.ravel()[uniform], minlength=k + 1)
+        mixed = np.flatnonzero(~uniform)
+        if mixed.size:
+            leaf, cell = np.divmod(mixed, patch_size * patch_size)
+            cy = leaves.y1[sel][leaf] + (cell // patch_size) * f
+            cx = leaves.x1[sel][leaf] + (cell % patch_size) * f
+            step = max(1, _MODE_CHUNK_PIXELS // max(f * f, k + 1))  # bounds pixels and counts per pass
+            flat = best.reshape(-1)
+            span = np.arange(f)
+            for start in range(0, mixed.size, step):
+                part = slice(start, start + step)
+                pixels = padded[(cy[part, None] + span)[:, :, None], (cx[part, None] + span)[:, None, :]]
+                votes = pixels.reshape(-1, f * f).astype(np.int64)
+                winners = _count_mode(votes, k, ignore)
+                flat[mixed[part]] = winners
+                pairs = np.bincount((winners[:, None] * (k + 1) + votes).ravel(), minlength=k * (k + 1))
+                confusion += pairs.reshape(k, k + 1)[:, :k]  # (winner, pixel label); padding left out
+        out[sel] = table[best]
+    confusion[np.arange(k), np.arange(k)] += diagonal[:k]
+    return out, labels, confusion
 
 
-def _labels_or_fill(index: np.ndarray, labels: np.ndarray, fill: int, dtype: np.dtype) -> np.ndarray:
-    """Map dense label indices back to labels; index -1 (no vote) becomes ``fill``."""
-    table = np.append(labels, fill).astype(dtype)
-    return table[index]
+def _aligned_cells(a: np.ndarray, y0: np.ndarray, x0: np.ndarray, p: int) -> np.ndarray:
+    """``a[y0 + i, x0 + j]`` for ``i, j < p`` where y0, x0 are multiples of p and a's sides too:
+    one index per block, not per cell. Shape (n, p, p)."""
+    h, w = a.shape
+    return a.reshape(h // p, p, w // p, p)[y0 // p, :, x0 // p, :]
 
 
-def _block_mode(blocks: np.ndarray, f: int, p: int, k: int, ignore: int | None) -> np.ndarray:
-    """Majority dense label per f x f cell of (n, s, s) blocks; -1 where nothing votes.
-
-    Most cells hold one label only (the inside of an organ, the background): their min equals
-    their max, which decides them without counting; the votes are counted (one ``bincount`` over
-    (cell, label) keys) for the mixed cells alone."""
-    n = blocks.shape[0]
-    if f == 1:
-        votes = blocks.reshape(n, p, p)
-        return np.where(votes == k, -1, votes)
-    cells = blocks.reshape(n, p, f, p, f).transpose(0, 1, 3, 2, 4).reshape(n * p * p, f * f)
-    lo, hi = cells.min(axis=1), cells.max(axis=1)
-    best = np.where(lo == k, -1, lo).astype(np.int64)  # uniform cells: their label (padding: -1)
-    mixed = np.flatnonzero(lo != hi)
-    if mixed.size:
-        best[mixed] = _count_mode(cells[mixed], k, ignore)
-    return best.reshape(n, p, p)
+def _halve_with(op, a: np.ndarray) -> np.ndarray:
+    """``op`` (np.minimum or np.maximum) over the 2 x 2 blocks of ``a`` (even sides)."""
+    return op(op(a[0::2, 0::2], a[1::2, 0::2]), op(a[0::2, 1::2], a[1::2, 1::2]))
 
 
 def _count_mode(cells: np.ndarray, k: int, ignore: int | None) -> np.ndarray:
     """Majority dense label of each row of ``cells`` (index ``k`` never votes; ``ignore`` only
-    wins a cell with nothing else; ties to the smallest label); -1 where nothing votes."""
+    wins a cell with nothing else; ties to the smallest label). Every row holds at least one label
+    below ``k`` (a mixed cell), so every row has a winner."""
     m = cells.shape[0]
     k1 = k + 1
     keys = cells + (np.arange(m, dtype=np.int64) * k1)[:, None]
@@ -209,6 +254,4 @@ def _count_mode(cells: np.ndarray, k: int, ignore: int | None) -> np.ndarray:
     if ignore is not None:
         only_ignore = counts.sum(axis=1) == counts[:, ignore]
         counts[~only_ignore, ignore] = 0
-    best = counts.argmax(axis=1)
-    best[counts[np.arange(best.size), best] == 0] = -1
-    return best
+    return counts.argmax(axis=1)

@@ -15,8 +15,8 @@ from formats.nodes import NodeTable
 from ..errors import InputError, ParameterError
 from .edges import EdgeParams, edge_count_grid, edge_map
 from .forest import ForestParams, build_forest
-from .patches import ImageMethod, MaskMethod, serialise_image, serialise_mask
-from .reconstruct import ceiling_dice
+from .patches import ImageMethod, MaskMethod, mode_patches, serialise_image, serialise_mask
+from .reconstruct import ceiling_dice, dice_from_confusion
 
 __all__ = ["PatchParams", "PatchedSample", "patchify"]
 
@@ -106,6 +106,12 @@ def patchify(image: np.ndarray, mask: np.ndarray | None = None, params: PatchPar
     gamma = (-(-shape[0] // p)) * (-(-shape[1] // p)) / max(len(leaves), 1)
     mask_patches, ceiling = None, None
     if mask is not None:
-        mask_patches = serialise_mask(mask, leaves, p, params.mask_method, params.ignore_index)
-        ceiling = ceiling_dice(mask, mask_patches, leaves, params.ignore_index)
+        ignore = params.ignore_index
+        if params.mask_method == "mode":  # the ceiling from the votes counted anyway: no rebuild
+            fill = 0 if ignore is None else ignore
+            mask_patches, labels, confusion = mode_patches(mask, leaves, p, ignore, fill)
+            ceiling = dice_from_confusion(labels, confusion, ignore)
+        else:
+            mask_patches = serialise_mask(mask, leaves, p, params.mask_method, ignore)
+            ceiling = ceiling_dice(mask, mask_patches, leaves, ignore)
     return PatchedSample(leaves, patches, mask_patches, float(gamma), ceiling)

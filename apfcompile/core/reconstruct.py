@@ -18,7 +18,7 @@ from formats.nodes import NodeTable
 
 from ..errors import ParameterError
 
-__all__ = ["ceiling_dice", "dice", "dice_per_class", "reconstruct"]
+__all__ = ["ceiling_dice", "dice", "dice_from_confusion", "dice_per_class", "reconstruct"]
 
 
 def reconstruct(
@@ -146,6 +146,25 @@ def ceiling_dice(
     fill = 0 if ignore_index is None else ignore_index
     rebuilt = reconstruct(mask_patches, leaves, None, mask.shape, fill=fill)
     return dice(rebuilt, mask, classes, ignore_index)
+
+
+def dice_from_confusion(
+    labels: np.ndarray, confusion: np.ndarray, ignore_index: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`dice` with ``classes=None`` from a confusion matrix instead of two maps.
+
+    ``confusion[i, j]``: pixels of target label ``labels[j]`` predicted as ``labels[i]``. Target
+    pixels of ``ignore_index`` are left out; the classes are the labels present in either map
+    (less ``ignore_index``). Returns ``(classes, dice)`` as :func:`dice` does."""
+    confusion = np.array(confusion, np.int64)
+    labels = np.asarray(labels)
+    ignored = labels == ignore_index if ignore_index is not None else np.zeros(labels.size, bool)
+    confusion[:, ignored] = 0
+    rows, cols = confusion.sum(axis=1), confusion.sum(axis=0)
+    present = (rows + cols > 0) & ~ignored
+    inter = np.diagonal(confusion)[present].astype(np.float64)
+    total = rows[present] + cols[present]
+    return labels[present], np.where(total > 0, 2 * inter / np.maximum(total, 1), 1.0)
 
 
 dice_per_class = dice
