@@ -14,6 +14,7 @@ import threading
 import time
 import warnings
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
 
@@ -136,6 +137,9 @@ def compile_items(
     keys: set[str] = set()  # every sample key: two samples may not share one
     unlabelled_seen = False
     progress = _progress(plan.total - sum(r.shard.samples for r in done.values()), run.progress)
+    # With worker processes this one mostly waits: it writes each shard on a thread while the next
+    # results come in (one write at a time, so at most one finished shard waits in memory).
+    writer = _ShardWriter(run.workers > 1 or run.scheduler is not None, written)
     try:
         for result in _whole_inputs(
             in_order(compile_input, tasks, run.workers, run.scheduler), n_parts, plan.counts, progress
@@ -216,7 +220,8 @@ def compile_items(
                     written[k] = staged[k][0]
                     shard_failures[k] = failures.pop(k, [])
                     continue
-                written[k] = write_shard(
+                writer.write(
+                    k,
                     out,
                     k,
                     buffers.pop(k, []),
@@ -230,7 +235,9 @@ def compile_items(
                     statistics=stats.get(k),
                 )
                 shard_failures[k] = failures.pop(k, [])
+        writer.finish()
     finally:
+        writer.close()
         progress.close()
     remove_stale_shards(loc, set(written))
 
@@ -272,6 +279,35 @@ def compile_items(
     for line in dataset_warnings(out):
         warnings.warn(line, APFWarning, stacklevel=2)
     return manifest
+
+
+class _ShardWriter:
+    """:func:`write_shard` calls, each result stored in ``written[k]``: on a thread, one at a
+    time, when ``background`` (the call returns once the previous write is done), else at once.
+    The bytes are the same either way: a shard's write depends on its records alone."""
+
+    def __init__(self, background: bool, written: dict[int, ShardInfo]) -> None:
+        self.written = written
+        self.pool = ThreadPoolExecutor(1, thread_name_prefix="apf-writer") if background else None
+        self.pending: tuple[int, Future] | None = None
+
+    def write(self, k: int, *args: object, **kwargs: object) -> None:
+        if self.pool is None:
+            self.written[k] = write_shard(*args, **kwargs)
+            return
+        self.finish()
+        self.pending = (k, self.pool.submit(write_shard, *args, **kwargs))
+
+    def finish(self) -> None:
+        """Wait for the write in flight; its error, if any, is raised here."""
+        if self.pending is not None:
+            k, future = self.pending
+            self.pending = None
+            self.written[k] = future.result()
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True)
 
 
 _WRITER_MODULES = ("numcodecs", "pyarrow.parquet", "zarr")
