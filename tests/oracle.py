@@ -123,3 +123,67 @@ def reconstruct_loop(patches: np.ndarray, boxes, shape, fill=0) -> np.ndarray:
         up = cv2.resize(np.ascontiguousarray(patch), (s, s), interpolation=cv2.INTER_NEAREST)
         canvas[y1 : y1 + s, x1 : x1 + s] = up.reshape((s, s) + patches.shape[3:])
     return canvas[:h, :w]
+
+
+# --- 3-D: the octree rules, one node at a time (issue #15) ---
+
+
+def edge_voxels(edges: np.ndarray, x1: int, y1: int, z1: int, s: int) -> int:
+    return int(np.count_nonzero(edges[z1 : z1 + s, y1 : y1 + s, x1 : x1 + s]))
+
+
+def _roots3(d: int, h: int, w: int, cube: int):
+    """Root cubes (x1, y1, z1, side, depth) intersecting the volume, row-major (z, y, x)."""
+    return [
+        (tx, ty, tz, cube, 0) for tz in range(0, d, cube) for ty in range(0, h, cube) for tx in range(0, w, cube)
+    ]
+
+
+def _children3(node, d: int, h: int, w: int):
+    """The eight octants in Z-order (x fastest, then y, then z) that intersect the volume."""
+    x1, y1, z1, s, depth = node
+    half = s // 2
+    octants = [(x1 + dx, y1 + dy, z1 + dz) for dz in (0, half) for dy in (0, half) for dx in (0, half)]
+    return [(x, y, z, half, depth + 1) for x, y, z in octants if x < w and y < h and z < d]
+
+
+def greedy_octree(edges: np.ndarray, length: int, min_size: int, cube: int | None = None):
+    """The greedy rule: split the (edges, side)-max leaf, ties to the first in Z-order."""
+    d, h, w = edges.shape
+    cube = cube or max(next_pow2(max(d, h, w)), min_size)
+    leaves = _roots3(d, h, w, cube)  # kept in Z-order throughout
+    while True:
+        best, best_key = None, None
+        for i, (x1, y1, z1, s, _depth) in enumerate(leaves):
+            if s <= min_size:
+                continue
+            key = (edge_voxels(edges, x1, y1, z1, s), s)
+            if best_key is None or key > best_key:  # strict: ties keep the earlier leaf
+                best, best_key = i, key
+        if best is None:
+            break
+        kids = _children3(leaves[best], d, h, w)
+        if len(leaves) - 1 + len(kids) > length:
+            break
+        leaves[best : best + 1] = kids
+    return leaves
+
+
+def threshold_octree(edges: np.ndarray, split_value: float, min_size: int, max_depth=None, cube=None):
+    """The threshold rule, recursively, children visited in Z-order."""
+    d, h, w = edges.shape
+    cube = cube or max(next_pow2(max(d, h, w)), min_size)
+    out = []
+
+    def visit(node):
+        x1, y1, z1, s, depth = node
+        deeper = max_depth is None or depth < max_depth
+        if s > min_size and deeper and edge_voxels(edges, x1, y1, z1, s) > split_value:
+            for child in _children3(node, d, h, w):
+                visit(child)
+        else:
+            out.append(node)
+
+    for root in _roots3(d, h, w, cube):
+        visit(root)
+    return out
