@@ -134,9 +134,7 @@ def edge_voxels(edges: np.ndarray, x1: int, y1: int, z1: int, s: int) -> int:
 
 def _roots3(d: int, h: int, w: int, cube: int):
     """Root cubes (x1, y1, z1, side, depth) intersecting the volume, row-major (z, y, x)."""
-    return [
-        (tx, ty, tz, cube, 0) for tz in range(0, d, cube) for ty in range(0, h, cube) for tx in range(0, w, cube)
-    ]
+    return [(tx, ty, tz, cube, 0) for tz in range(0, d, cube) for ty in range(0, h, cube) for tx in range(0, w, cube)]
 
 
 def _children3(node, d: int, h: int, w: int):

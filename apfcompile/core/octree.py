@@ -38,6 +38,7 @@ import numpy as np
 from formats.morton import morton3_encode
 
 from ..errors import ParameterError
+from .edges import edge_count_grid
 from .forest import ForestParams, _kth_largest, _priority_prefix, _top
 
 __all__ = ["OctreeLeaves", "build_octree", "default_cube_size", "edge_count_volume", "halve3"]
@@ -93,17 +94,21 @@ def halve3(a: np.ndarray) -> np.ndarray:
 
 
 def edge_count_volume(edges: np.ndarray, cell: int) -> np.ndarray:
-    """Edge voxels per ``cell``^3 block of a (D, H, W) edge map (nonzero = edge), as int64 of
-    shape ``ceil(D / cell) x ceil(H / cell) x ceil(W / cell)`` (blocks past the far faces count
-    the voxels inside only)."""
+    """Edge voxels per ``cell``^3 block of a (D, H, W) edge volume, as int64 of shape
+    ``ceil(D / cell) x ceil(H / cell) x ceil(W / cell)`` (blocks past the far faces count the voxels
+    inside only). ``edges``: 0/255 uint8 slices as Canny makes them (any other dtype: nonzero is
+    an edge); ``cell`` a power of two. Each slice's cells are counted by
+    :func:`~apfcompile.core.edges.edge_count_grid`, then ``cell`` slices at a time are summed."""
     if edges.ndim != 3:
         raise ParameterError("edges", "a D x H x W edge volume", edges.shape)
-    d, h, w = edges.shape
-    nz, ny, nx = -(-d // cell), -(-h // cell), -(-w // cell)
-    padded = np.zeros((nz * cell, ny * cell, nx * cell), np.uint8)
-    padded[:d, :h, :w] = edges != 0
-    blocks = padded.reshape(nz, cell, ny, cell, nx, cell)
-    return blocks.sum(axis=(1, 3, 5), dtype=np.int64)
+    if edges.dtype != np.uint8:
+        edges = (edges != 0).astype(np.uint8) * np.uint8(255)
+    d = edges.shape[0]
+    planes = np.stack([edge_count_grid(s, cell) for s in edges])
+    nz = -(-d // cell)
+    if nz * cell != d:
+        planes = np.concatenate([planes, np.zeros((nz * cell - d,) + planes.shape[1:], planes.dtype)])
+    return planes.reshape((nz, cell) + planes.shape[1:]).sum(axis=1, dtype=np.int64)
 
 
 @dataclass
@@ -235,9 +240,7 @@ def _threshold(levels: list[_Level], params: ForestParams, depth_max: int) -> li
     return split
 
 
-def _collect(
-    levels: list[_Level], split: list[np.ndarray], depth_max: int, roots, shape, cube: int
-) -> OctreeLeaves:
+def _collect(levels: list[_Level], split: list[np.ndarray], depth_max: int, roots, shape, cube: int) -> OctreeLeaves:
     """Leaves = reached nodes that were not split, sorted into Morton order."""
     parts: dict[str, list[np.ndarray]] = {k: [] for k in ("d", "z", "y", "x", "e", "k")}
     reach = levels[0].inside
