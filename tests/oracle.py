@@ -185,3 +185,32 @@ def threshold_octree(edges: np.ndarray, split_value: float, min_size: int, max_d
     for root in _roots3(d, h, w, cube):
         visit(root)
     return out
+
+
+def area_patch3(volume: np.ndarray, x1: int, y1: int, z1: int, s: int, p: int) -> np.ndarray:
+    """float64 mean of each f^3 cell of one cubic leaf (padding as zeros), (p, p, p) + channels."""
+    d, h, w = volume.shape[:3]
+    big = np.zeros((max(d, z1 + s), max(h, y1 + s), max(w, x1 + s)) + volume.shape[3:], np.float64)
+    big[:d, :h, :w] = volume
+    block = big[z1 : z1 + s, y1 : y1 + s, x1 : x1 + s]
+    f = s // p
+    return block.reshape((p, f, p, f, p, f) + block.shape[3:]).mean(axis=(1, 3, 5))
+
+
+def mode_patch3(mask: np.ndarray, x1: int, y1: int, z1: int, s: int, p: int, ignore=None, fill=0) -> np.ndarray:
+    """Majority label of each f^3 cell, one cell at a time (ties to the smallest label)."""
+    f = s // p
+    out = np.full((p, p, p), fill, mask.dtype)
+    for i in range(p):
+        for j in range(p):
+            for k in range(p):
+                zz, yy, xx = z1 + i * f, y1 + j * f, x1 + k * f
+                cell = mask[zz : zz + f, yy : yy + f, xx : xx + f].ravel()
+                if cell.size == 0:
+                    continue
+                votes = cell[cell != ignore] if ignore is not None else cell
+                if votes.size == 0:
+                    votes = cell  # only ignore voxels: ignore wins
+                values, counts = np.unique(votes, return_counts=True)
+                out[i, j, k] = values[np.argmax(counts)]
+    return out
