@@ -102,3 +102,27 @@ def test_reconstruct_equals_a_per_leaf_loop_and_is_exact_at_p_cubed():
     assert set(grid.size.tolist()) == {2}
     patches, _, _ = mode_volume_patches(mask, grid, 2)
     np.testing.assert_array_equal(reconstruct_volume(patches, grid, shape), mask)
+
+
+def test_a_real_ct_volume_end_to_end():
+    """The bundled CT as one sequence: leaves tile it, the ceiling is the rebuilt mask's Dice, and
+    the gradient edges mark as many voxels as the per-slice Canny."""
+    from apfcompile.core.patchify import PatchParams
+    from apfcompile.core.patchify_volume import patchify_volume, volume_edges
+    from apfcompile.demo import sample_path
+    from apfcompile.inputs.readers import read_array
+
+    vol = np.ascontiguousarray(read_array(sample_path("ct_abdomen.nii.gz")).transpose(2, 1, 0))
+    seg = np.ascontiguousarray(read_array(sample_path("ct_abdomen_seg.nii.gz")).transpose(2, 1, 0)).astype(np.uint8)
+    params = PatchParams.make(4, length=1500, window=(-175, 250))
+    for edges in ("slices", "gradient"):
+        v = patchify_volume(vol, seg, params, edges=edges)
+        assert len(v.leaves) <= 1500 and v.patches.shape == (len(v.leaves), 4, 4, 4, 1)
+        covered = (v.leaves.size.astype(np.int64) ** 3).sum()
+        assert covered >= np.prod(vol.shape) and v.gamma > 1
+        rebuilt = reconstruct_volume(v.mask, v.leaves, vol.shape)
+        classes, want = dice(rebuilt, seg)
+        np.testing.assert_array_equal(v.ceiling[0], classes)
+        np.testing.assert_allclose(v.ceiling[1], want)
+    slices, gradient = volume_edges(vol, params, "slices"), volume_edges(vol, params, "gradient")
+    assert abs(int(np.count_nonzero(gradient)) - int(np.count_nonzero(slices))) <= 0.01 * np.count_nonzero(slices)
