@@ -18,10 +18,12 @@ __all__ = [
     "MaskDtype",
     "MaskMethod",
     "Modality",
+    "Mode",
     "OnError",
     "OutOfCore",
     "PaipLabel",
     "Policy",
+    "VolumeEdges",
     "choices",
 ]
 
@@ -43,6 +45,10 @@ MaskDtype = Literal["auto", "uint8", "uint16", "int16", "int32"]
 """Stored mask dtype; auto = the narrowest that holds the masks' labels (:mod:`apfcompile.build.plan`)."""
 Modality = Literal["auto", "ct", "mr", "rgb", "grey"]
 """What the pixels are, which decides the edge window and the pad value (:mod:`apfcompile.inputs.modality`)."""
+Mode = Literal["slices", "volume"]
+"""A volume as one sample per slice (quadtree) or as one sample (octree; :mod:`apfcompile.core.octree`)."""
+VolumeEdges = Literal["slices", "gradient"]
+"""Edges of a volume in ``--mode volume`` (:mod:`apfcompile.core.patchify_volume`)."""
 OutOfCore = Literal["auto", "always", "never"]
 """When slides compile band by band (:mod:`apfcompile.build.samples`)."""
 OnError = Literal["fail", "skip"]

@@ -25,10 +25,12 @@ from .choices import (
     MaskDtype,
     MaskMethod,
     Modality,
+    Mode,
     OnError,
     OutOfCore,
     PaipLabel,
     Policy,
+    VolumeEdges,
     choices,
 )
 from .errors import APFError, APFWarning, ParameterError
@@ -294,6 +296,22 @@ STORAGE_OPTION = click.option(
     "--keep-channels",
     is_flag=True,
     help="Keep three channels for grey images stored as RGB (R = G = B), stored as one by default.",
+)
+@click.option(
+    "--mode",
+    type=click.Choice(choices(Mode)),
+    default="slices",
+    show_default=True,
+    help="volume: every volume (NIfTI/NRRD/MHA/DICOM) becomes ONE sample, an octree of cubic leaves "
+    "with p x p x p patches (length = leaves per volume); slices: one sample per slice.",
+)
+@click.option(
+    "--volume-edges",
+    type=click.Choice(choices(VolumeEdges)),
+    default="slices",
+    show_default=True,
+    help="Edges in --mode volume: slices = Canny per slice, stacked; gradient = 3-D gradient "
+    "magnitude at the same edge density.",
 )
 @click.option(
     "--out-of-core",

@@ -16,7 +16,7 @@ from .core.reconstruct import reconstruct
 from .inputs.locations import Place
 from .originals import original_on_canvas
 
-__all__ = ["colorize_labels", "draw_leaves", "side_by_side", "write_preview"]
+__all__ = ["colorize_labels", "draw_leaves", "plane", "side_by_side", "write_preview"]
 
 
 def _rgb8(image: np.ndarray) -> np.ndarray:
@@ -94,6 +94,8 @@ def write_preview(
     image rebuilt from its patches with the leaf borders, and the rebuilt mask (the dataset holds no
     full-size pixels).
     """
+    if ds.manifest.dims == 3:
+        return _write_volume_preview(ds, sample, out)
     data = ds.read_sample(sample)
     canvas = (int(data.meta["canvas_h"]), int(data.meta["canvas_w"]))
     leaves = data.nodes
@@ -107,8 +109,11 @@ def write_preview(
         panels = [draw_leaves(reconstruct(data.image, leaves, None, canvas), leaves)]
     if labelled:
         panels.append(colorize_labels(reconstruct(data.mask, leaves, None, canvas)))
-    picture = side_by_side(*panels)
-    zoom = max(1, 384 // max(canvas))  # small canvases (a CT slice) are enlarged to be seen
+    return _save(side_by_side(*panels), max(canvas), out)
+
+
+def _save(picture: np.ndarray, side: int, out: str | Path) -> Path:
+    zoom = max(1, 384 // side)  # small canvases (a CT slice) are enlarged to be seen
     if zoom > 1:
         picture = np.repeat(np.repeat(picture, zoom, axis=0), zoom, axis=1)
     path = Path(out)
@@ -116,3 +121,70 @@ def write_preview(
     if not cv2.imwrite(str(path), picture[:, :, ::-1]):
         raise OSError(f"{path}: could not write the preview (use a .png name in a writable folder)")
     return path
+
+
+_PLANES = {0: ("x", "y"), 1: ("x", "z"), 2: ("y", "z")}
+"""Per fixed axis (0 = z: axial, 1 = y: coronal, 2 = x: sagittal): the volume axes that become the
+plane's columns and rows."""
+
+
+def plane(leaves: NodeTable, patches: np.ndarray, axis: int, index: int) -> tuple[NodeTable, np.ndarray]:
+    """The 2-D leaves and patches where the plane ``axis = index`` cuts a volume's octree leaves.
+
+    ``patches``: (N, p, p, p [, ...]) in (z, y, x) order. Returns a 2-D :class:`NodeTable` (its x/y
+    the plane's columns/rows: x/y for an axial plane, x/z coronal, y/z sagittal) and the (n, p, p
+    [, ...]) patch planes, for :func:`~apfcompile.core.reconstruct.reconstruct`."""
+    lo = {0: leaves.z1, 1: leaves.y1, 2: leaves.x1}[axis]
+    hit = np.flatnonzero((lo <= index) & (index < lo + leaves.size))
+    cut = leaves.take(hit)
+    col, row = _PLANES[axis]
+    boxes = {"x": (cut.x1, cut.x2), "y": (cut.y1, cut.y2), "z": (cut.z1, cut.z2)}
+    d, h, w = leaves.canvas
+    extent = {"x": w, "y": h, "z": d}
+    flat = NodeTable(
+        x1=boxes[col][0],
+        x2=boxes[col][1],
+        y1=boxes[row][0],
+        y2=boxes[row][1],
+        size=cut.size,
+        depth=cut.depth,
+        tile=cut.tile,
+        edges=cut.edges,
+        canvas=(extent[row], extent[col]),
+    )
+    p = patches.shape[1]
+    k = (index - lo[hit]) // (cut.size // p)  # the cell layer of each patch the plane goes through
+    rows = np.arange(len(hit))
+    picked = patches[hit]
+    layer = {0: picked[rows, k], 1: picked[rows, :, k], 2: picked[rows, :, :, k]}[axis]
+    return flat, layer
+
+
+def _write_volume_preview(ds: Dataset, sample: int | str, out: str | Path) -> Path:
+    """A volume sample: its axial, coronal and sagittal planes through the centre, one row each:
+    the image rebuilt from its patches with the borders of the leaves the plane cuts, and the
+    rebuilt mask."""
+    data = ds.read_sample(sample)
+    d, h, w = data.nodes.canvas
+    window = ds.manifest.parameters.get("window")  # CT: the HU window the edges saw
+    rows = []
+    for axis, index in ((0, d // 2), (1, h // 2), (2, w // 2)):
+        flat, layer = plane(data.nodes, data.image, axis, index)
+        canvas = flat.canvas
+        picture = reconstruct(layer, flat, None, canvas)
+        if window is not None and picture.dtype != np.uint8:
+            picture = to_uint8(to_grey(picture), tuple(window))
+        panels = [draw_leaves(picture, flat)]
+        if data.mask is not None and data.meta.get("mask_source"):
+            _, mask_layer = plane(data.nodes, data.mask, axis, index)
+            panels.append(colorize_labels(reconstruct(mask_layer, flat, None, canvas)))
+        rows.append(side_by_side(*panels))
+    width = max(r.shape[1] for r in rows)
+    stacked = []
+    for i, r in enumerate(rows):
+        pad = np.full((r.shape[0], width, 3), 255, np.uint8)
+        pad[:, : r.shape[1]] = r
+        stacked.append(pad)
+        if i < len(rows) - 1:
+            stacked.append(np.full((8, width, 3), 255, np.uint8))
+    return _save(np.concatenate(stacked, axis=0), max(d, h, w), out)

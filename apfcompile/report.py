@@ -33,7 +33,8 @@ def summary(ds: Dataset) -> str:
         f"dataset   {ds.path}",
         f"format    apfcompile v{m.version}; {t['shards']} shard(s), {t['samples']} sample(s), "
         f"{t['nodes']} node(s), {t['bytes'] / 1e6:.2f} MB",
-        f"patches   {m.patch_size} x {m.patch_size} x {m.channels} {m.image_dtype}; "
+        f"patches   {' x '.join([str(m.patch_size)] * m.dims)} x {m.channels} {m.image_dtype}"
+        f"{' (volumes: one octree sequence each)' if m.dims == 3 else ''}; "
         f"masks {m.mask_dtype or 'none'}" + (f", ignore {m.ignore_index}" if m.ignore_index is not None else ""),
         "views     " + ", ".join(f"blur {v.blur} canny {v.canny_lo:g}/{v.canny_hi:g}" for v in m.views),
         "params    "
@@ -56,7 +57,8 @@ def summary(ds: Dataset) -> str:
         count = samples["count"].to_numpy()
         gamma = samples["gamma"].to_numpy()
         lines.append(f"length    {_quantiles(count)} leaves per sample")
-        lines.append(f"gamma     {_quantiles(gamma)} (uniform p x p patches / leaves)")
+        cell = " x ".join(["p"] * m.dims)
+        lines.append(f"gamma     {_quantiles(gamma)} (uniform {cell} patches / leaves)")
         sizes = np.concatenate([ds.nodes(i)["size"].to_numpy() for i in range(len(m.shards))])
         values, counts = np.unique(sizes, return_counts=True)
         lines.append("leaves    " + "  ".join(f"{v}px:{c / sizes.size:.1%}" for v, c in zip(values, counts)))

@@ -21,6 +21,7 @@ _EXPORTS = {
     "UnsafePathError": "errors",
     "UnsupportedVersionError": "errors",
     "NODE_COLUMNS": "nodes",
+    "NODE_COLUMNS_3D": "nodes",
     "NodeTable": "nodes",
     "Dataset": "reader",
     "SampleData": "reader",
@@ -29,6 +30,7 @@ _EXPORTS = {
     "FORMAT_VERSION": "spec",
     "MANIFEST_NAME": "spec",
     "NODE_SCHEMA": "spec",
+    "NODE_SCHEMA_3D": "spec",
     "SAMPLE_SCHEMA": "spec",
     "ClassInfo": "spec",
     "Failure": "spec",
@@ -74,7 +76,7 @@ if TYPE_CHECKING:
         UnsafePathError,
         UnsupportedVersionError,
     )
-    from .nodes import NODE_COLUMNS, NodeTable
+    from .nodes import NODE_COLUMNS, NODE_COLUMNS_3D, NodeTable
     from .reader import Dataset, SampleData, open_dataset
     from .records import SampleRecord
     from .spec import (
@@ -82,6 +84,7 @@ if TYPE_CHECKING:
         FORMAT_VERSION,
         MANIFEST_NAME,
         NODE_SCHEMA,
+        NODE_SCHEMA_3D,
         SAMPLE_SCHEMA,
         ClassInfo,
         Failure,

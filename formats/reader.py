@@ -23,7 +23,8 @@ __all__ = ["Dataset", "SampleData", "open_dataset"]
 @dataclass(frozen=True)
 class SampleData:
     """One sample read back: its samples.parquet row (``meta``), its node table (on its canvas)
-    and its patch arrays: image (N, p, p, C), mask (N, p, p) or None."""
+    and its patch arrays: image (N, p, p, C), mask (N, p, p) or None (volumes: (N, p, p, p, C),
+    (N, p, p, p), a (D, H, W) canvas)."""
 
     meta: dict
     nodes: NodeTable
@@ -105,7 +106,10 @@ class Dataset:
                 self.location.display(f"{info.path}/{PATCHES_NAME}"), f"sample {meta['key']!r}: {exc}"
             ) from None
         cols = {name: nodes[name].to_numpy() for name in nodes.column_names if name != "sample"}
-        table = NodeTable.from_columns(cols, (meta["canvas_h"], meta["canvas_w"]))
+        canvas = (meta["canvas_h"], meta["canvas_w"])
+        if meta.get("canvas_d") is not None:
+            canvas = (meta["canvas_d"],) + canvas
+        table = NodeTable.from_columns(cols, canvas)
         return SampleData(meta, table, image, mask)
 
     def verify(self) -> list[str]:

@@ -19,7 +19,8 @@ class SampleRecord:
     """One compiled sample, as the writer needs it (plain numpy, no compiler types).
 
     nodes: the sample's :class:`~formats.nodes.NodeTable` (n rows);
-    image: (n, p, p, C); mask: (n, p, p) or None; transform: canvas -> original pixels,
+    image: (n, p, p, C); mask: (n, p, p) or None -- for volumes (n, p, p, p, C) and (n, p, p, p),
+    with ``canvas`` and ``original`` as (D, H, W) and nodes carrying z1/z2; transform: canvas -> original pixels,
     ``orig = canvas * scale + offset`` per axis; ceiling: per-class Dice (classes, dice) or None;
     spacing: millimetres per original pixel along rows and columns, and the slice thickness, for
     volume slices (None otherwise); modality: what the compiler took the pixels for (``ct``,
@@ -32,8 +33,8 @@ class SampleRecord:
     source: str
     mask_source: str | None
     view: int
-    canvas: tuple[int, int]
-    original: tuple[int, int]
+    canvas: tuple[int, ...]
+    original: tuple[int, ...]
     scale: tuple[float, float]
     offset: tuple[float, float]
     slice_axis: int | None

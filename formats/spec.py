@@ -20,6 +20,7 @@ __all__ = [
     "FORMAT_VERSION",
     "MANIFEST_NAME",
     "NODE_SCHEMA",
+    "NODE_SCHEMA_3D",
     "SAMPLE_SCHEMA",
     "SHARD_RECORD_NAME",
     "ClassInfo",
@@ -74,6 +75,23 @@ def _schemas() -> dict:
             ("edges", pa.int64()),
         ]
     )
+    NODE_SCHEMA_3D = pa.schema(
+        [
+            ("sample", pa.int64()),
+            ("x1", pa.int32()),
+            ("x2", pa.int32()),
+            ("y1", pa.int32()),
+            ("y2", pa.int32()),
+            ("z1", pa.int32()),
+            ("z2", pa.int32()),
+            ("size", pa.int32()),
+            ("cx", pa.float32()),
+            ("cy", pa.float32()),
+            ("cz", pa.float32()),
+            ("depth", pa.int16()),
+            ("edges", pa.int64()),
+        ]
+    )
     SAMPLE_SCHEMA = pa.schema(
         [
             ("sample", pa.int64()),
@@ -107,13 +125,15 @@ def _schemas() -> dict:
             ("modality", pa.string()),
             ("split", pa.string()),
             ("split_group", pa.string()),
+            ("canvas_d", pa.int32()),
+            ("orig_d", pa.int32()),
         ]
     )
-    return {"NODE_SCHEMA": NODE_SCHEMA, "SAMPLE_SCHEMA": SAMPLE_SCHEMA}
+    return {"NODE_SCHEMA": NODE_SCHEMA, "NODE_SCHEMA_3D": NODE_SCHEMA_3D, "SAMPLE_SCHEMA": SAMPLE_SCHEMA}
 
 
 def __getattr__(name: str) -> object:
-    if name in ("NODE_SCHEMA", "SAMPLE_SCHEMA"):
+    if name in ("NODE_SCHEMA", "NODE_SCHEMA_3D", "SAMPLE_SCHEMA"):
         globals().update(_schemas())
         return globals()[name]
     raise AttributeError(f"module 'formats.spec' has no attribute {name!r}")
@@ -344,6 +364,7 @@ def _statistics_in(d: Any, path: object) -> dict[str, dict[str, dict]]:
 
 
 _MANIFEST_KEYS = {
+    "dims",
     "splits",
     "statistics",
     "format",
@@ -386,6 +407,9 @@ class Manifest:
     version: int = FORMAT_VERSION
     splits: dict[str, int] | None = None
     statistics: dict[str, Any] | None = None
+    dims: int = 2
+    """2: samples are images or slices (patches p x p); 3: volumes (patches p x p x p, octree
+    leaves). Written only when 3, so 2-D datasets keep their bytes."""
 
     @property
     def totals(self) -> dict[str, int]:
@@ -416,6 +440,7 @@ class Manifest:
             }
             | ({} if self.splits is None else {"splits": dict(self.splits)})
             | ({} if self.statistics is None else {"statistics": self.statistics})
+            | ({} if self.dims == 2 else {"dims": self.dims})
         )
 
 
@@ -463,11 +488,18 @@ def parse_manifest(raw: bytes | str, path: object) -> Manifest:
         failures=tuple(Failure.from_dict(f, path) for f in _expect(d, "failures", list, path)),
         splits=_splits(d.get("splits"), path),
         statistics=_expect(d, "statistics", dict, path) if "statistics" in d else None,
+        dims=_dims(d.get("dims", 2), path),
     )
     totals = d.get("totals")
     if totals != manifest.totals:
         raise _fail(path, f"field 'totals': {totals} does not match the shard list ({manifest.totals})")
     return manifest
+
+
+def _dims(value: Any, path: object) -> int:
+    if value not in (2, 3) or isinstance(value, bool):
+        raise _fail(path, f"field 'dims': expected 2 or 3, found {value!r}")
+    return int(value)
 
 
 def _splits(value: Any, path: object) -> dict[str, int] | None:

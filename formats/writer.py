@@ -28,11 +28,12 @@ import pyarrow.parquet as pq
 import zarr
 from zarr.codecs import Crc32cCodec, ZstdCodec
 
-from .nodes import NODE_COLUMNS
+from .nodes import NODE_COLUMNS, NODE_COLUMNS_3D
 from .records import SampleRecord
 from .spec import (
     MANIFEST_NAME,
     NODE_SCHEMA,
+    NODE_SCHEMA_3D,
     NODES_NAME,
     PATCHES_NAME,
     SAMPLE_SCHEMA,
@@ -115,10 +116,10 @@ def _samples_table(records: list[SampleRecord], offsets: list[int]) -> pa.Table:
             "source": r.source,
             "mask_source": r.mask_source,
             "view": r.view,
-            "canvas_h": r.canvas[0],
-            "canvas_w": r.canvas[1],
-            "orig_h": r.original[0],
-            "orig_w": r.original[1],
+            "canvas_h": r.canvas[-2],
+            "canvas_w": r.canvas[-1],
+            "orig_h": r.original[-2],
+            "orig_w": r.original[-1],
             "scale_y": r.scale[0],
             "scale_x": r.scale[1],
             "offset_y": r.offset[0],
@@ -141,18 +142,23 @@ def _samples_table(records: list[SampleRecord], offsets: list[int]) -> pa.Table:
             "modality": r.modality,
             "split": r.split,
             "split_group": r.split_group,
+            "canvas_d": r.canvas[0] if len(r.canvas) == 3 else None,
+            "orig_d": r.original[0] if len(r.original) == 3 else None,
         }
         for k, v in values.items():
             rows[k].append(v)
     return pa.table(rows, schema=SAMPLE_SCHEMA)
 
 
-def _nodes_table(records: list[SampleRecord]) -> pa.Table:
+def _nodes_table(records: list[SampleRecord], dims: int = 2) -> pa.Table:
+    schema, names = (NODE_SCHEMA, NODE_COLUMNS) if dims == 2 else (NODE_SCHEMA_3D, NODE_COLUMNS_3D)
+    if not records:
+        return schema.empty_table()
     cols = {"sample": np.concatenate([np.full(len(r.image), r.sample, np.int64) for r in records])}
-    for name in NODE_COLUMNS:
+    for name in names:
         cols[name] = np.concatenate([np.asarray(r.nodes[name]) for r in records])
-    arrays = [pa.array(cols[f.name].astype(f.type.to_pandas_dtype(), copy=False)) for f in NODE_SCHEMA]
-    return pa.Table.from_arrays(arrays, schema=NODE_SCHEMA)
+    arrays = [pa.array(cols[f.name].astype(f.type.to_pandas_dtype(), copy=False)) for f in schema]
+    return pa.Table.from_arrays(arrays, schema=schema)
 
 
 def _image_compressors(image: np.ndarray) -> list:
@@ -230,6 +236,7 @@ def write_shard(
     mask_fill: int = 0,
     storage_options: dict | None = None,
     statistics: dict[str, dict[str, dict]] | None = None,
+    dims: int = 2,
 ) -> ShardInfo:
     """Write shard ``index`` of ``dataset`` from ``records`` (in order) and commit it by rename.
 
@@ -239,8 +246,8 @@ def write_shard(
     samples in a labelled dataset get mask rows of ``mask_fill``. ``statistics``: the partial
     statistics of the inputs that end in this shard, kept in ``shard.json`` for a resumed compile.
     ``image_dtype`` and ``channels`` are the dataset's; None while no sample of the compile has
-    given them (the shard's record then says null, and its empty image array is uint8 x 1). Returns
-    the shard's info.
+    given them (the shard's record then says null, and its empty image array is uint8 x 1).
+    ``dims``: 3 for volumes (patches p x p x p, node tables with z columns). Returns the shard's info.
     """
     loc = locate(dataset, storage_options)
     name = shard_name(index)
@@ -258,6 +265,7 @@ def write_shard(
                 failures=failures,
                 mask_fill=mask_fill,
                 statistics=statistics,
+                dims=dims,
             )
             _upload(Path(staging) / SHARDS_DIR / name, loc, f"{SHARDS_DIR}/{name}")
         return info
@@ -270,6 +278,7 @@ def write_shard(
         image_dtype=image_dtype,
         mask_dtype=mask_dtype,
         mask_fill=mask_fill,
+        dims=dims,
     )
     commit_shard(
         loc.local,
@@ -298,6 +307,7 @@ def stage_shard(
     image_dtype: str | None,
     mask_dtype: str | None,
     mask_fill: int = 0,
+    dims: int = 2,
 ) -> ShardInfo:
     """The first half of :func:`write_shard` on a local dataset: every data file of shard
     ``index`` written into its temporary folder (``shards/.tmp-NNNNN``), nothing committed; a
@@ -311,21 +321,22 @@ def stage_shard(
     tmp.mkdir()
     offsets = list(np.cumsum([0] + [len(r.image) for r in records[:-1]]).tolist()) if records else []
     pq.write_table(
-        _nodes_table(records) if records else NODE_SCHEMA.empty_table(),
+        _nodes_table(records, dims),
         tmp / NODES_NAME,
         compression="zstd",
         row_group_size=NODE_ROW_GROUP,
     )
     pq.write_table(_samples_table(records, offsets), tmp / SAMPLES_NAME, compression="zstd")
-    empty_image = np.zeros((0, patch_size, patch_size, channels or 1), image_dtype or "uint8")
+    cell = (patch_size,) * dims  # a patch: p x p, or p x p x p for volumes
+    empty_image = np.zeros((0, *cell, channels or 1), image_dtype or "uint8")
     image = np.concatenate([r.image for r in records]) if records else empty_image
     group = zarr.open_group(zarr.storage.LocalStore(tmp / PATCHES_NAME), mode="w", zarr_format=3)
     _write_array(group, tmp / PATCHES_NAME, "image", image, _image_compressors(image))
     if mask_dtype is not None:
-        empty_mask = np.zeros((0, patch_size, patch_size), mask_dtype)
+        empty_mask = np.zeros((0, *cell), mask_dtype)
         # An unlabelled sample in a labelled dataset gets mask rows of `mask_fill` (its
         # samples.parquet row has no mask_source).
-        masks = [r.mask if r.mask is not None else np.full(r.image.shape[:3], mask_fill, mask_dtype) for r in records]
+        masks = [r.mask if r.mask is not None else np.full(r.image.shape[:-1], mask_fill, mask_dtype) for r in records]
         mask = np.concatenate(masks) if records else empty_mask
         _write_array(group, tmp / PATCHES_NAME, "mask", mask.astype(mask_dtype, copy=False), [Crc32cCodec()])
     files = _file_records(tmp)

@@ -164,11 +164,12 @@ class ShardReader:
             remote = RemoteFile(loc.fs, loc.sub(f"{info.path}/{rel}"), record.bytes)
             return remote if cache_dir is None else CachedFile(remote, cache_dir, record.sha256)
 
+        self.columns = _NODE_COLUMNS + (("z1", "z2") if dataset.manifest.dims == 3 else ())
         self.nodes: dict[str, np.ndarray] | None = None
         if loc.local is not None:  # local: the shard's node table once, then slices of it
             path, _ = loc.parquet_args(f"{info.path}/nodes.parquet")
-            table = pq.read_table(path, columns=list(_NODE_COLUMNS))
-            self.nodes = {name: table[name].to_numpy() for name in _NODE_COLUMNS}
+            table = pq.read_table(path, columns=list(self.columns))
+            self.nodes = {name: table[name].to_numpy() for name in self.columns}
         else:  # object storage: only the row groups a sample needs
             parquet = source("nodes.parquet")
             if parquet is None:  # not in the manifest's file list: ask the store for its size
@@ -212,7 +213,7 @@ class ShardReader:
             name: np.concatenate([p[name] for p in parts])[skip : skip + count]
             if len(parts) > 1
             else parts[0][name][skip : skip + count]
-            for name in _NODE_COLUMNS
+            for name in self.columns
         }
 
     def _group(self, g: int) -> dict[str, np.ndarray]:
@@ -221,8 +222,8 @@ class ShardReader:
         with self._groups_lock:
             cols = self._groups.get(g)
             if cols is None:
-                table = self._parquet.read_row_group(g, columns=list(_NODE_COLUMNS))
-                cols = {name: table[name].to_numpy() for name in _NODE_COLUMNS}
+                table = self._parquet.read_row_group(g, columns=list(self.columns))
+                cols = {name: table[name].to_numpy() for name in self.columns}
                 self._groups[g] = cols
                 while len(self._groups) > _KEEP_GROUPS:
                     self._groups.popitem(last=False)

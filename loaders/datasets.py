@@ -64,8 +64,11 @@ class _Frames:
         self.shard = t["shard"].to_numpy().astype(np.int64)
         self.offset = t["offset"].to_numpy().astype(np.int64)
         self.count = t["count"].to_numpy().astype(np.int64)
-        self.canvas = np.stack([t["canvas_h"].to_numpy(), t["canvas_w"].to_numpy()], 1).astype(np.int64)
-        self.original = np.stack([t["orig_h"].to_numpy(), t["orig_w"].to_numpy()], 1).astype(np.int64)
+        hw = ["canvas_h", "canvas_w"], ["orig_h", "orig_w"]
+        if ds.manifest.dims == 3:  # volumes: (D, H, W)
+            hw = ["canvas_d", "canvas_h", "canvas_w"], ["orig_d", "orig_h", "orig_w"]
+        self.canvas = np.stack([t[c].to_numpy() for c in hw[0]], 1).astype(np.int64)
+        self.original = np.stack([t[c].to_numpy() for c in hw[1]], 1).astype(np.int64)
         self.scale = np.stack([t["scale_y"].to_numpy(), t["scale_x"].to_numpy()], 1).astype(np.float64)
         ceiling = t["ceiling_dice"].to_numpy(zero_copy_only=False)
         self.ceiling = np.array([np.nan if v is None else v for v in ceiling], np.float32)
@@ -200,14 +203,16 @@ class _Reader:
         counts = [int(f.count[r]) for r in rows]
         total = self.length if self.length is not None else max(counts)
         first = self._reader(int(f.shard[rows[0]]))
-        p, c = first.arrays["image"].shape[1], first.arrays["image"].shape[3]
+        dims = self.dataset.manifest.dims
+        p, c = first.arrays["image"].shape[1], first.arrays["image"].shape[-1]
+        cell = (p,) * dims
         b = len(rows)
         new = _Buffers(shared=get_worker_info() is not None)
-        image = new.array((b, total, p, p, c), first.arrays["image"].dtype)
-        mask = new.array((b, total, p, p), self.mask_dtype) if self.labelled else None
+        image = new.array((b, total, *cell, c), first.arrays["image"].dtype)
+        mask = new.array((b, total, *cell), self.mask_dtype) if self.labelled else None
         size = new.array((b, total), ROW_DTYPES["size"])
-        center = new.array((b, total, 2), ROW_DTYPES["center"])
-        box = new.array((b, total, 4), ROW_DTYPES["box"])
+        center = new.array((b, total, dims), ROW_DTYPES["center"])
+        box = new.array((b, total, 2 * dims), ROW_DTYPES["box"])
         valid = new.array((b, total), ROW_DTYPES["valid"])
         fields = {"image": image, "mask": mask, "size": size, "center": center, "box": box, "valid": valid}
         ids = np.empty(b, np.int64)
@@ -234,13 +239,13 @@ class _Reader:
                 if a is not None and n < total:
                     a[i, n:] = PAD_ROW[name]
             size[i, :n] = nodes.size
-            center[i, :n, 0], center[i, :n, 1] = nodes.cx, nodes.cy
-            for j, name in enumerate(("x1", "x2", "y1", "y2")):
-                box[i, :n, j] = nodes[name]
+            center[i, :n] = nodes.center
+            box[i, :n] = nodes.box
             valid[i, :n] = True
-        image_t = new.tensor(image).permute(0, 1, 4, 2, 3)  # (B, L, C, p, p): a view, no copy
+        # (B, L, C, p, p [, p]): a view of the channels-last rows, no copy
+        image_t = new.tensor(image).permute(0, 1, 2 + dims, *range(2, 2 + dims))
         if self.norm is not None:
-            mean, std = (torch.from_numpy(v)[:, None, None] for v in self.norm)
+            mean, std = (torch.from_numpy(v).reshape((-1,) + (1,) * dims) for v in self.norm)
             image_t = (image_t.float() - mean) / std
             image_t[~new.tensor(valid)] = 0
         out = {

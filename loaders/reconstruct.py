@@ -20,21 +20,26 @@ def reconstruct(
     """Paint every valid patch into its box by nearest upsampling: full-size maps.
 
     Args:
-        pred: (B, L, p, p) labels, or (B, L, K, p, p) per-class scores.
+        pred: (B, L, p, p) labels, or (B, L, K, p, p) per-class scores; volumes (B, L, p, p, p)
+            or (B, L, K, p, p, p).
         box: (B, L, 4) as (x1, x2, y1, y2), canvas pixels, half-open, square, side p * 2^k,
-            corners on multiples of the side (quadtree leaves).
+            corners on multiples of the side (quadtree leaves); volumes (B, L, 6) with (z1, z2)
+            after them (octree leaves).
         valid: (B, L) bool; invalid rows are ignored.
-        canvas: (H, W) of the output (a batch's canvases padded to the largest).
+        canvas: (H, W) of the output (a batch's canvases padded to the largest); (D, H, W).
         fill: value where no valid box covers a pixel.
     Returns:
-        (B, H, W) or (B, K, H, W) in ``pred``'s dtype and on its device; equal, bit for bit, to a
-        loop that resizes each patch with nearest neighbour into its box.
+        (B, H, W) or (B, K, H, W) -- volumes (B, D, H, W) or (B, K, D, H, W) -- in ``pred``'s
+        dtype and on its device; equal, bit for bit, to a loop that resizes each patch with
+        nearest neighbour into its box.
 
     How: a leaf of side ``s = p * f`` is exactly its p x p patch on the canvas coarsened by ``f``.
     So the map is built coarse to fine: paint the largest leaves' patches at their level, upsample
     by 2 (nearest), paint the next size, and so on. Work is the patches themselves plus about 4/3
     of the output written once, vectorised per leaf size, never a loop per leaf.
     """
+    if box.shape[-1] == 6:
+        return _reconstruct_volume(pred, box, valid, canvas, fill)
     scores = pred.dim() == 5
     b, p = pred.shape[0], pred.shape[-1]
     h, w = int(canvas[0]), int(canvas[1])
@@ -68,6 +73,40 @@ def reconstruct(
     if f > 1:
         level = _upsample(level, f)
     return level[..., :h, :w]
+
+
+def _reconstruct_volume(pred, box, valid, canvas, fill) -> torch.Tensor:
+    """:func:`reconstruct` for octree leaves: each leaf size painted at full size, its patches
+    repeated f times along the three axes (the leaves tile the volume: every voxel written once)."""
+    scores = pred.dim() == 6
+    b, p = pred.shape[0], pred.shape[-1]
+    d, h, w = (int(v) for v in canvas)
+    extra = (pred.shape[2],) if scores else ()
+    box = box.to(pred.device).long()
+    valid = valid.to(pred.device).bool()
+    size = box[..., 1] - box[..., 0]
+    sizes = sorted(torch.unique(size[valid]).tolist(), reverse=True) if bool(valid.any()) else []
+    if not sizes:
+        return torch.full((b,) + extra + (d, h, w), fill, dtype=pred.dtype, device=pred.device)
+    if any(s % p or (s // p) & (s // p - 1) for s in sizes):
+        raise ValueError(f"box sides must be p * 2^k (p = {p}); found sides {sizes}")
+    big = sizes[0]
+    full = [-(-max(n, int(box[..., j][valid].max())) // big) * big for n, j in ((d, 5), (h, 3), (w, 1))]
+    out = torch.full((b,) + extra + tuple(full), fill, dtype=pred.dtype, device=pred.device)
+    for s in sizes:
+        f = s // p
+        bi, li = torch.nonzero(valid & (size == s), as_tuple=True)
+        tz, ty, tx = box[bi, li, 4] // s, box[bi, li, 2] // s, box[bi, li, 0] // s
+        blocks = pred[bi, li]
+        if f > 1:
+            blocks = blocks.repeat_interleave(f, -1).repeat_interleave(f, -2).repeat_interleave(f, -3)
+        grid = (full[0] // s, s, full[1] // s, s, full[2] // s, s)
+        if scores:
+            view = out.view(b, extra[0], *grid).permute(0, 2, 4, 6, 1, 3, 5, 7)  # b, tz, ty, tx, K, s, s, s
+        else:
+            view = out.view(b, *grid).permute(0, 1, 3, 5, 2, 4, 6)  # b, tz, ty, tx, s, s, s
+        view[bi, tz, ty, tx] = blocks
+    return out[..., :d, :h, :w]
 
 
 def _upsample(x: torch.Tensor, k: int) -> torch.Tensor:

@@ -64,6 +64,8 @@ OTHER_DATA = {
     "split_seed": 7,
     "split_by": "folder",
     "split_from": (("a", "train"),),
+    "mode": "volume",
+    "volume_edges": "gradient",
 }
 OTHER_RUN = {
     "workers": 3,

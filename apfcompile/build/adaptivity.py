@@ -15,37 +15,58 @@ import numpy as np
 __all__ = ["dataset_warnings", "saturated", "saturation_warnings"]
 
 
-def saturated(canvas_h: np.ndarray, canvas_w: np.ndarray, counts: np.ndarray, min_size: int) -> np.ndarray:
+def _cells(sides: list[np.ndarray], min_size: int) -> np.ndarray:
+    out = np.ones(np.shape(sides[0]), np.int64)
+    for side in sides:
+        out = out * -(-np.asarray(side, np.int64) // min_size)
+    return out
+
+
+def saturated(
+    canvas_h: np.ndarray, canvas_w: np.ndarray, counts: np.ndarray, min_size: int, canvas_d: np.ndarray | None = None
+) -> np.ndarray:
     """Per sample: True when every leaf has the minimum size (the leaf count reaches the canvas's
-    number of ``min_size`` cells)."""
-    cells = -(-np.asarray(canvas_h, np.int64) // min_size) * -(-np.asarray(canvas_w, np.int64) // min_size)
-    return np.asarray(counts, np.int64) >= cells
+    number of ``min_size`` cells; with ``canvas_d``, a volume's cubic cells)."""
+    sides = [canvas_h, canvas_w] + ([] if canvas_d is None else [canvas_d])
+    return np.asarray(counts, np.int64) >= _cells(sides, min_size)
 
 
 def saturation_warnings(
-    canvas_h: np.ndarray, canvas_w: np.ndarray, counts: np.ndarray, length: int, min_size: int, policy: str
+    canvas_h: np.ndarray,
+    canvas_w: np.ndarray,
+    counts: np.ndarray,
+    length: int,
+    min_size: int,
+    policy: str,
+    canvas_d: np.ndarray | None = None,
 ) -> list[str]:
     """One line when every sample (or most of them) had every leaf at the minimum size, with the
-    numbers and what to change; [] otherwise (and for the threshold policy, which has no L)."""
+    numbers and what to change; [] otherwise (and for the threshold policy, which has no L).
+    ``canvas_d``: the depths of volumes (``--mode volume``), None for images."""
     counts = np.asarray(counts)
     if policy != "greedy" or counts.size == 0:
         return []
-    full = saturated(canvas_h, canvas_w, counts, min_size)
+    full = saturated(canvas_h, canvas_w, counts, min_size, canvas_d)
     n, total = int(full.sum()), int(counts.size)
     if n == 0 or 2 * n <= total:
         return []
-    h, w = int(np.median(canvas_h)), int(np.median(canvas_w))
-    cells = (-(-h // min_size)) * (-(-w // min_size))
+    sides = [int(np.median(canvas_h)), int(np.median(canvas_w))]
+    if canvas_d is not None:
+        sides = [int(np.median(canvas_d))] + sides
+    cells = int(_cells(sides, min_size))
+    box = " x ".join([str(min_size)] * len(sides))
+    canvas = " x ".join(str(v) for v in sides) + (" volume" if canvas_d is not None else " canvas")
+    unit = "voxels" if canvas_d is not None else "px"
     fix = "use a larger --resolution, a smaller -L or a larger --min-size"
     if n == total:
         return [
-            f"no adaptive patching happened: -L {length} >= the {cells} cells of {min_size} x {min_size} px "
-            f"on a {h} x {w} canvas (median), so every leaf is {min_size} x {min_size} (a uniform grid, "
+            f"no adaptive patching happened: -L {length} >= the {cells} cells of {box} {unit} "
+            f"on a {canvas} (median), so every leaf is {box} (a uniform grid, "
             f"gamma = 1) in all {total} samples; {fix}"
         ]
     return [
-        f"{n} of {total} samples have every leaf at the minimum size {min_size} x {min_size} (fewer than "
-        f"-L {length} leaves: a {h} x {w} canvas, the median, holds only {cells} cells): their canvas is "
+        f"{n} of {total} samples have every leaf at the minimum size {box} (fewer than "
+        f"-L {length} leaves: a {canvas}, the median, holds only {cells} cells): it is "
         f"too small for L; {fix}"
     ]
 
@@ -67,4 +88,5 @@ def dataset_warnings(dataset: object) -> list[str]:
         int(p.get("length", 0)),
         int(p.get("min_size") or ds.manifest.patch_size),
         str(p.get("policy", "greedy")),
+        t["canvas_d"].to_numpy(zero_copy_only=False).astype(np.int64) if ds.manifest.dims == 3 else None,
     )

@@ -31,10 +31,12 @@ from ..choices import (
     MaskDtype,
     MaskMethod,
     Modality,
+    Mode,
     OnError,
     OutOfCore,
     PaipLabel,
     Policy,
+    VolumeEdges,
     choices,
 )
 from ..core.edges import EdgeParams
@@ -81,7 +83,9 @@ class DataConfig:
     (:mod:`apfcompile.inputs.modality`); pad_value: what ``fit="pad"`` pads with (None: the
     modality's background); keep_channels: grey images stored as RGB keep their three channels.
     split (``train=0.8,...`` or pairs), split_seed, split_by, split_from (``(key, split)`` pairs,
-    or a dict): see :mod:`apfcompile.build.splits`.
+    or a dict): see :mod:`apfcompile.build.splits`. mode: ``volume`` compiles each volume into one
+    sample of octree leaves (p^3 patches; :mod:`apfcompile.core.octree`), with ``volume_edges``
+    deciding its edges (:mod:`apfcompile.core.patchify_volume`).
     These fields were added after v1's first datasets: they enter the manifest and the fingerprint
     only when set, so datasets compiled without them keep their bytes.
     """
@@ -120,6 +124,8 @@ class DataConfig:
     split_seed: int = 0
     split_by: str = "case"
     split_from: tuple[tuple[str, str], ...] | None = None
+    mode: Mode = "slices"
+    volume_edges: VolumeEdges = "slices"
 
     def __post_init__(self) -> None:
         if self.split is not None:
@@ -143,6 +149,8 @@ class DataConfig:
             ("mask_dtype", MaskDtype),
             ("channel_order", ChannelOrder),
             ("modality", Modality),
+            ("mode", Mode),
+            ("volume_edges", VolumeEdges),
         ):
             _check_choice(name, getattr(self, name), literal)
         if self.shard_samples < 1:
@@ -215,6 +223,8 @@ class DataConfig:
 
 
 _ADDED = {
+    "mode": "slices",
+    "volume_edges": "slices",
     "image_key": None,
     "mask_key": None,
     "channel_order": "auto",

@@ -1,7 +1,8 @@
 """The plan of a compile, fixed before any pixel is read.
 
 Inputs are sorted by their path relative to INPUT; each gives ``frames x views`` samples (a
-volume's slice count comes from its header), numbered in that order. Sample ``i`` goes to shard
+volume's slice count comes from its header; with ``--mode volume`` a volume is one frame),
+numbered in that order. Sample ``i`` goes to shard
 ``i // shard_samples``. An input whose header is unreadable plans zero samples (and fails now, or
 is recorded with ``on_error="skip"``). The plan and the data options give the fingerprint that
 ``--resume`` matches committed shards against.
@@ -16,7 +17,7 @@ import numpy as np
 
 from formats import Failure
 
-from ..errors import APFError
+from ..errors import APFError, InputError
 from ..inputs.frames import count_frames, has_labels, mask_label_bytes
 from ..inputs.layouts import InputItem, LayoutInfo
 from .config import DataConfig, OnError, fingerprint
@@ -37,6 +38,8 @@ class Plan:
     shard_samples: int
     early: list[Failure]
     fingerprint: str
+    mode: str = "slices"
+    """``volume``: each volume is one sample per view, never cut into parts."""
 
     @property
     def total(self) -> int:
@@ -57,7 +60,7 @@ class Plan:
         ids and are written in id order."""
         frames = self.counts[i] // max(views, 1)
         parts = min(parts, frames)
-        if parts <= 1 or self.items[i].kind not in ("volume", "array"):
+        if parts <= 1 or self.items[i].kind not in ("volume", "array") or self.mode == "volume":
             return [None]
         cuts = [frames * k // parts for k in range(parts + 1)]
         return [range(a, b) for a, b in zip(cuts[:-1], cuts[1:])]
@@ -66,7 +69,7 @@ class Plan:
         """Input ``i``'s frames cut at the shard boundaries that fall inside it (one part per
         shard it touches), or None where a boundary falls between the views of one frame."""
         first, n, per = self.firsts[i], self.counts[i], self.shard_samples
-        if n == 0 or self.items[i].kind != "volume":
+        if n == 0 or self.items[i].kind != "volume" or self.mode == "volume":
             return None
         cuts = [0]
         for k in list(self.shards_of(i))[1:]:
@@ -102,6 +105,15 @@ def make_plan(
     counts, early = [], []
     for it in items:
         try:
+            if data.mode == "volume":
+                if it.kind != "volume" and not it.problem:
+                    raise InputError(
+                        it.image,
+                        "is not a volume; --mode volume compiles volumes (NIfTI, NRRD, MHA/MHD, DICOM series)",
+                        "compile images without --mode volume",
+                    )
+                counts.append((count_frames(it) > 0) * views)  # one sample per view: the whole volume
+                continue
             counts.append(count_frames(it) * views)
         except APFError as exc:
             if on_error == "fail":
@@ -110,7 +122,7 @@ def make_plan(
             early.append(Failure(it.source, str(exc)))
     firsts = np.cumsum([0] + counts).tolist()
     plan = [(it.source, it.mask_source, n) for it, n in zip(items, counts)]
-    return Plan(items, counts, firsts, data.shard_samples, early, fingerprint(data, info, plan, mask_dtype))
+    return Plan(items, counts, firsts, data.shard_samples, early, fingerprint(data, info, plan, mask_dtype), data.mode)
 
 
 def choose_mask_dtype(data: DataConfig, info: LayoutInfo, items: list[InputItem]) -> str:

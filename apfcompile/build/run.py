@@ -94,10 +94,12 @@ def compile_items(
     # once the whole input is done).
     parts = -(-2 * run.workers // max(len(todo), 1)) if run.workers > 1 else 1
     can_stage = run.scheduler is None and run.workers > 1 and loc.local is not None
+    dims = 3 if data.mode == "volume" else 2
     writer_options = {
         "patch_size": data.patch_size,
         "mask_dtype": mask_dtype if labelled else None,
         "mask_fill": fill,
+        "dims": dims,
     }
     tasks = []
     for i in todo:
@@ -174,7 +176,7 @@ def compile_items(
             else:
                 grey = set(result.grey)
                 for rec in result.records:
-                    found = (str(rec.image.dtype), int(rec.image.shape[3]))
+                    found = (str(rec.image.dtype), int(rec.image.shape[-1]))
                     if dtype is None:
                         dtype, grey_dataset = found, rec.sample in grey
                     if found != dtype and rec.sample in grey and found[0] == dtype[0] and dtype[1] == 3:
@@ -233,6 +235,7 @@ def compile_items(
                     failures=failures.get(k, []),
                     mask_fill=fill,
                     statistics=stats.get(k),
+                    dims=dims,
                 )
                 shard_failures[k] = failures.pop(k, [])
         writer.finish()
@@ -268,6 +271,7 @@ def compile_items(
         failures=all_failures,
         splits=_split_counts(split_plan, items, len(views), {f.source for f in all_failures}),
         statistics=_dataset_statistics(per_input, split_plan is not None),
+        dims=dims,
     )
     write_manifest(out, manifest)
     write_stats(loc, time.perf_counter() - started, run.workers)

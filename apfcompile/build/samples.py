@@ -11,8 +11,10 @@ header alone:
   than :data:`OUT_OF_CORE_LABELS` labels (found in one streaming pass) sends the input back to the
   in-memory route; ``always`` refuses it.
 
-Both routes end in :func:`sample_record`, the one place a :class:`~formats.SampleRecord` is built,
-with one canvas-to-original transform (:func:`canvas_transform`).
+Both routes end in :func:`sample_record`, the one place a :class:`~formats.SampleRecord` of an
+image or slice is built, with one canvas-to-original transform (:func:`canvas_transform`). With
+``--mode volume`` a volume input takes a third route, :func:`_whole_volume`: read whole, one
+octree sample per view, its canvas the volume's (D, H, W).
 """
 
 from __future__ import annotations
@@ -27,9 +29,10 @@ from formats import SampleRecord
 
 from ..core.out_of_core import patchify_banded
 from ..core.patchify import PatchedSample, patchify
+from ..core.patchify_volume import patchify_volume
 from ..errors import APFError, InputError
 from ..inputs.canvas import fit_canvas, pad_fill
-from ..inputs.frames import load_frames
+from ..inputs.frames import load_frames, load_volume
 from ..inputs.labels import apply_label_map
 from ..inputs.layouts import CT_WINDOW, InputItem
 from ..inputs.locations import Place
@@ -112,8 +115,13 @@ class Result:
 def compile_input(task: Task) -> Result:
     """Worker: every frame x view of one input (runs in a pool process or on a Dask worker)."""
     try:
-        route, header = ("in_memory", None) if task.frames is not None else choose_route(task.item, task.data, task.run)
         result = Result(task.index)
+        if task.data.mode == "volume":
+            result.records = _whole_volume(task, result)
+            if task.stage is not None:
+                _stage(task, result)
+            return result
+        route, header = ("in_memory", None) if task.frames is not None else choose_route(task.item, task.data, task.run)
         records = _out_of_core(task, header, result) if route == "out_of_core" else None
         if records is None:
             result.frames.clear()
@@ -138,7 +146,7 @@ def _stage(task: Task, result: Result) -> None:
         records = [r for r in result.records if r.sample // per == k]
         if not records:
             continue
-        dtype, channels = str(records[0].image.dtype), int(records[0].image.shape[3])
+        dtype, channels = str(records[0].image.dtype), int(records[0].image.shape[-1])
         info = stage_shard(Path(folder), k, records, image_dtype=dtype, channels=channels, **options)
         result.staged.append((k, info, dtype, channels, len(records)))
     staged = {k for k, *_ in result.staged}
@@ -356,6 +364,71 @@ def _in_memory(task: Task, result: Result) -> list[SampleRecord]:
                 "--keep-channels keeps three",
             )
         )
+    return out
+
+
+def _whole_volume(task: Task, result: Result) -> list[SampleRecord]:
+    """``--mode volume``: the input as one sample per view, an octree over (D, H, W) with p^3
+    patches (:func:`~apfcompile.core.patchify_volume.patchify_volume`). The volume is compiled at
+    its stored voxels (``--resolution`` and ``--fit`` apply to 2-D canvases only)."""
+    data, item = task.data, task.item
+    vol = load_volume(item)
+    for note in vol.notes:
+        result.notes.append(note)
+    mask = apply_label_map(vol.mask, dict(data.label_map)) if vol.mask is not None else None
+    where = item.masks[0] if item.masks else item.image
+    if mask is not None and mask.size:
+        _check_mask_range(np.array([mask.min(), mask.max()]), task, where, mask)
+    image = vol.image
+    flat = image.reshape((-1,) + image.shape[2:])  # (D * H, W [, C]): the modality rule's view
+    intensity = decide(flat, data.modality, data.window, task.window, data.pad_value, CT_WINDOW)
+    if intensity.by_rule and data.window is None:
+        window = task.window or CT_WINDOW
+        result.notes.append(
+            (
+                "ct_by_rule",
+                f"{item.image}: taken as CT by --modality auto (a signed image with at least 1% of its "
+                f"pixels below -500): HU window {window[0]:g}..{window[1]:g} for edges; say --modality to decide",
+            )
+        )
+    shape = tuple(int(n) for n in image.shape[:3])
+    out = []
+    cells = []
+    for v, view in enumerate(data.view_list()):
+        params = data.patch_params(view, intensity.window)
+        try:
+            patched = patchify_volume(image, mask, params, edges=data.volume_edges)
+        except InputError as exc:
+            raise InputError(item.image, exc.problem, "") from exc
+        if patched.mask is not None:
+            cells.append(patched.mask)
+        rec = SampleRecord(
+            sample=task.first + v,
+            key=vol.key,
+            source=item.source,
+            mask_source=item.mask_source if patched.mask is not None else None,
+            view=v,
+            canvas=shape,
+            original=shape,
+            scale=(1.0, 1.0),
+            offset=(0.0, 0.0),
+            slice_axis=None,
+            slice_index=None,
+            gamma=patched.gamma,
+            ceiling=patched.ceiling,
+            blur=view[0],
+            canny=(view[1], view[2]),
+            nodes=patched.leaves,
+            image=patched.patches,
+            mask=patched.mask.astype(task.mask_dtype) if patched.mask is not None else None,
+            spacing=vol.spacing,
+            modality=intensity.modality,
+            **task.split_of(0),
+        )
+        out.append(rec)
+    window = intensity.window if image.dtype != np.uint8 else None
+    flat_mask = None if mask is None else mask.reshape(-1, mask.shape[2])
+    result.frames.append((0, frame_stats(flat, flat_mask, window, cells, len(out))))
     return out
 
 

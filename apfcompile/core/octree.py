@@ -36,6 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from formats.morton import morton3_encode
+from formats.nodes import NodeTable
 
 from ..errors import ParameterError
 from .edges import edge_count_grid
@@ -46,34 +47,8 @@ __all__ = ["OctreeLeaves", "build_octree", "default_cube_size", "edge_count_volu
 _MAX_DEPTH = 20  # Morton keys of 3 bits per level in a uint64, beside the root index
 
 
-@dataclass(frozen=True)
-class OctreeLeaves:
-    """Cubic leaves in Morton order: row i of every array is leaf i.
-
-    x1, x2, y1, y2, z1, z2: half-open box in voxels (int32); size: side (int32, x2 - x1 = y2 - y1
-    = z2 - z1); depth: below its root (int32); tile: its root's index, row-major (int32); edges:
-    edge voxels inside (int64); volume: the (D, H, W) it covers.
-    """
-
-    x1: np.ndarray
-    x2: np.ndarray
-    y1: np.ndarray
-    y2: np.ndarray
-    z1: np.ndarray
-    z2: np.ndarray
-    size: np.ndarray
-    depth: np.ndarray
-    tile: np.ndarray
-    edges: np.ndarray
-    volume: tuple[int, int, int]
-
-    def __len__(self) -> int:
-        return int(self.size.shape[0])
-
-    @property
-    def box(self) -> np.ndarray:
-        """(N, 6) int32 as (x1, x2, y1, y2, z1, z2)."""
-        return np.stack([self.x1, self.x2, self.y1, self.y2, self.z1, self.z2], axis=1)
+OctreeLeaves = NodeTable
+"""The octree's output: a :class:`~formats.nodes.NodeTable` with z1/z2, canvas (D, H, W)."""
 
 
 def default_cube_size(shape: tuple[int, int, int], min_size: int) -> int:
@@ -260,7 +235,7 @@ def _collect(levels: list[_Level], split: list[np.ndarray], depth_max: int, root
     x1, y1, z1 = ((v * side).astype(np.int32) for v in (x, y, z))
     size = side.astype(np.int32)
     tile = ((z1 // cube) * roots[1] + y1 // cube) * roots[2] + x1 // cube
-    return OctreeLeaves(
+    return NodeTable(
         x1=x1,
         x2=x1 + size,
         y1=y1,
@@ -271,5 +246,5 @@ def _collect(levels: list[_Level], split: list[np.ndarray], depth_max: int, root
         depth=d,
         tile=tile.astype(np.int32),
         edges=e.astype(np.int64),
-        volume=shape,
+        canvas=shape,
     )

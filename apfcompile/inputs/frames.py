@@ -35,7 +35,7 @@ from .readers import (
     volume_oriented,
 )
 
-__all__ = ["Frame", "count_frames", "is_stack", "load_frames", "mask_label_bytes"]
+__all__ = ["Frame", "Volume", "count_frames", "is_stack", "load_frames", "load_volume", "mask_label_bytes"]
 
 _IMAGE_DTYPES = (np.uint8, np.uint16, np.int16, np.float32)
 
@@ -465,6 +465,41 @@ def _stacked(item: InputItem, frames: range | None = None) -> np.ndarray:
             )
         planes.append(plane)
     return np.stack(planes, axis=-1)
+
+
+@dataclass(frozen=True)
+class Volume:
+    """A whole volume as ``--mode volume`` compiles it: image (D, H, W [, C]) with ``image[z]``
+    the frame ``--mode slices`` makes of slice z (same orientation), mask (D, H, W) or None."""
+
+    key: str
+    image: np.ndarray
+    mask: np.ndarray | None
+    spacing: tuple[float, float, float] | None
+    notes: tuple[tuple[str, str], ...] = ()
+
+
+def load_volume(item: InputItem) -> Volume:
+    """Read a volume input whole (see :class:`Volume`); errors name the file."""
+    if item.problem:
+        raise InputError(item.image, item.problem)
+    if item.kind != "volume":
+        raise InputError(item.image, "is not a volume", "compile images without --mode volume")
+    data = _stacked(item)
+    if data.ndim < 3:
+        data = data[:, :, None]
+    mask = _read(item.masks[0], None) if item.masks else None
+    if mask is not None:
+        if mask.ndim == 4 and mask.shape[3] == 1:
+            mask = mask[..., 0]
+        if mask.shape[:3] != data.shape[:3] or mask.ndim != 3:
+            raise InputError(item.masks[0], f"label volume {mask.shape} differs from its image volume {data.shape}")
+        mask = as_labels(mask.reshape(-1, mask.shape[2]), item.masks[0], (mask.shape[0] * mask.shape[1], mask.shape[2]))
+        mask = np.ascontiguousarray(np.moveaxis(mask.reshape(data.shape[:3]), 2, 0))
+    flat = _as_image(data.reshape((-1,) + data.shape[2:]), item.image)  # (X*Y, Z [, C]): the dtype rules
+    image = np.ascontiguousarray(np.moveaxis(flat.reshape(data.shape[:3] + flat.shape[2:]), 2, 0))
+    notes = next(iter(_volume_frames(item, data[:, :, :1], None, 0, None))).notes
+    return Volume(item.key, image, mask, _spacing(item.image), notes)
 
 
 def load_frames(

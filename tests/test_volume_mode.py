@@ -1,0 +1,134 @@
+"""``--mode volume`` end to end (issue #15): a CT volume compiled into one octree sequence, read
+back with zarr/pyarrow directly and through the loaders, rebuilt exactly on the torch side."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+import torch
+import zarr
+from click.testing import CliRunner
+
+from apfcompile.cli import main
+from apfcompile.core.volume_patches import reconstruct_volume
+from apfcompile.demo import sample_path
+from apfcompile.inputs.readers import read_array
+from formats import open_dataset
+from loaders import APFDataset, APFStream, dice, reconstruct
+
+from . import builders
+
+
+@pytest.fixture(scope="module")
+def ct_folder(tmp_path_factory) -> Path:
+    """The bundled CT and its organ labels as NAME / NAME_mask NIfTI files."""
+    root = tmp_path_factory.mktemp("vol") / "in"
+    root.mkdir()
+    shutil.copy(sample_path("ct_abdomen.nii.gz"), root / "ct.nii.gz")
+    shutil.copy(sample_path("ct_abdomen_seg.nii.gz"), root / "ct_mask.nii.gz")
+    return root
+
+
+@pytest.fixture(scope="module")
+def volume_dataset(ct_folder, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("vol") / "ds"
+    builders.compile_to(ct_folder, out, mode="volume", length=1500, patch_size=4, modality="ct")
+    return out
+
+
+def the_volume(ct_folder: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(D, H, W) image and labels, slice z = the frame --mode slices makes of slice z."""
+    image = np.moveaxis(read_array(ct_folder / "ct.nii.gz"), 2, 0)
+    labels = np.moveaxis(read_array(ct_folder / "ct_mask.nii.gz"), 2, 0).astype(np.uint8)
+    return np.ascontiguousarray(image), np.ascontiguousarray(labels)
+
+
+def test_one_sample_per_volume_readable_without_this_project(volume_dataset):
+    manifest = json.loads((volume_dataset / "apf.json").read_text())
+    assert manifest["dims"] == 3 and manifest["totals"]["samples"] == 1
+    shard = volume_dataset / "shards" / "00000"
+    image = zarr.open_array(shard / "patches.zarr" / "image", mode="r")
+    mask = zarr.open_array(shard / "patches.zarr" / "mask", mode="r")
+    n = manifest["totals"]["nodes"]
+    assert image.shape == (n, 4, 4, 4, 1) and mask.shape == (n, 4, 4, 4)
+    nodes = pq.read_table(shard / "nodes.parquet")
+    assert {"z1", "z2", "cz"} <= set(nodes.column_names)
+    z1, z2, size = (nodes[c].to_numpy() for c in ("z1", "z2", "size"))
+    assert (z2 - z1 == size).all()
+    samples = pq.read_table(shard / "samples.parquet").to_pylist()
+    assert (samples[0]["canvas_d"], samples[0]["canvas_h"], samples[0]["canvas_w"]) == (30, 122, 101)
+
+
+def test_the_loader_rebuilds_the_volume_at_its_stored_ceiling(volume_dataset, ct_folder):
+    image, labels = the_volume(ct_folder)
+    item = APFDataset(volume_dataset, length=1600)[0]
+    n = int(item["valid"].sum())
+    assert item["image"].shape == (1600, 1, 4, 4, 4) and item["mask"].shape == (1600, 4, 4, 4)
+    assert item["box"].shape == (1600, 6) and item["center"].shape == (1600, 3)
+    assert item["canvas"].tolist() == list(image.shape)
+    batch = next(iter(APFStream(volume_dataset, length=1600, batch_size=1)))
+    full = reconstruct(batch["mask"], batch["box"], batch["valid"], batch["canvas"][0])
+    sample = open_dataset(volume_dataset).read_sample(0)
+    want = reconstruct_volume(sample.mask, sample.nodes, image.shape)
+    assert torch.equal(full[0], torch.from_numpy(want))  # torch == numpy, bit for bit
+    classes, scores = dice(full, torch.from_numpy(labels)[None])
+    fg = scores[classes != 0].mean().item()
+    assert fg == pytest.approx(float(batch["ceiling"][0]), abs=1e-6)
+    # scores (B, L, K, p, p, p) rebuild to per-class maps whose argmax is the label map
+    k = int(labels.max()) + 1
+    onehot = torch.nn.functional.one_hot(batch["mask"].long(), k).permute(0, 1, 5, 2, 3, 4).float()
+    maps = reconstruct(onehot, batch["box"], batch["valid"], batch["canvas"][0])
+    assert maps.shape == (1, k) + image.shape and torch.equal(maps.argmax(1), full.long())
+    assert n == len(sample.nodes)
+
+
+def test_workers_write_the_same_bytes(ct_folder, tmp_path):
+    src = tmp_path / "in"
+    shutil.copytree(ct_folder, src)
+    for name in ("ct.nii.gz", "ct_mask.nii.gz"):  # a second volume, so that both workers work
+        shutil.copy(src / name, src / name.replace("ct", "ct2"))
+    for j in (1, 2):
+        builders.compile_to(src, tmp_path / f"j{j}", mode="volume", length=800, patch_size=4, workers=j, modality="ct")
+    assert open_dataset(tmp_path / "j1").manifest.totals["samples"] == 2
+    assert builders.tree_bytes(tmp_path / "j1") == builders.tree_bytes(tmp_path / "j2")
+
+
+def test_an_image_in_volume_mode_is_one_clear_line(tmp_path):
+    src = builders.nuclei_folder(tmp_path / "in", copies=1)
+    result = CliRunner().invoke(main, ["compile", str(src), str(tmp_path / "out"), "--mode", "volume"])
+    assert result.exit_code != 0 and "Traceback" not in result.output
+    assert "is not a volume" in result.output and "--mode volume" in result.output
+
+
+def test_the_cli_compiles_and_inspects_a_volume(ct_folder, tmp_path):
+    out = tmp_path / "ds"
+    args = ["compile", str(ct_folder), str(out), "--mode", "volume", "-L", "900", "-p", "4", "--modality", "ct"]
+    result = CliRunner().invoke(main, args + ["--volume-edges", "gradient"])
+    assert result.exit_code == 0, result.output
+    shown = CliRunner().invoke(main, ["inspect", str(out)]).output
+    assert "4 x 4 x 4 x 1 int16 (volumes" in shown and "mode=volume" in shown and "volume_edges=gradient" in shown
+
+
+def test_planes_cut_the_octree_into_a_tiling_and_preview_draws_three(volume_dataset, tmp_path):
+    import cv2
+
+    from apfcompile.core.reconstruct import reconstruct as reconstruct_2d
+    from apfcompile.preview import plane
+
+    sample = open_dataset(volume_dataset).read_sample(0)
+    full = reconstruct_volume(sample.mask, sample.nodes, sample.nodes.canvas)
+    for axis in (0, 1, 2):
+        for index in (0, 7, sample.nodes.canvas[axis] - 1):
+            flat, layer = plane(sample.nodes, sample.mask, axis, index)
+            owner = reconstruct_2d(np.arange(len(flat)).reshape(-1, 1, 1), flat, None, flat.canvas, fill=-1)
+            assert (owner >= 0).all()  # the cut leaves cover the plane
+            want = np.take(full, index, axis=axis)
+            np.testing.assert_array_equal(reconstruct_2d(layer, flat, None, flat.canvas), want)
+    out = CliRunner().invoke(main, ["preview", str(volume_dataset), "--sample", "0", "-o", str(tmp_path / "v.png")])
+    assert out.exit_code == 0, out.output
+    assert cv2.imread(str(tmp_path / "v.png")) is not None
