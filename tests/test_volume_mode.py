@@ -132,3 +132,12 @@ def test_planes_cut_the_octree_into_a_tiling_and_preview_draws_three(volume_data
     out = CliRunner().invoke(main, ["preview", str(volume_dataset), "--sample", "0", "-o", str(tmp_path / "v.png")])
     assert out.exit_code == 0, out.output
     assert cv2.imread(str(tmp_path / "v.png")) is not None
+
+
+def test_statistics_are_those_of_the_slices(volume_dataset, ct_folder, tmp_path):
+    """The same pixels, summed per slice either way: the same exact statistics."""
+    builders.compile_to(ct_folder, tmp_path / "slices", length=64, patch_size=4, modality="ct")
+    vol = open_dataset(volume_dataset).manifest.statistics["all"]
+    sl = open_dataset(tmp_path / "slices").manifest.statistics["all"]
+    assert vol["mean"] == sl["mean"] and vol["std"] == sl["std"] and vol["pixels"] == sl["pixels"]
+    assert vol["classes"]["pixels"] == sl["classes"]["pixels"]

@@ -379,6 +379,7 @@ def _whole_volume(task: Task, result: Result) -> list[SampleRecord]:
     where = item.masks[0] if item.masks else item.image
     if mask is not None and mask.size:
         _check_mask_range(np.array([mask.min(), mask.max()]), task, where, mask)
+        mask = mask.astype(task.mask_dtype, copy=False)  # the labels fit (checked): uint8 needs no lookup
     image = vol.image
     flat = image.reshape((-1,) + image.shape[2:])  # (D * H, W [, C]): the modality rule's view
     intensity = decide(flat, data.modality, data.window, task.window, data.pad_value, CT_WINDOW)
@@ -427,8 +428,12 @@ def _whole_volume(task: Task, result: Result) -> list[SampleRecord]:
         )
         out.append(rec)
     window = intensity.window if image.dtype != np.uint8 else None
-    flat_mask = None if mask is None else mask.reshape(-1, mask.shape[2])
-    result.frames.append((0, frame_stats(flat, flat_mask, window, cells, len(out))))
+    stats = None  # slice by slice: the histograms stay slice-sized, the sums are the same
+    for z in range(shape[0]):
+        stats = add(stats, frame_stats(image[z], None if mask is None else mask[z], window, [], 0))
+    stats["cells"] = frame_stats(np.zeros((1, 1), np.uint8), None, None, cells, 0)["cells"]
+    stats["samples"] = len(out)
+    result.frames.append((0, stats))
     return out
 
 

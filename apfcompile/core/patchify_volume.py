@@ -20,13 +20,13 @@ import cv2
 import numpy as np
 
 from ..errors import InputError
-from .edges import edge_map, to_grey, to_uint8
+from .edges import edge_count_grid, edge_map, to_grey, to_uint8
 from .octree import OctreeLeaves, build_octree, edge_count_volume
 from .patchify import PatchParams
 from .reconstruct import dice_from_confusion
 from .volume_patches import mode_volume_patches, serialise_volume
 
-__all__ = ["PatchedVolume", "VolumeEdges", "patchify_volume", "volume_edges"]
+__all__ = ["PatchedVolume", "VolumeEdges", "edge_counts", "patchify_volume", "volume_edges"]
 
 VolumeEdges = Literal["slices", "gradient"]
 
@@ -47,27 +47,34 @@ class PatchedVolume:
     ceiling: tuple[np.ndarray, np.ndarray] | None
 
 
-def _grey_volume(volume: np.ndarray, params: PatchParams) -> np.ndarray:
-    """uint8 (D, H, W): the window (or one percentile stretch over the volume) of every slice."""
+def _window(volume: np.ndarray, params: PatchParams) -> tuple[float, float] | None:
+    """The edge window: the fixed one, else one percentile stretch over the whole volume (so that
+    every slice maps alike); None for uint8 volumes, which need no mapping."""
     e = params.edges
-    window = e.window
-    if window is None and volume.dtype != np.uint8:
-        grey = to_grey(volume.reshape((-1,) + volume.shape[2:]), e.channel).reshape(-1)
-        lo, hi = np.percentile(grey[:: max(1, grey.size // (1 << 20))], e.percentiles)
-        window = (float(lo), float(hi) if hi > lo else float(lo) + 1.0)
-    return np.stack([to_uint8(to_grey(s, e.channel), window, e.percentiles) for s in volume])
+    if e.window is not None or volume.dtype == np.uint8:
+        return e.window
+    grey = to_grey(volume.reshape((-1,) + volume.shape[2:]), e.channel).reshape(-1)
+    lo, hi = np.percentile(grey[:: max(1, grey.size // (1 << 20))], e.percentiles)
+    return float(lo), float(hi) if hi > lo else float(lo) + 1.0
+
+
+def _grey_slices(volume: np.ndarray, params: PatchParams):
+    """uint8 grey slices, one at a time: the window (see :func:`_window`) of every slice."""
+    window, e = _window(volume, params), params.edges
+    for s in volume:
+        yield to_uint8(to_grey(s, e.channel), window, e.percentiles)
 
 
 def volume_edges(volume: np.ndarray, params: PatchParams, method: VolumeEdges = "slices") -> np.ndarray:
-    """0/255 uint8 edge volume (D, H, W) of ``volume`` by ``method`` (see the module docstring)."""
-    grey = _grey_volume(volume, params)
-    e = params.edges
-    slices = np.stack([edge_map(s, e) for s in grey])  # uint8 grey: edge_map maps nothing again
+    """0/255 uint8 edge volume (D, H, W) of ``volume`` by ``method`` (see the module docstring).
+    ``gradient`` works on float32 copies of the whole volume (about 5x its voxels in memory)."""
+    slices = np.stack([edge_map(s, params.edges) for s in _grey_slices(volume, params)])
     if method == "slices":
         return slices
     if method != "gradient":
         raise InputError("edges", f"expected 'slices' or 'gradient', found {method!r}")
-    smooth = grey.astype(np.float32)
+    e = params.edges
+    smooth = np.stack([s.astype(np.float32) for s in _grey_slices(volume, params)])
     if e.blur > 1:
         smooth = np.stack([cv2.GaussianBlur(s, (e.blur, e.blur), 0) for s in smooth])
         taps = cv2.getGaussianKernel(e.blur, 0).ravel().astype(np.float32)
@@ -77,10 +84,23 @@ def volume_edges(volume: np.ndarray, params: PatchParams, method: VolumeEdges = 
     magnitude = np.sqrt(gz * gz + gy * gy + gx * gx)
     marked = int(np.count_nonzero(slices))
     if marked == 0:
-        return np.zeros(grey.shape, np.uint8)
+        return np.zeros(slices.shape, np.uint8)
     flat = magnitude.ravel()
     cut = np.partition(flat, flat.size - marked)[flat.size - marked]
     return np.where((magnitude >= cut) & (magnitude > 0), 255, 0).astype(np.uint8)
+
+
+def edge_counts(volume: np.ndarray, params: PatchParams, method: VolumeEdges = "slices") -> np.ndarray:
+    """Edge voxels per ``min_size``^3 cell (:func:`~apfcompile.core.octree.edge_count_volume`).
+    ``slices`` streams: one slice's grey and edges at a time, never the edge volume."""
+    m = params.forest.min_size
+    if method != "slices":
+        return edge_count_volume(volume_edges(volume, params, method), m)
+    planes = np.stack([edge_count_grid(edge_map(s, params.edges), m) for s in _grey_slices(volume, params)])
+    nz = -(-planes.shape[0] // m)
+    if nz * m != planes.shape[0]:
+        planes = np.concatenate([planes, np.zeros((nz * m - planes.shape[0],) + planes.shape[1:], planes.dtype)])
+    return planes.reshape((nz, m) + planes.shape[1:]).sum(axis=1, dtype=np.int64)
 
 
 def patchify_volume(
@@ -97,7 +117,7 @@ def patchify_volume(
     if mask is not None and mask.shape != volume.shape[:3]:
         raise InputError("mask", f"size {mask.shape} differs from its volume's {volume.shape[:3]}")
     shape = volume.shape[:3]
-    counts = edge_count_volume(volume_edges(volume, params, edges), params.forest.min_size)
+    counts = edge_counts(volume, params, edges)
     leaves = build_octree(counts, shape, params.forest)
     patches = serialise_volume(volume, leaves, p)
     gamma = float(np.prod([-(-s // p) for s in shape]) / max(len(leaves), 1))

@@ -22,7 +22,7 @@ import numpy as np
 
 from ..errors import InputError, ParameterError
 from .octree import OctreeLeaves
-from .patches import _count_mode, _dense_labels, _index_dtype, mean_from_sums
+from .patches import _count_mode, _dense_labels, mean_from_sums
 
 __all__ = ["mode_volume_patches", "reconstruct_volume", "serialise_volume"]
 
@@ -44,29 +44,59 @@ def _padded_shape(leaves: OctreeLeaves, shape: tuple[int, ...]) -> tuple[int, in
     return tuple(max(-(-n // big) * big, f) for n, f in zip(shape[:3], far))
 
 
-def _blocks(a: np.ndarray, z: np.ndarray, y: np.ndarray, x: np.ndarray, p: int) -> np.ndarray:
-    """``a[z + i, y + j, x + k]`` for ``i, j, k < p`` where z, y, x and a's first three sides are
-    multiples of p: shape (n, p, p, p) + a.shape[3:]."""
-    d, h, w = a.shape[:3]
-    view = a.reshape((d // p, p, h // p, p, w // p, p) + a.shape[3:])
-    return view[z // p, :, y // p, :, x // p, :]
+_HALVE_ROWS = 16  # output slices per pass: bounds the temporaries to a few slabs
 
 
-def _halve3_sum(a: np.ndarray, dtype) -> np.ndarray:
-    return (
-        a[0::2, 0::2, 0::2].astype(dtype)
-        + a[0::2, 0::2, 1::2]
-        + a[0::2, 1::2, 0::2]
-        + a[0::2, 1::2, 1::2]
-        + a[1::2, 0::2, 0::2]
-        + a[1::2, 0::2, 1::2]
-        + a[1::2, 1::2, 0::2]
-        + a[1::2, 1::2, 1::2]
-    )
+def _halve3(a: np.ndarray, op, dtype=None) -> np.ndarray:
+    """``op`` (np.add, np.minimum, np.maximum) over the 2 x 2 x 2 blocks of ``a``'s first three
+    axes, in ``dtype`` (default ``a``'s). Odd sides are not padded: the last block along such an
+    axis combines the voxels that exist (so sums count missing voxels as zeros, and min / max look
+    at the voxels inside only). Works through slabs of slices: no temporary of ``a``'s size."""
+    dtype = np.dtype(dtype or a.dtype)
+    d = a.shape[0]
+    out = np.empty((-(-d // 2), -(-a.shape[1] // 2), -(-a.shape[2] // 2)) + a.shape[3:], dtype)
+    for z in range(0, out.shape[0], _HALVE_ROWS):
+        slab = a[2 * z : 2 * (z + _HALVE_ROWS)]
+        for axis in range(3):
+            n = slab.shape[axis]
+            even = [slice(None)] * slab.ndim
+            odd = [slice(None)] * slab.ndim
+            head = [slice(None)] * slab.ndim
+            even[axis], odd[axis], head[axis] = slice(0, None, 2), slice(1, None, 2), slice(0, n // 2)
+            first = slab[tuple(even)].astype(dtype)  # ceil(n / 2) along the axis
+            op(first[tuple(head)], slab[tuple(odd)], out=first[tuple(head)])
+            slab = first
+        out[z : z + slab.shape[0]] = slab
+    return out
+
+
+def _gather(a: np.ndarray, z: np.ndarray, y: np.ndarray, x: np.ndarray, p: int, fill) -> np.ndarray:
+    """``a[z + i, y + j, x + k]`` for ``i, j, k < p``, shape (n, p, p, p) + a.shape[3:]; positions
+    past ``a``'s far faces give ``fill``."""
+    steps = np.arange(p)
+    idx = [(v[:, None] + steps) for v in (z, y, x)]
+    inside = [i < n for i, n in zip(idx, a.shape[:3])]
+    zz, yy, xx = (np.minimum(i, n - 1) for i, n in zip(idx, a.shape[:3]))
+    out = a[zz[:, :, None, None], yy[:, None, :, None], xx[:, None, None, :]]
+    if not all(m.all() for m in inside):
+        keep = inside[0][:, :, None, None] & inside[1][:, None, :, None] & inside[2][:, None, None, :]
+        out[~keep] = fill
+    return out
+
+
+def _sum_dtype(dtype: np.dtype, level: int) -> np.dtype:
+    """Exact sums of 8^level values of ``dtype``: int32 while it holds them, else int64; float64."""
+    if dtype.kind == "f":
+        return np.dtype(np.float64)
+    bits = dtype.itemsize * 8 - (dtype.kind == "i") + 3 * level
+    return np.dtype(np.int32 if bits <= 31 else np.int64)
 
 
 def serialise_volume(volume: np.ndarray, leaves: OctreeLeaves, patch_size: int = 8) -> np.ndarray:
-    """``area`` patches of ``volume`` (D, H, W [, C]) for ``leaves``: (N, p, p, p, C), its dtype."""
+    """``area`` patches of ``volume`` (D, H, W [, C]) for ``leaves``: (N, p, p, p, C), its dtype.
+
+    Memory: the volume is never copied or padded; the sum pyramid holds levels of 1/8, 1/64, ...
+    of its voxels (in int32 where that is exact)."""
     if volume.ndim not in (3, 4) or volume.size == 0:
         raise InputError("volume", f"expected a non-empty D x H x W [x C] array, found shape {volume.shape}")
     vol = volume[..., None] if volume.ndim == 3 else volume
@@ -75,31 +105,26 @@ def serialise_volume(volume: np.ndarray, leaves: OctreeLeaves, patch_size: int =
     out = np.zeros((len(leaves), p, p, p, vol.shape[3]), vol.dtype)
     if not len(leaves):
         return out
-    full = _padded_shape(leaves, vol.shape)
-    if full != vol.shape[:3]:
-        padded = np.zeros(full + vol.shape[3:], vol.dtype)
-        padded[: vol.shape[0], : vol.shape[1], : vol.shape[2]] = vol
-        vol = padded
-    wide = np.float64 if vol.dtype.kind == "f" else np.int64
-    level, f_level = vol, 1
+    level, depth = vol, 0
     for f in np.unique(factors):
         f = int(f)
-        while f_level < f:  # exact sums of f^3 blocks, one level at a time
-            level = _halve3_sum(level, wide)
-            f_level *= 2
-        sel = np.flatnonzero(factors == f)
-        sums = _blocks(level, leaves.z1[sel] // f, leaves.y1[sel] // f, leaves.x1[sel] // f, p)
-        out[sel] = mean_from_sums(sums, f**3, vol.dtype)
+        while (1 << depth) < f:  # exact sums of f^3 blocks, one level at a time
+            depth += 1
+            level = _halve3(level, np.add, _sum_dtype(vol.dtype, depth))
+        for sel in _chunks(np.flatnonzero(factors == f), p):
+            sums = _gather(level, leaves.z1[sel] // f, leaves.y1[sel] // f, leaves.x1[sel] // f, p, 0)
+            out[sel] = mean_from_sums(sums, f**3, vol.dtype)
     return out
 
 
-def _halve3_with(op, a: np.ndarray) -> np.ndarray:
-    """``op`` (np.minimum / np.maximum) over the 2 x 2 x 2 blocks of ``a`` (even sides)."""
-    parts = [a[i::2, j::2, k::2] for i in (0, 1) for j in (0, 1) for k in (0, 1)]
-    out = parts[0]
-    for part in parts[1:]:
-        out = op(out, part)
-    return out
+_CHUNK_CELLS = 1 << 21  # patch cells per pass: bounds the (n, p, p, p) temporaries (16 MiB of int64)
+
+
+def _chunks(sel: np.ndarray, p: int):
+    """``sel`` in pieces of at most ``_CHUNK_CELLS`` patch cells."""
+    step = max(1, _CHUNK_CELLS // p**3)
+    for start in range(0, sel.size, step):
+        yield sel[start : start + step]
 
 
 def mode_volume_patches(
@@ -113,7 +138,8 @@ def mode_volume_patches(
 
     Returns ``(patches (N, p, p, p) in the mask's dtype, labels, confusion)``: ``confusion[i, j]``
     counts the voxels of label ``labels[j]`` whose cell's patch value is ``labels[i]`` (padding
-    left out), for :func:`~apfcompile.core.reconstruct.dice_from_confusion`.
+    left out), for :func:`~apfcompile.core.reconstruct.dice_from_confusion`. Memory: uint8 masks
+    are used as they are (no copy, no padding); min / max pyramids of 1/8, 1/64, ... of the voxels.
     """
     if mask.ndim != 3:
         raise InputError("mask", f"expected a D x H x W label volume, found shape {mask.shape}")
@@ -125,57 +151,64 @@ def mode_volume_patches(
         return out, np.zeros(0, mask.dtype), np.zeros((0, 0), np.int64)
     labels, dense = _dense_labels(mask)
     k = labels.size
-    outside = k
     ignore = None
     if ignore_index is not None and np.any(labels == ignore_index):
         ignore = int(np.flatnonzero(labels == ignore_index)[0])
-    full = _padded_shape(leaves, mask.shape)
-    if full == mask.shape:
-        padded = dense
-    else:
-        padded = np.full(full, outside, _index_dtype(k))
-        padded[: mask.shape[0], : mask.shape[1], : mask.shape[2]] = dense
     table = np.append(labels, fill).astype(mask.dtype)
     confusion = np.zeros((k, k), np.int64)
     diagonal = np.zeros(k + 1, np.int64)
-    low, high, f_level = padded, padded, 1
-    span_cache: dict[int, np.ndarray] = {}
+    low, high, depth = dense, dense, 0
+    shape = np.array(mask.shape, np.int64)
     for f in np.unique(factors):
         f = int(f)
-        while f_level < f:
-            low, high = _halve3_with(np.minimum, low), _halve3_with(np.maximum, high)
-            f_level *= 2
-        sel = np.flatnonzero(factors == f)
-        z0, y0, x0 = leaves.z1[sel] // f, leaves.y1[sel] // f, leaves.x1[sel] // f
-        lo = _blocks(low, z0, y0, x0, p).astype(np.int64)
-        hi = _blocks(high, z0, y0, x0, p)
-        best = np.where(lo == outside, -1, lo)
-        uniform = lo.ravel() == hi.ravel()
-        diagonal += f**3 * np.bincount(lo.ravel()[uniform], minlength=k + 1)
-        mixed = np.flatnonzero(~uniform)
-        if mixed.size:
-            leaf, cell = np.divmod(mixed, p**3)
-            cz = leaves.z1[sel][leaf] + (cell // (p * p)) * f
-            cy = leaves.y1[sel][leaf] + (cell // p % p) * f
-            cx = leaves.x1[sel][leaf] + (cell % p) * f
-            span = span_cache.setdefault(f, np.arange(f))
-            step = max(1, _MODE_CHUNK_VOXELS // max(f**3, k + 1))
-            flat = best.reshape(-1)
-            for start in range(0, mixed.size, step):
-                part = slice(start, start + step)
-                voxels = padded[
-                    (cz[part, None] + span)[:, :, None, None],
-                    (cy[part, None] + span)[:, None, :, None],
-                    (cx[part, None] + span)[:, None, None, :],
-                ]
-                votes = voxels.reshape(-1, f**3).astype(np.int64)
-                winners = _count_mode(votes, k, ignore)
-                flat[mixed[part]] = winners
-                pairs = np.bincount((winners[:, None] * (k + 1) + votes).ravel(), minlength=k * (k + 1))
-                confusion += pairs.reshape(k, k + 1)[:, :k]
-        out[sel] = table[best]
+        while (1 << depth) < f:
+            depth += 1
+            low, high = _halve3(low, np.minimum), _halve3(high, np.maximum)
+        for sel in _chunks(np.flatnonzero(factors == f), p):
+            _mode_cells(leaves, sel, f, p, low, high, dense, shape, k, ignore, table, out, confusion, diagonal)
     confusion[np.arange(k), np.arange(k)] += diagonal[:k]
     return out, labels, confusion
+
+
+def _mode_cells(leaves, sel, f, p, low, high, dense, shape, k, ignore, table, out, confusion, diagonal) -> None:
+    """:func:`mode_volume_patches` for the leaves ``sel`` of factor ``f``: their patches into
+    ``out``, their votes into ``confusion`` and ``diagonal``."""
+    outside = k  # what a position past the far faces reads as: it never votes
+    z0, y0, x0 = leaves.z1[sel] // f, leaves.y1[sel] // f, leaves.x1[sel] // f
+    lo = _gather(low, z0, y0, x0, p, 0).astype(np.int64)
+    hi = _gather(high, z0, y0, x0, p, 0).astype(np.int64)
+    # voxels of each cell inside the volume (cells on the far faces hold fewer than f^3)
+    steps = np.arange(p) * f
+    ext = [np.clip(n - (v[:, None] * f + steps), 0, f) for v, n in zip((z0, y0, x0), shape)]
+    count = ext[0][:, :, None, None] * ext[1][:, None, :, None] * ext[2][:, None, None, :]
+    lo[count == 0] = outside
+    best = np.where(lo == outside, -1, lo)
+    uniform = (lo == hi) | (count == 0)
+    diagonal += np.bincount(lo[uniform].ravel(), weights=count[uniform].ravel(), minlength=k + 1).astype(np.int64)
+    mixed = np.flatnonzero(~uniform.ravel())
+    if mixed.size:
+        leaf, cell = np.divmod(mixed, p**3)
+        cz = leaves.z1[sel][leaf] + (cell // (p * p)) * f
+        cy = leaves.y1[sel][leaf] + (cell // p % p) * f
+        cx = leaves.x1[sel][leaf] + (cell % p) * f
+        step = max(1, _MODE_CHUNK_VOXELS // max(f**3, k + 1))
+        flat = best.reshape(-1)
+        for start in range(0, mixed.size, step):
+            part = slice(start, start + step)
+            votes = _gather(dense, cz[part], cy[part], cx[part], f, 0).astype(np.int64)
+            span = np.arange(f)
+            far = (
+                ((cz[part, None] + span) >= shape[0])[:, :, None, None]
+                | ((cy[part, None] + span) >= shape[1])[:, None, :, None]
+                | ((cx[part, None] + span) >= shape[2])[:, None, None, :]
+            )
+            votes[far] = outside
+            votes = votes.reshape(-1, f**3)
+            winners = _count_mode(votes, k, ignore)
+            flat[mixed[part]] = winners
+            pairs = np.bincount((winners[:, None] * (k + 1) + votes).ravel(), minlength=k * (k + 1))
+            confusion += pairs.reshape(k, k + 1)[:, :k]
+    out[sel] = table[best]
 
 
 def reconstruct_volume(

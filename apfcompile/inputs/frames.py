@@ -488,17 +488,23 @@ def load_volume(item: InputItem) -> Volume:
     data = _stacked(item)
     if data.ndim < 3:
         data = data[:, :, None]
-    mask = _read(item.masks[0], None) if item.masks else None
-    if mask is not None:
-        if mask.ndim == 4 and mask.shape[3] == 1:
-            mask = mask[..., 0]
-        if mask.shape[:3] != data.shape[:3] or mask.ndim != 3:
-            raise InputError(item.masks[0], f"label volume {mask.shape} differs from its image volume {data.shape}")
-        mask = as_labels(mask.reshape(-1, mask.shape[2]), item.masks[0], (mask.shape[0] * mask.shape[1], mask.shape[2]))
-        mask = np.ascontiguousarray(np.moveaxis(mask.reshape(data.shape[:3]), 2, 0))
-    flat = _as_image(data.reshape((-1,) + data.shape[2:]), item.image)  # (X*Y, Z [, C]): the dtype rules
-    image = np.ascontiguousarray(np.moveaxis(flat.reshape(data.shape[:3] + flat.shape[2:]), 2, 0))
+    shape = data.shape
     notes = next(iter(_volume_frames(item, data[:, :, :1], None, 0, None))).notes
+    image = np.ascontiguousarray(np.moveaxis(data, 2, 0))  # the one copy: (Z, X, Y [, C])
+    del data
+    d, h, w = image.shape[:3]
+    flat = _as_image(image.reshape((d * h, w) + image.shape[3:]), item.image)  # dtype rules; a view if none apply
+    image = flat.reshape((d, h, w) + flat.shape[2:])
+    mask = None
+    if item.masks:
+        raw = _read(item.masks[0], None)
+        if raw.ndim == 4 and raw.shape[3] == 1:
+            raw = raw[..., 0]
+        if raw.ndim != 3 or raw.shape != shape[:3]:
+            raise InputError(item.masks[0], f"label volume {raw.shape} differs from its image volume {shape}")
+        mask = np.ascontiguousarray(np.moveaxis(raw, 2, 0))
+        del raw
+        mask = as_labels(mask.reshape(d * h, w), item.masks[0], (d * h, w)).reshape(d, h, w)
     return Volume(item.key, image, mask, _spacing(item.image), notes)
 
 
