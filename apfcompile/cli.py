@@ -314,6 +314,13 @@ STORAGE_OPTION = click.option(
     "magnitude at the same edge density.",
 )
 @click.option(
+    "--spacing",
+    type=click.FloatRange(min=0, min_open=True),
+    metavar="MM",
+    help="With --mode volume: resample every volume to isotropic MM voxels first (images linear, "
+    "masks nearest), so that cubic leaves are cubes of tissue; default: the stored voxels.",
+)
+@click.option(
     "--out-of-core",
     type=click.Choice(choices(OutOfCore)),
     default="auto",

@@ -141,3 +141,28 @@ def test_statistics_are_those_of_the_slices(volume_dataset, ct_folder, tmp_path)
     sl = open_dataset(tmp_path / "slices").manifest.statistics["all"]
     assert vol["mean"] == sl["mean"] and vol["std"] == sl["std"] and vol["pixels"] == sl["pixels"]
     assert vol["classes"]["pixels"] == sl["classes"]["pixels"]
+
+
+def test_spacing_resamples_to_isotropic_voxels(ct_folder, tmp_path):
+    """The bundled CT (3 mm voxels) at 6 mm: half the voxels per axis; the original shape kept."""
+    out = tmp_path / "iso"
+    builders.compile_to(ct_folder, out, mode="volume", spacing=6.0, length=400, patch_size=4, modality="ct")
+    row = open_dataset(out).samples.to_pylist()[0]
+    assert (row["canvas_d"], row["canvas_h"], row["canvas_w"]) == (15, 61, 50)  # round(n * 3 / 6)
+    assert (row["orig_d"], row["orig_h"], row["orig_w"]) == (30, 122, 101)
+    assert row["scale_y"] == pytest.approx(2.0) and row["scale_x"] == pytest.approx(101 / 50)
+    result = CliRunner().invoke(main, ["compile", str(ct_folder), str(tmp_path / "x"), "--spacing", "2"])
+    assert result.exit_code != 0 and "--mode volume" in result.output and "Traceback" not in result.output
+
+
+def test_mask_resampling_never_invents_labels():
+    from apfcompile.core.resample_volume import resample_image, resample_mask
+
+    rng = np.random.default_rng(0)
+    mask = rng.choice(np.array([0, 3, 7], np.uint8), (5, 9, 7))
+    assert set(np.unique(resample_mask(mask, (13, 4, 7)))) <= {0, 3, 7}
+    image = rng.integers(-1000, 1000, (5, 9, 7)).astype(np.int16)
+    same = resample_image(image, (5, 9, 7))
+    np.testing.assert_array_equal(same, image)  # the identity grid changes nothing
+    up = resample_image(image, (10, 9, 7))
+    assert up.dtype == np.int16 and image.min() <= up.min() and up.max() <= image.max()

@@ -85,7 +85,8 @@ class DataConfig:
     split (``train=0.8,...`` or pairs), split_seed, split_by, split_from (``(key, split)`` pairs,
     or a dict): see :mod:`apfcompile.build.splits`. mode: ``volume`` compiles each volume into one
     sample of octree leaves (p^3 patches; :mod:`apfcompile.core.octree`), with ``volume_edges``
-    deciding its edges (:mod:`apfcompile.core.patchify_volume`).
+    deciding its edges (:mod:`apfcompile.core.patchify_volume`) and ``spacing`` (mm) resampling
+    it to isotropic voxels first (:mod:`apfcompile.core.resample_volume`; None: stored voxels).
     These fields were added after v1's first datasets: they enter the manifest and the fingerprint
     only when set, so datasets compiled without them keep their bytes.
     """
@@ -126,6 +127,7 @@ class DataConfig:
     split_from: tuple[tuple[str, str], ...] | None = None
     mode: Mode = "slices"
     volume_edges: VolumeEdges = "slices"
+    spacing: float | None = None
 
     def __post_init__(self) -> None:
         if self.split is not None:
@@ -155,6 +157,8 @@ class DataConfig:
             _check_choice(name, getattr(self, name), literal)
         if self.shard_samples < 1:
             raise ParameterError("shard_samples", "an integer >= 1", self.shard_samples)
+        if self.spacing is not None and (self.mode != "volume" or not self.spacing > 0):
+            raise ParameterError("spacing", "a voxel size in mm > 0, with --mode volume", self.spacing)
         if self.resolution is not None and self.resolution < 1:
             raise ParameterError("resolution", "an integer >= 1", self.resolution)
         self.patch_params(self.view_list()[0], None)  # validates every patch parameter now
@@ -225,6 +229,7 @@ class DataConfig:
 _ADDED = {
     "mode": "slices",
     "volume_edges": "slices",
+    "spacing": None,
     "image_key": None,
     "mask_key": None,
     "channel_order": "auto",

@@ -30,6 +30,7 @@ from formats import SampleRecord
 from ..core.out_of_core import patchify_banded
 from ..core.patchify import PatchedSample, patchify
 from ..core.patchify_volume import patchify_volume
+from ..core.resample_volume import isotropic_shape, resample_image, resample_mask
 from ..errors import APFError, InputError
 from ..inputs.canvas import fit_canvas, pad_fill
 from ..inputs.frames import load_frames, load_volume
@@ -369,8 +370,9 @@ def _in_memory(task: Task, result: Result) -> list[SampleRecord]:
 
 def _whole_volume(task: Task, result: Result) -> list[SampleRecord]:
     """``--mode volume``: the input as one sample per view, an octree over (D, H, W) with p^3
-    patches (:func:`~apfcompile.core.patchify_volume.patchify_volume`). The volume is compiled at
-    its stored voxels (``--resolution`` and ``--fit`` apply to 2-D canvases only)."""
+    patches (:func:`~apfcompile.core.patchify_volume.patchify_volume`), at its stored voxels or,
+    with ``--spacing``, resampled to isotropic ones (the canvas; ``original`` keeps the stored
+    shape). ``--resolution`` and ``--fit`` apply to 2-D canvases only."""
     data, item = task.data, task.item
     vol = load_volume(item)
     for note in vol.notes:
@@ -381,6 +383,14 @@ def _whole_volume(task: Task, result: Result) -> list[SampleRecord]:
         _check_mask_range(np.array([mask.min(), mask.max()]), task, where, mask)
         mask = mask.astype(task.mask_dtype, copy=False)  # the labels fit (checked): uint8 needs no lookup
     image = vol.image
+    original = tuple(int(n) for n in image.shape[:3])
+    if data.spacing is not None:
+        if vol.spacing is None:
+            raise InputError(item.image, "its header gives no voxel size", "compile it without --spacing")
+        sx, sy, sz = vol.spacing  # RAS+ axes of the stored array, which is (Z, X, Y) here
+        target = isotropic_shape(original, (sz, sx, sy), data.spacing)
+        image = resample_image(image, target)
+        mask = None if mask is None else resample_mask(mask, target)
     flat = image.reshape((-1,) + image.shape[2:])  # (D * H, W [, C]): the modality rule's view
     intensity = decide(flat, data.modality, data.window, task.window, data.pad_value, CT_WINDOW)
     if intensity.by_rule and data.window is None:
@@ -410,8 +420,8 @@ def _whole_volume(task: Task, result: Result) -> list[SampleRecord]:
             mask_source=item.mask_source if patched.mask is not None else None,
             view=v,
             canvas=shape,
-            original=shape,
-            scale=(1.0, 1.0),
+            original=original,
+            scale=(original[1] / shape[1], original[2] / shape[2]),
             offset=(0.0, 0.0),
             slice_axis=None,
             slice_index=None,
