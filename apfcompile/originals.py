@@ -15,9 +15,10 @@ import numpy as np
 from formats import Dataset, open_dataset
 
 from .build.samples import is_grey_rgb
+from .core.resample_volume import resample_image, resample_mask
 from .errors import InputError
 from .inputs.canvas import fit_canvas
-from .inputs.frames import load_frames
+from .inputs.frames import load_frames, load_volume
 from .inputs.labels import apply_label_map
 from .inputs.layouts import CT_WINDOW, discover
 from .inputs.locations import Place
@@ -50,9 +51,13 @@ def _frame(ds: Dataset, sample: int | str, input_root: Place | str | object):
             f"holds no input {meta['source']!r} (the sample's source)",
             "pass the INPUT the dataset was compiled from",
         )
-    frames = load_frames(item, params.get("resolution"), paip_label, None, params.get("channel_order", "auto"))
-    frame = next(f for f in frames if f.key == meta["key"])
-    image, mask = frame.image, frame.mask
+    if ds.manifest.dims == 3:  # --mode volume: the whole volume, (D, H, W [, C])
+        vol = load_volume(item)
+        image, mask = vol.image, vol.mask
+    else:
+        frames = load_frames(item, params.get("resolution"), paip_label, None, params.get("channel_order", "auto"))
+        frame = next(f for f in frames if f.key == meta["key"])
+        image, mask = frame.image, frame.mask
     if mask is not None:
         mask = apply_label_map(mask, {int(a): int(b) for a, b in params.get("label_map", [])})
     if not params.get("keep_channels", False) and is_grey_rgb(image):
@@ -75,7 +80,15 @@ def original_on_canvas(
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """:func:`original_sample` brought to the sample's canvas as the compile did (resampled, and
     padded with the same value for ``--fit pad``): the mask the ceiling Dice was measured against."""
-    params, info, image, mask = _frame(_dataset(ds), sample, input_root)
+    ds = _dataset(ds)
+    params, info, image, mask = _frame(ds, sample, input_root)
+    if ds.manifest.dims == 3:  # volumes: the canvas is the stored voxels, or --spacing's grid
+        meta = ds.read_sample(sample).meta
+        canvas = (int(meta["canvas_d"]), int(meta["canvas_h"]), int(meta["canvas_w"]))
+        if canvas != image.shape[:3]:
+            image = resample_image(image, canvas)
+            mask = None if mask is None else resample_mask(mask, canvas)
+        return image, mask
     window = params.get("window")
     intensity = decide(
         image,

@@ -95,7 +95,7 @@ def write_preview(
     full-size pixels).
     """
     if ds.manifest.dims == 3:
-        return _write_volume_preview(ds, sample, out)
+        return _write_volume_preview(ds, sample, out, input_root)
     data = ds.read_sample(sample)
     canvas = (int(data.meta["canvas_h"]), int(data.meta["canvas_w"]))
     leaves = data.nodes
@@ -160,21 +160,28 @@ def plane(leaves: NodeTable, patches: np.ndarray, axis: int, index: int) -> tupl
     return flat, layer
 
 
-def _write_volume_preview(ds: Dataset, sample: int | str, out: str | Path) -> Path:
+def _write_volume_preview(
+    ds: Dataset, sample: int | str, out: str | Path, input_root: Place | str | Path | None = None
+) -> Path:
     """A volume sample: its axial, coronal and sagittal planes through the centre, one row each:
-    the image rebuilt from its patches with the borders of the leaves the plane cuts, and the
-    rebuilt mask."""
+    the image (the source's with ``input_root``, else rebuilt from the patches) with the borders
+    of the leaves the plane cuts, the source mask (with ``input_root``) and the rebuilt mask."""
     data = ds.read_sample(sample)
     d, h, w = data.nodes.canvas
     window = ds.manifest.parameters.get("window")  # CT: the HU window the edges saw
+    source = source_mask = None
+    if input_root is not None:
+        source, source_mask = original_on_canvas(ds, sample, Place.of(input_root))
     rows = []
     for axis, index in ((0, d // 2), (1, h // 2), (2, w // 2)):
         flat, layer = plane(data.nodes, data.image, axis, index)
         canvas = flat.canvas
-        picture = reconstruct(layer, flat, None, canvas)
+        picture = reconstruct(layer, flat, None, canvas) if source is None else _plane_of(source, axis, index)
         if window is not None and picture.dtype != np.uint8:
             picture = to_uint8(to_grey(picture), tuple(window))
         panels = [draw_leaves(picture, flat)]
+        if source_mask is not None:
+            panels.append(colorize_labels(_plane_of(source_mask, axis, index)))
         if data.mask is not None and data.meta.get("mask_source"):
             _, mask_layer = plane(data.nodes, data.mask, axis, index)
             panels.append(colorize_labels(reconstruct(mask_layer, flat, None, canvas)))
@@ -188,3 +195,9 @@ def _write_volume_preview(ds: Dataset, sample: int | str, out: str | Path) -> Pa
         if i < len(rows) - 1:
             stacked.append(np.full((8, width, 3), 255, np.uint8))
     return _save(np.concatenate(stacked, axis=0), max(d, h, w), out)
+
+
+def _plane_of(volume: np.ndarray, axis: int, index: int) -> np.ndarray:
+    """The plane ``axis = index`` of a (D, H, W [, C]) array, rows and columns as :func:`plane`'s."""
+    cut = np.take(volume, index, axis=axis)
+    return np.ascontiguousarray(cut)

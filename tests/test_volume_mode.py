@@ -166,3 +166,19 @@ def test_mask_resampling_never_invents_labels():
     np.testing.assert_array_equal(same, image)  # the identity grid changes nothing
     up = resample_image(image, (10, 9, 7))
     assert up.dtype == np.int16 and image.min() <= up.min() and up.max() <= image.max()
+
+
+def test_the_source_volume_found_again_gives_the_stored_ceiling(ct_folder, tmp_path):
+    from apfcompile import original_on_canvas
+
+    out = tmp_path / "iso"
+    builders.compile_to(ct_folder, out, mode="volume", spacing=4.5, length=500, patch_size=4, modality="ct")
+    sample = open_dataset(out).read_sample(0)
+    image, mask = original_on_canvas(out, 0, ct_folder)
+    assert image.shape == mask.shape == sample.nodes.canvas  # the --spacing grid
+    classes, scores = dice(
+        torch.from_numpy(reconstruct_volume(sample.mask, sample.nodes, mask.shape))[None], torch.from_numpy(mask)[None]
+    )
+    assert scores[classes != 0].mean().item() == pytest.approx(sample.meta["ceiling_dice"], abs=1e-9)
+    args = ["preview", str(out), "--sample", "0", "--input", str(ct_folder), "-o", str(tmp_path / "p.png")]
+    assert CliRunner().invoke(main, args).exit_code == 0
