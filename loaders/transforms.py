@@ -47,6 +47,11 @@ def dihedral(item: dict, op: int, tile_size: int | None = None) -> dict:
     root tile), which the Z-order of the leaves follows."""
     if not 0 <= op < 8:
         raise ValueError(f"op: expected 0..7, found {op}")
+    if item["box"].shape[-1] != 4:
+        raise ValueError(
+            "dihedral: expected 2-D items (box of 4 columns), found volume items (--mode volume); "
+            "flips and rotations of octree sequences are not supported yet"
+        )
     out = dict(item)
     h, w = int(item["canvas"][0]), int(item["canvas"][1])
     valid = item["valid"]

@@ -182,3 +182,10 @@ def test_the_source_volume_found_again_gives_the_stored_ceiling(ct_folder, tmp_p
     assert scores[classes != 0].mean().item() == pytest.approx(sample.meta["ceiling_dice"], abs=1e-9)
     args = ["preview", str(out), "--sample", "0", "--input", str(ct_folder), "-o", str(tmp_path / "p.png")]
     assert CliRunner().invoke(main, args).exit_code == 0
+
+
+def test_token_space_flips_refuse_volumes_with_one_line(volume_dataset):
+    from loaders.transforms import Dihedral
+
+    with pytest.raises(ValueError, match="volume items"):
+        APFDataset(volume_dataset, length=1600, transform=Dihedral(0))[0]
