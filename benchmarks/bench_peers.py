@@ -26,15 +26,14 @@ from __future__ import annotations
 
 import argparse
 import io
-import statistics
 import sys
-import time
 import types
 from pathlib import Path
 
 import cv2
 import numpy as np
 import torch
+from bench_loader import rate
 from common import CACHE, texture_png
 from torch.utils.data import DataLoader, Dataset
 
@@ -109,23 +108,6 @@ def to_item(sid, fields: dict) -> dict:
     out["image"] = out["image"].permute(0, 3, 1, 2)
     out["id"] = int(sid)
     return out
-
-
-def rate(make, n: int, epochs: int) -> float:
-    """Median samples/s over ``epochs`` passes of a fresh-per-run loader (after one warm-up pass)."""
-    loader = make()
-    for _ in loader:
-        pass
-    times = []
-    for _ in range(epochs):
-        t0 = time.perf_counter()
-        seen = 0
-        for batch in loader:
-            seen += len(batch["id"])
-        times.append(time.perf_counter() - t0)
-        if seen != n:
-            raise RuntimeError(f"read {seen} samples in an epoch, expected {n}")
-    return n / statistics.median(times)
 
 
 class NpyFiles(Dataset):

@@ -213,8 +213,8 @@ def sample_record(
         source=task.item.source,
         mask_source=(mask_source or task.item.mask_source) if labelled else None,
         view=v,
-        canvas=(int(canvas[0]), int(canvas[1])),
-        original=(int(original[0]), int(original[1])),
+        canvas=tuple(int(c) for c in canvas),
+        original=tuple(int(o) for o in original),
         scale=scale,
         offset=offset,
         slice_axis=slice_axis,
@@ -348,15 +348,7 @@ def _in_memory(task: Task, result: Result) -> list[SampleRecord]:
         result.frames.append((f, frame_stats(image, mask, window, cells, len(views))))
     # Taken as CT by the rule: worth a word where it decided something the options did not.
     if ct_by_rule and (data.window is None or (data.fit == "pad" and data.pad_value is None)):
-        window = data.window or task.window or CT_WINDOW
-        result.notes.append(
-            (
-                "ct_by_rule",
-                f"{item.image}: taken as CT by --modality auto (a signed image with at least 1% of its "
-                f"pixels below -500): HU window {window[0]:g}..{window[1]:g} for edges, padding -1024; "
-                "say --modality to decide",
-            )
-        )
+        result.notes.append(_ct_note(item, data.window or task.window or CT_WINDOW, ", padding -1024"))
     if result.grey:
         result.notes.append(
             (
@@ -394,14 +386,7 @@ def _whole_volume(task: Task, result: Result) -> list[SampleRecord]:
     flat = image.reshape((-1,) + image.shape[2:])  # (D * H, W [, C]): the modality rule's view
     intensity = decide(flat, data.modality, data.window, task.window, data.pad_value, CT_WINDOW)
     if intensity.by_rule and data.window is None:
-        window = task.window or CT_WINDOW
-        result.notes.append(
-            (
-                "ct_by_rule",
-                f"{item.image}: taken as CT by --modality auto (a signed image with at least 1% of its "
-                f"pixels below -500): HU window {window[0]:g}..{window[1]:g} for edges; say --modality to decide",
-            )
-        )
+        result.notes.append(_ct_note(item, task.window or CT_WINDOW, ""))
     shape = tuple(int(n) for n in image.shape[:3])
     out = []
     cells = []
@@ -413,30 +398,9 @@ def _whole_volume(task: Task, result: Result) -> list[SampleRecord]:
             raise InputError(item.image, exc.problem, "") from exc
         if patched.mask is not None:
             cells.append(patched.mask)
-        rec = SampleRecord(
-            sample=task.first + v,
-            key=vol.key,
-            source=item.source,
-            mask_source=item.mask_source if patched.mask is not None else None,
-            view=v,
-            canvas=shape,
-            original=original,
-            scale=(original[1] / shape[1], original[2] / shape[2]),
-            offset=(0.0, 0.0),
-            slice_axis=None,
-            slice_index=None,
-            gamma=patched.gamma,
-            ceiling=patched.ceiling,
-            blur=view[0],
-            canny=(view[1], view[2]),
-            nodes=patched.leaves,
-            image=patched.patches,
-            mask=patched.mask.astype(task.mask_dtype) if patched.mask is not None else None,
-            spacing=vol.spacing,
-            modality=intensity.modality,
-            **task.split_of(0),
-        )
-        out.append(rec)
+        scale = (original[1] / shape[1], original[2] / shape[2])
+        rec = sample_record(task, task.first + v, vol.key, v, view, patched, shape, original, (scale, (0.0, 0.0)))
+        out.append(replace(rec, spacing=vol.spacing, modality=intensity.modality, **task.split_of(0)))
     window = intensity.window if image.dtype != np.uint8 else None
     stats = None  # slice by slice: the histograms stay slice-sized, the sums are the same
     for z in range(shape[0]):
@@ -445,6 +409,16 @@ def _whole_volume(task: Task, result: Result) -> list[SampleRecord]:
     stats["samples"] = len(out)
     result.frames.append((0, stats))
     return out
+
+
+def _ct_note(item: InputItem, window: tuple[float, float], padding: str) -> tuple[str, str]:
+    """The warning for an input the modality rule took for CT."""
+    return (
+        "ct_by_rule",
+        f"{item.image}: taken as CT by --modality auto (a signed image with at least 1% of its "
+        f"pixels below -500): HU window {window[0]:g}..{window[1]:g} for edges{padding}; "
+        "say --modality to decide",
+    )
 
 
 def is_grey_rgb(image: np.ndarray) -> bool:
