@@ -189,3 +189,37 @@ def test_token_space_flips_refuse_volumes_with_one_line(volume_dataset):
 
     with pytest.raises(ValueError, match="volume items"):
         APFDataset(volume_dataset, length=1600, transform=Dihedral(0))[0]
+
+
+def test_every_layout_with_volumes_compiles_them_whole(tmp_path):
+    """BTCV and nnU-Net layouts: one sample per case, labels in BTCV's scheme named."""
+    for style in ("rawdata", "nnunet"):
+        src = builders.btcv(tmp_path / style, cases=2, style=style)
+        out = tmp_path / f"{style}-ds"
+        builders.compile_to(src, out, mode="volume", length=600, patch_size=4)
+        ds = open_dataset(out)
+        assert ds.manifest.dims == 3 and ds.manifest.totals["samples"] == 2
+        assert {c.name for c in ds.manifest.classes} >= {"spleen", "liver"}
+
+
+def test_an_nrrd_volume_gives_the_nifti_volumes_patches(tmp_path, ct_folder):
+    """The CT written as NRRD through SimpleITK (LPS frame, axes permuted) compiles in volume mode
+    to the NIfTI's patches and nodes: both are brought to RAS+ before the octree."""
+    sitk = pytest.importorskip("SimpleITK")
+    import nibabel as nib
+
+    other = tmp_path / "nrrd"
+    other.mkdir()
+    for name in ("ct", "ct_mask"):
+        data = np.asarray(nib.load(ct_folder / f"{name}.nii.gz").dataobj)  # RAS+, x y z
+        perm = np.transpose(data, (1, 0, 2))  # stored as y, x, z
+        itk = sitk.GetImageFromArray(np.ascontiguousarray(np.transpose(perm, (2, 1, 0))))
+        itk.SetSpacing((3.0, 3.0, 3.0))
+        itk.SetDirection((0.0, -1.0, 0.0, -1.0, 0.0, 0.0, 0.0, 0.0, 1.0))
+        sitk.WriteImage(itk, str(other / f"{name}.nrrd"))
+    kw = dict(mode="volume", length=700, patch_size=4, modality="ct")
+    builders.compile_to(ct_folder, tmp_path / "a", **kw)
+    builders.compile_to(other, tmp_path / "b", **kw)
+    a, b = builders.tree_bytes(tmp_path / "a"), builders.tree_bytes(tmp_path / "b")
+    same = [k for k in a if "patches.zarr" in k or k.endswith("nodes.parquet")]
+    assert same and all(a[k] == b[k] for k in same)
