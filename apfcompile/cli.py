@@ -434,7 +434,8 @@ def inspect(dataset: str, storage_options: dict | None) -> None:
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "jsonl"]), default="table", show_default=True)
 @_friendly
 def dump(dataset: str, sample: str | None, shard: int | None, fmt: str) -> None:
-    """Print node metadata rows: sample, key, x1, x2, y1, y2, size, cx, cy, depth, edges."""
+    """Print node metadata rows: sample, key, x1, x2, y1, y2, size, cx, cy, depth, edges
+    (volumes add z1, z2 and cz)."""
     from formats import open_dataset
 
     from .report import dump_rows, format_rows

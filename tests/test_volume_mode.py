@@ -223,3 +223,19 @@ def test_an_nrrd_volume_gives_the_nifti_volumes_patches(tmp_path, ct_folder):
     a, b = builders.tree_bytes(tmp_path / "a"), builders.tree_bytes(tmp_path / "b")
     same = [k for k in a if "patches.zarr" in k or k.endswith("nodes.parquet")]
     assert same and all(a[k] == b[k] for k in same)
+
+
+def test_shorter_lengths_drop_leaves_and_workers_share_volume_batches(volume_dataset):
+    from torch.utils.data import DataLoader
+
+    full = APFDataset(volume_dataset, length=1600)[0]
+    n = int(full["valid"].sum())
+    short = APFDataset(volume_dataset, length=n // 2, drop="priority")[0]
+    assert short["valid"].all() and short["image"].shape == (n // 2, 1, 4, 4, 4)
+    kept = {tuple(b) for b in short["box"].tolist()}
+    assert kept <= {tuple(b) for b in full["box"][:n].tolist()}  # a subset, in stored order
+    order = [full["box"][:n].tolist().index(list(b)) for b in short["box"].tolist()]
+    assert order == sorted(order)
+    stream = APFStream(volume_dataset, length=1600, batch_size=1, shuffle=False)
+    (batch,) = list(DataLoader(stream, batch_size=None, num_workers=1))
+    assert torch.equal(batch["mask"][0], full["mask"]) and torch.equal(batch["image"][0], full["image"])
