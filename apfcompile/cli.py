@@ -308,10 +308,10 @@ STORAGE_OPTION = click.option(
 @click.option(
     "--volume-edges",
     type=click.Choice(choices(VolumeEdges)),
-    default="gradient",
+    default="slices",
     show_default=True,
-    help="Edges in --mode volume: gradient = 3-D gradient magnitude, marking as many voxels as "
-    "Canny per slice would (higher ceiling Dice on CT); slices = Canny per slice, stacked (faster).",
+    help="Edges in --mode volume: slices = Canny per slice, stacked; gradient = 3-D gradient "
+    "magnitude marking as many voxels (+0.03 ceiling Dice on a CT, -0.1 on an MR; slower).",
 )
 @click.option(
     "--spacing",

@@ -65,7 +65,7 @@ OTHER_DATA = {
     "split_by": "folder",
     "split_from": (("a", "train"),),
     "mode": "volume",
-    "volume_edges": "slices",
+    "volume_edges": "gradient",
     "spacing": 1.5,
 }
 OTHER_RUN = {

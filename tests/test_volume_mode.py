@@ -108,10 +108,10 @@ def test_an_image_in_volume_mode_is_one_clear_line(tmp_path):
 def test_the_cli_compiles_and_inspects_a_volume(ct_folder, tmp_path):
     out = tmp_path / "ds"
     args = ["compile", str(ct_folder), str(out), "--mode", "volume", "-L", "900", "-p", "4", "--modality", "ct"]
-    result = CliRunner().invoke(main, args + ["--volume-edges", "slices"])
+    result = CliRunner().invoke(main, args + ["--volume-edges", "gradient"])
     assert result.exit_code == 0, result.output
     shown = CliRunner().invoke(main, ["inspect", str(out)]).output
-    assert "4 x 4 x 4 x 1 int16 (volumes" in shown and "mode=volume" in shown and "volume_edges=slices" in shown
+    assert "4 x 4 x 4 x 1 int16 (volumes" in shown and "mode=volume" in shown and "volume_edges=gradient" in shown
 
 
 def test_planes_cut_the_octree_into_a_tiling_and_preview_draws_three(volume_dataset, tmp_path):

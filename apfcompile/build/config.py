@@ -126,7 +126,7 @@ class DataConfig:
     split_by: str = "case"
     split_from: tuple[tuple[str, str], ...] | None = None
     mode: Mode = "slices"
-    volume_edges: VolumeEdges = "gradient"
+    volume_edges: VolumeEdges = "slices"
     spacing: float | None = None
 
     def __post_init__(self) -> None:
@@ -228,7 +228,7 @@ class DataConfig:
 
 _ADDED = {
     "mode": "slices",
-    "volume_edges": "gradient",
+    "volume_edges": "slices",
     "spacing": None,
     "image_key": None,
     "mask_key": None,

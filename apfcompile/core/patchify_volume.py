@@ -3,14 +3,15 @@
 The 3-D twin of :func:`~apfcompile.core.patchify` (issue #15). Volumes are (D, H, W [, C]) in
 voxels, axis 0 the slice axis. Edges, two ways (``edges=``):
 
-- ``"slices"``: the 2-D rule on every slice (window or percentile stretch, blur, Canny;
+- ``"slices"`` (the default): the 2-D rule on every slice (window or percentile stretch, blur, Canny;
   :func:`~apfcompile.core.edges.edge_map`), stacked. Without a fixed window the percentile
   stretch is taken over the whole volume, so every slice is mapped alike;
-- ``"gradient"`` (the default): the magnitude of the 3-D gradient of the Gaussian-blurred volume
-  (same window and blur, the blur applied along all three axes), thresholded at the value that
-  marks as many voxels as the slice-wise Canny does (equal edge density, so the two differ only in
-  where). On the real CT of ``benchmarks/bench_dims.py`` it gave a higher ceiling Dice at every
-  budget; it costs a Canny pass and two gradient passes, all streamed slab by slab.
+- ``"gradient"``: the magnitude of the 3-D gradient of the Gaussian-blurred volume (same window
+  and blur, the blur applied along all three axes), thresholded at the value that marks as many
+  voxels as the slice-wise Canny does (equal edge density, so the two differ only in where). In
+  ``benchmarks/bench_dims.py`` it scored a higher ceiling Dice on a real CT (+0.02-0.03) and a
+  lower one on a real MR (-0.08-0.12), so ``slices`` is the default; it costs a Canny pass and
+  two gradient passes, all streamed slab by slab.
 """
 
 from __future__ import annotations
@@ -172,7 +173,7 @@ def patchify_volume(
     volume: np.ndarray,
     mask: np.ndarray | None = None,
     params: PatchParams = PatchParams(),
-    edges: VolumeEdges = "gradient",
+    edges: VolumeEdges = "slices",
 ) -> PatchedVolume:
     """Cut one volume (D, H, W [, C]) and its label volume (D, H, W) into a p^3 patch sequence
     (``area`` images, ``mode`` masks; ``params.forest`` as in 2-D, its ``tile_size`` the root cubes')."""
