@@ -315,10 +315,10 @@ STORAGE_OPTION = click.option(
 )
 @click.option(
     "--spacing",
-    type=click.FloatRange(min=0, min_open=True),
-    metavar="MM",
-    help="With --mode volume: resample every volume to isotropic MM voxels first (images linear, "
-    "masks nearest), so that cubic leaves are cubes of tissue; default: the stored voxels.",
+    metavar="MM|finest",
+    help="With --mode volume: resample every volume to isotropic MM voxels first (finest: its finest "
+    "axis; images linear, masks nearest), so that cubic leaves are cubes of tissue; default: the "
+    "stored voxels, which measured better at equal tokens (README).",
 )
 @click.option(
     "--out-of-core",

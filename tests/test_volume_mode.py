@@ -239,3 +239,38 @@ def test_shorter_lengths_drop_leaves_and_workers_share_volume_batches(volume_dat
     stream = APFStream(volume_dataset, length=1600, batch_size=1, shuffle=False)
     (batch,) = list(DataLoader(stream, batch_size=None, num_workers=1))
     assert torch.equal(batch["mask"][0], full["mask"]) and torch.equal(batch["image"][0], full["image"])
+
+
+def test_a_dicom_series_compiles_whole_like_its_nifti(tmp_path, ct_folder):
+    import nibabel as nib
+
+    from apfcompile.core.patchify import PatchParams
+    from apfcompile.core.patchify_volume import patchify_volume
+    from apfcompile.inputs.frames import load_volume
+    from apfcompile.inputs.layouts import discover
+
+    from .test_frame_split import write_dicom_series
+
+    data = np.asarray(nib.load(ct_folder / "ct.nii.gz").dataobj)
+    write_dicom_series(data, 3.0, tmp_path / "dicom" / "case01")
+    (item,), _ = discover(tmp_path / "dicom")
+    ours = load_volume(item)
+    theirs = load_volume(discover(ct_folder)[0][0])
+    assert ours.spacing == (3.0, 3.0, 3.0) and ours.image.shape == theirs.image.shape
+    np.testing.assert_array_equal(ours.image.astype(np.int32), theirs.image.astype(np.int32))
+    params = PatchParams.make(4, length=500, window=(-175, 250))
+    a, b = (
+        patchify_volume(ours.image, None, params),
+        patchify_volume(theirs.image.astype(ours.image.dtype), None, params),
+    )
+    np.testing.assert_array_equal(a.leaves.box, b.leaves.box)
+
+
+def test_spacing_finest_and_bad_spacings(ct_folder, tmp_path):
+    out = tmp_path / "finest"
+    builders.compile_to(ct_folder, out, mode="volume", spacing="finest", length=400, patch_size=4, modality="ct")
+    row = open_dataset(out).samples.to_pylist()[0]
+    assert (row["canvas_d"], row["canvas_h"], row["canvas_w"]) == (30, 122, 101)  # 3 mm voxels already
+    args = ["compile", str(ct_folder), str(tmp_path / "x"), "--mode", "volume", "--spacing", "thin"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code != 0 and "spacing" in result.output and "Traceback" not in result.output

@@ -85,8 +85,9 @@ class DataConfig:
     split (``train=0.8,...`` or pairs), split_seed, split_by, split_from (``(key, split)`` pairs,
     or a dict): see :mod:`apfcompile.build.splits`. mode: ``volume`` compiles each volume into one
     sample of octree leaves (p^3 patches; :mod:`apfcompile.core.octree`), with ``volume_edges``
-    deciding its edges (:mod:`apfcompile.core.patchify_volume`) and ``spacing`` (mm) resampling
-    it to isotropic voxels first (:mod:`apfcompile.core.resample_volume`; None: stored voxels).
+    deciding its edges (:mod:`apfcompile.core.patchify_volume`) and ``spacing`` (mm, or ``finest``:
+    each volume's finest axis) resampling it to isotropic voxels first
+    (:mod:`apfcompile.core.resample_volume`; None: the stored voxels).
     These fields were added after v1's first datasets: they enter the manifest and the fingerprint
     only when set, so datasets compiled without them keep their bytes.
     """
@@ -127,7 +128,7 @@ class DataConfig:
     split_from: tuple[tuple[str, str], ...] | None = None
     mode: Mode = "slices"
     volume_edges: VolumeEdges = "slices"
-    spacing: float | None = None
+    spacing: float | str | None = None
 
     def __post_init__(self) -> None:
         if self.split is not None:
@@ -157,8 +158,15 @@ class DataConfig:
             _check_choice(name, getattr(self, name), literal)
         if self.shard_samples < 1:
             raise ParameterError("shard_samples", "an integer >= 1", self.shard_samples)
-        if self.spacing is not None and (self.mode != "volume" or not self.spacing > 0):
-            raise ParameterError("spacing", "a voxel size in mm > 0, with --mode volume", self.spacing)
+        if isinstance(self.spacing, str) and self.spacing != "finest":
+            try:
+                object.__setattr__(self, "spacing", float(self.spacing))
+            except ValueError:
+                raise ParameterError("spacing", "a voxel size in mm > 0 or 'finest'", self.spacing) from None
+        if self.spacing is not None and (
+            self.mode != "volume" or (self.spacing != "finest" and not float(self.spacing) > 0)
+        ):
+            raise ParameterError("spacing", "a voxel size in mm > 0 or 'finest', with --mode volume", self.spacing)
         if self.resolution is not None and self.resolution < 1:
             raise ParameterError("resolution", "an integer >= 1", self.resolution)
         self.patch_params(self.view_list()[0], None)  # validates every patch parameter now

@@ -380,7 +380,8 @@ def _whole_volume(task: Task, result: Result) -> list[SampleRecord]:
         if vol.spacing is None:
             raise InputError(item.image, "its header gives no voxel size", "compile it without --spacing")
         sx, sy, sz = vol.spacing  # RAS+ axes of the stored array, which is (Z, X, Y) here
-        target = isotropic_shape(original, (sz, sx, sy), data.spacing)
+        mm = min(sx, sy, sz) if data.spacing == "finest" else float(data.spacing)
+        target = isotropic_shape(original, (sz, sx, sy), mm)
         image = resample_image(image, target)
         mask = None if mask is None else resample_mask(mask, target)
     flat = image.reshape((-1,) + image.shape[2:])  # (D * H, W [, C]): the modality rule's view
