@@ -315,21 +315,26 @@ def _volume_frames(
 ) -> Iterator[Frame]:
     """One slice at a time (each made contiguous only when its turn comes). A volume whose header
     names no orientation is sliced as stored, with a note saying so."""
-    notes: tuple[tuple[str, str], ...] = ()
-    if not volume_oriented(item.image):
-        notes = (
-            (
-                "orientation_unknown",
-                f"{item.image}: its affine names no orientation (a zero or degenerate matrix), so it is "
-                "sliced along its stored third axis as stored, not in RAS; fix the header's qform/sform "
-                "to get the same slices as other volumes",
-            ),
-        )
+    notes = _orientation_notes(item)
     for j in range(data.shape[2]):
         z = first + j
         img = _as_image(np.ascontiguousarray(data[:, :, j]), item.image)
         m = None if mask is None else as_labels(np.ascontiguousarray(mask[:, :, j]), item.masks[0], img.shape[:2])
         yield Frame(f"{item.key}/z{z:03d}", img, m, 2, z, spacing=spacing, notes=notes)
+
+
+def _orientation_notes(item: InputItem) -> tuple[tuple[str, str], ...]:
+    """The note for a volume whose header names no orientation (it is used as stored)."""
+    if volume_oriented(item.image):
+        return ()
+    return (
+        (
+            "orientation_unknown",
+            f"{item.image}: its affine names no orientation (a zero or degenerate matrix), so it is "
+            "sliced along its stored third axis as stored, not in RAS; fix the header's qform/sform "
+            "to get the same slices as other volumes",
+        ),
+    )
 
 
 def _first_note(item: InputItem, shape: tuple, mask_hw, order: ChannelOrder) -> tuple[tuple[str, str], ...]:
@@ -489,7 +494,7 @@ def load_volume(item: InputItem) -> Volume:
     if data.ndim < 3:
         data = data[:, :, None]
     shape = data.shape
-    notes = next(iter(_volume_frames(item, data[:, :, :1], None, 0, None))).notes
+    notes = _orientation_notes(item)
     image = np.ascontiguousarray(np.moveaxis(data, 2, 0))  # the one copy: (Z, X, Y [, C])
     del data
     d, h, w = image.shape[:3]
