@@ -274,3 +274,12 @@ def test_spacing_finest_and_bad_spacings(ct_folder, tmp_path):
     args = ["compile", str(ct_folder), str(tmp_path / "x"), "--mode", "volume", "--spacing", "thin"]
     result = CliRunner().invoke(main, args)
     assert result.exit_code != 0 and "spacing" in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("option", [["--resolution", "256"], ["--fit", "pad"]])
+def test_2d_canvas_options_are_refused_in_volume_mode_not_ignored(ct_folder, tmp_path, option):
+    args = ["compile", str(ct_folder), str(tmp_path / "x"), "--mode", "volume", *option]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code != 0 and "Traceback" not in result.output
+    assert option[0] in result.output and "--mode volume" in result.output
+    assert not (tmp_path / "x" / "apf.json").exists()

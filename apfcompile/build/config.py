@@ -167,6 +167,13 @@ class DataConfig:
             self.mode != "volume" or (self.spacing != "finest" and not float(self.spacing) > 0)
         ):
             raise ParameterError("spacing", "a voxel size in mm > 0 or 'finest', with --mode volume", self.spacing)
+        if self.mode == "volume" and (self.resolution is not None or self.fit != "square"):
+            name, value = ("resolution", self.resolution) if self.resolution is not None else ("fit", self.fit)
+            raise ParameterError(
+                name,
+                "unset with --mode volume (volumes compile at their stored voxels; --spacing resamples them)",
+                value,
+            )
         if self.resolution is not None and self.resolution < 1:
             raise ParameterError("resolution", "an integer >= 1", self.resolution)
         self.patch_params(self.view_list()[0], None)  # validates every patch parameter now
