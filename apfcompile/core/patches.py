@@ -97,7 +97,11 @@ def serialise_image(
     for f in np.unique(factors):
         k = int(f).bit_length() - 1
         sel = np.flatnonzero(factors == f)
-        sums = gather_cells(pyramid[k], leaves.y1[sel] // f, leaves.x1[sel] // f, patch_size)
+        level, y0, x0 = pyramid[k], leaves.y1[sel] // f, leaves.x1[sel] // f
+        if level.shape[0] % patch_size == 0 and level.shape[1] % patch_size == 0:  # every leaf inside
+            sums = _aligned_cells(level, y0, x0, patch_size)  # one index per leaf, not per cell
+        else:
+            sums = gather_cells(level, y0, x0, patch_size)
         out[sel] = mean_from_sums(sums, int(f) * int(f), img.dtype)
     return out
 
@@ -233,9 +237,9 @@ def mode_patches(
 
 def _aligned_cells(a: np.ndarray, y0: np.ndarray, x0: np.ndarray, p: int) -> np.ndarray:
     """``a[y0 + i, x0 + j]`` for ``i, j < p`` where y0, x0 are multiples of p and a's sides too:
-    one index per block, not per cell. Shape (n, p, p)."""
-    h, w = a.shape
-    return a.reshape(h // p, p, w // p, p)[y0 // p, :, x0 // p, :]
+    one index per block, not per cell. Shape (n, p, p) + a.shape[2:]."""
+    h, w = a.shape[:2]
+    return a.reshape((h // p, p, w // p, p) + a.shape[2:])[y0 // p, :, x0 // p, :]
 
 
 def _halve_with(op, a: np.ndarray) -> np.ndarray:
