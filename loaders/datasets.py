@@ -23,6 +23,9 @@ targets takes ``batch["mask"].long()``, best after the copy to the GPU, where wi
 ``image`` is a channels-first *view* of the stored channels-last rows (no transpose on the CPU):
 ``.to(device)`` keeps its strides (channels-last memory, which convolutions take as is), and
 ``.contiguous()`` makes a packed copy where code needs ``.view``.
+Volumes (``compile --mode volume``; the manifest's ``dims`` is 3): ``image`` (L, C, p, p, p),
+``mask`` (L, p, p, p), ``box`` (L, 6) as (x1, x2, y1, y2, z1, z2), ``center`` (L, 3) as (cx, cy,
+cz), ``canvas`` and ``original`` (3,) as (D, H, W).
 With ``length`` set, sequences are padded with invalid rows (zero patches, size 0, centre (-1, -1),
 box 0) or dropped to L (``drop="priority"``: lowest (edges, size) first; ``"random"``: seeded by
 (seed, epoch, sample)); with ``length=None`` each keeps its own length and :func:`loaders.collate`
