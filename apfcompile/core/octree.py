@@ -42,7 +42,7 @@ from ..errors import ParameterError
 from .edges import edge_count_grid
 from .forest import ForestParams, _kth_largest, _priority_prefix, _top
 
-__all__ = ["OctreeLeaves", "build_octree", "default_cube_size", "edge_count_volume", "halve3"]
+__all__ = ["OctreeLeaves", "build_octree", "default_cube_size", "edge_count_volume", "halve3", "sum_slice_counts"]
 
 _MAX_DEPTH = 20  # Morton keys of 3 bits per level in a uint64, beside the root index
 
@@ -78,12 +78,19 @@ def edge_count_volume(edges: np.ndarray, cell: int) -> np.ndarray:
         raise ParameterError("edges", "a D x H x W edge volume", edges.shape)
     if edges.dtype != np.uint8:
         edges = (edges != 0).astype(np.uint8) * np.uint8(255)
-    d = edges.shape[0]
-    planes = np.stack([edge_count_grid(s, cell) for s in edges])
+    return sum_slice_counts([edge_count_grid(s, cell) for s in edges], cell)
+
+
+def sum_slice_counts(planes: list[np.ndarray], cell: int) -> np.ndarray:
+    """Per-slice cell counts (D planes of ``ceil(H / cell) x ceil(W / cell)``) summed ``cell``
+    slices at a time into the int64 grid of ``cell``^3 blocks (missing slices past the far face
+    count zero)."""
+    stacked = np.stack(planes)
+    d = stacked.shape[0]
     nz = -(-d // cell)
     if nz * cell != d:
-        planes = np.concatenate([planes, np.zeros((nz * cell - d,) + planes.shape[1:], planes.dtype)])
-    return planes.reshape((nz, cell) + planes.shape[1:]).sum(axis=1, dtype=np.int64)
+        stacked = np.concatenate([stacked, np.zeros((nz * cell - d,) + stacked.shape[1:], stacked.dtype)])
+    return stacked.reshape((nz, cell) + stacked.shape[1:]).sum(axis=1, dtype=np.int64)
 
 
 @dataclass

@@ -24,7 +24,7 @@ import numpy as np
 
 from ..errors import InputError
 from .edges import edge_count_grid, edge_map, to_grey, to_uint8
-from .octree import OctreeLeaves, build_octree
+from .octree import OctreeLeaves, build_octree, sum_slice_counts
 from .patchify import PatchParams
 from .reconstruct import dice_from_confusion
 from .volume_patches import mode_volume_patches, serialise_volume
@@ -162,11 +162,7 @@ def edge_counts(volume: np.ndarray, params: PatchParams, method: VolumeEdges = "
         planes = [edge_count_grid(edge, m) for _, mag in _magnitude_slabs(volume, params) for edge in _marked(mag, cut)]
     else:
         raise InputError("edges", f"expected 'slices' or 'gradient', found {method!r}")
-    planes = np.stack(planes)
-    nz = -(-planes.shape[0] // m)
-    if nz * m != planes.shape[0]:
-        planes = np.concatenate([planes, np.zeros((nz * m - planes.shape[0],) + planes.shape[1:], planes.dtype)])
-    return planes.reshape((nz, m) + planes.shape[1:]).sum(axis=1, dtype=np.int64)
+    return sum_slice_counts(planes, m)
 
 
 def patchify_volume(
