@@ -18,6 +18,8 @@ __all__ = [
     "InputNotFoundError",
     "OutputError",
     "OutputExistsError",
+    "OutputFullError",
+    "OutputLockedError",
     "ParameterError",
     "UnreadableInputError",
 ]
@@ -75,6 +77,14 @@ class OutputError(APFError, OSError):
 
 class OutputExistsError(OutputError, FileExistsError):
     """The output already holds something and neither overwrite nor resume was asked for."""
+
+
+class OutputLockedError(OutputError):
+    """Another compile holds the output's lock (``.apf.lock``; see :mod:`apfcompile.build.lock`)."""
+
+
+class OutputFullError(OutputError):
+    """Writing the output failed for want of space (``ENOSPC``, ``EDQUOT``); finished shards are kept."""
 
 
 class CompileError(APFError, RuntimeError):

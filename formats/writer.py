@@ -57,6 +57,8 @@ __all__ = [
     "commit_shard",
     "discard_staged",
     "read_shard_record",
+    "put_file",
+    "shard_folder",
     "shard_name",
     "stage_shard",
     "write_manifest",
@@ -81,21 +83,29 @@ and decodes as fast (level 1: 8 % more, decodes 20 % slower)."""
 _CODEC_PROBE_BYTES = 1 << 22
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+def put_file(path: Path, data: bytes) -> None:
+    """Write ``data`` to the local file ``path`` (created or truncated): every byte the writer
+    stores on a local disk goes through here, so a failing disk (``ENOSPC``...) fails here, as an
+    ``OSError`` naming ``path``, and nowhere else."""
+    with open(path, "wb") as f:
+        f.write(data)
 
 
-def _file_records(folder: Path) -> dict[str, FileRecord]:
+def _put_files(folder: Path, files: dict[str, bytes]) -> dict[str, FileRecord]:
+    """Write ``files`` (relative POSIX path -> bytes) under ``folder``; their size and SHA-256."""
     out = {}
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        rel = path.relative_to(folder).as_posix()
-        if rel != SHARD_RECORD_NAME:
-            out[rel] = FileRecord(path.stat().st_size, _sha256(path))
+    for rel in sorted(files):
+        path = folder / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        put_file(path, files[rel])
+        out[rel] = FileRecord(len(files[rel]), hashlib.sha256(files[rel]).hexdigest())
     return out
+
+
+def _parquet_bytes(table: pa.Table, **options: object) -> bytes:
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink, **options)
+    return sink.getvalue().to_pybytes()
 
 
 def _foreground_mean(ceiling: tuple[np.ndarray, np.ndarray] | None) -> float | None:
@@ -175,10 +185,10 @@ def _image_compressors(image: np.ndarray) -> list:
     return [ZstdCodec(level=IMAGE_ZSTD_LEVEL), Crc32cCodec()] if ratio <= IMAGE_ZSTD_MAX_RATIO else [Crc32cCodec()]
 
 
-def _write_array(group: zarr.Group, folder: Path, name: str, data: np.ndarray, compressors: list) -> None:
-    """Array ``name`` of the group at ``folder``: its ``zarr.json`` by zarr-python, its one shard
+def _array_files(group: zarr.Group, name: str, data: np.ndarray, compressors: list) -> dict[str, bytes]:
+    """Array ``name`` of ``group`` (in memory): its ``zarr.json`` by zarr-python, and its one shard
     file by :func:`_shard_bytes` (the same bytes zarr-python would store, without its per-chunk
-    machinery, which cost more than the encoding itself)."""
+    machinery, which cost more than the encoding itself); returned as relative path -> bytes."""
     n = max(int(data.shape[0]), 1)
     chunk = min(CHUNK_NODES, n)
     per_file = -(-n // chunk) * chunk  # one storage file per array: the sharding codec's shard
@@ -191,11 +201,10 @@ def _write_array(group: zarr.Group, folder: Path, name: str, data: np.ndarray, c
         compressors=compressors,
         fill_value=0,
     )
-    if data.size:
-        path = folder / name / "c" / "/".join("0" for _ in data.shape)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        zstd = next((c.level for c in compressors if isinstance(c, ZstdCodec)), None)
-        path.write_bytes(_shard_bytes(data, chunk, zstd))
+    if not data.size:
+        return {}
+    zstd = next((c.level for c in compressors if isinstance(c, ZstdCodec)), None)
+    return {f"{name}/c/" + "/".join("0" for _ in data.shape): _shard_bytes(data, chunk, zstd)}
 
 
 def _shard_bytes(data: np.ndarray, chunk: int, zstd: int | None) -> bytes:
@@ -237,6 +246,7 @@ def write_shard(
     storage_options: dict | None = None,
     statistics: dict[str, dict[str, dict]] | None = None,
     dims: int = 2,
+    name: str | None = None,
 ) -> ShardInfo:
     """Write shard ``index`` of ``dataset`` from ``records`` (in order) and commit it by rename.
 
@@ -247,10 +257,12 @@ def write_shard(
     statistics of the inputs that end in this shard, kept in ``shard.json`` for a resumed compile.
     ``image_dtype`` and ``channels`` are the dataset's; None while no sample of the compile has
     given them (the shard's record then says null, and its empty image array is uint8 x 1).
-    ``dims``: 3 for volumes (patches p x p x p, node tables with z columns). Returns the shard's info.
+    ``dims``: 3 for volumes (patches p x p x p, node tables with z columns). ``name``: the shard's
+    folder under ``shards/`` (default :func:`shard_name`; a compile replacing a dataset writes
+    beside the shards the old manifest names, see :func:`shard_folder`). Returns the shard's info.
     """
     loc = locate(dataset, storage_options)
-    name = shard_name(index)
+    name = name or shard_name(index)
     if loc.local is None:  # object storage: build locally, then upload (shard.json last)
         with tempfile.TemporaryDirectory(prefix="apf-shard-") as staging:
             info = write_shard(
@@ -266,6 +278,7 @@ def write_shard(
                 mask_fill=mask_fill,
                 statistics=statistics,
                 dims=dims,
+                name=name,
             )
             _upload(Path(staging) / SHARDS_DIR / name, loc, f"{SHARDS_DIR}/{name}")
         return info
@@ -279,6 +292,7 @@ def write_shard(
         mask_dtype=mask_dtype,
         mask_fill=mask_fill,
         dims=dims,
+        name=name,
     )
     commit_shard(
         loc.local,
@@ -289,12 +303,23 @@ def write_shard(
         image_dtype=image_dtype,
         channels=channels,
         statistics=statistics,
+        name=name,
     )
     return info
 
 
-def _tmp_of(dataset: Path, index: int) -> Path:
-    return dataset / SHARDS_DIR / f".tmp-{shard_name(index)}"
+def shard_folder(index: int, taken: set[str] = frozenset()) -> str:
+    """The folder name for shard ``index`` that no path in ``taken`` (the ``shards/...`` paths an
+    existing manifest names) uses: ``NNNNN``, or ``NNNNN.1`` when ``NNNNN`` is taken. A compile
+    that replaces a dataset (``overwrite``, or ``resume`` with other options) thus writes beside
+    the old shards, and the old dataset stays whole and readable until the new manifest lands;
+    the same old manifest gives the same names, so a resumed replacement finds its own shards."""
+    name = shard_name(index)
+    return f"{name}.1" if f"{SHARDS_DIR}/{name}" in taken else name
+
+
+def _tmp_of(dataset: Path, name: str) -> Path:
+    return dataset / SHARDS_DIR / f".tmp-{name}"
 
 
 def stage_shard(
@@ -308,44 +333,46 @@ def stage_shard(
     mask_dtype: str | None,
     mask_fill: int = 0,
     dims: int = 2,
+    name: str | None = None,
 ) -> ShardInfo:
     """The first half of :func:`write_shard` on a local dataset: every data file of shard
-    ``index`` written into its temporary folder (``shards/.tmp-NNNNN``), nothing committed; a
+    ``index`` written into its temporary folder (``shards/.tmp-NAME``), nothing committed; a
     reader sees nothing until :func:`commit_shard`. Any earlier temporary folder of the shard is
     removed first. A worker can stage a shard while others compute. Returns the shard's info."""
+    name = name or shard_name(index)
     shards = Path(dataset) / SHARDS_DIR
     shards.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp_of(Path(dataset), index)
+    tmp = _tmp_of(Path(dataset), name)
     if tmp.exists():
         shutil.rmtree(tmp)  # left by an interrupted run
     tmp.mkdir()
     offsets = list(np.cumsum([0] + [len(r.image) for r in records[:-1]]).tolist()) if records else []
-    pq.write_table(
-        _nodes_table(records, dims),
-        tmp / NODES_NAME,
-        compression="zstd",
-        row_group_size=NODE_ROW_GROUP,
-    )
-    pq.write_table(_samples_table(records, offsets), tmp / SAMPLES_NAME, compression="zstd")
+    files = {
+        NODES_NAME: _parquet_bytes(_nodes_table(records, dims), compression="zstd", row_group_size=NODE_ROW_GROUP),
+        SAMPLES_NAME: _parquet_bytes(_samples_table(records, offsets), compression="zstd"),
+    }
     cell = (patch_size,) * dims  # a patch: p x p, or p x p x p for volumes
     empty_image = np.zeros((0, *cell, channels or 1), image_dtype or "uint8")
     image = np.concatenate([r.image for r in records]) if records else empty_image
-    group = zarr.open_group(zarr.storage.LocalStore(tmp / PATCHES_NAME), mode="w", zarr_format=3)
-    _write_array(group, tmp / PATCHES_NAME, "image", image, _image_compressors(image))
+    meta: dict = {}  # zarr.json files, written by zarr-python into memory
+    group = zarr.open_group(zarr.storage.MemoryStore(meta), mode="w", zarr_format=3)
+    arrays = _array_files(group, "image", image, _image_compressors(image))
     if mask_dtype is not None:
         empty_mask = np.zeros((0, *cell), mask_dtype)
         # An unlabelled sample in a labelled dataset gets mask rows of `mask_fill` (its
         # samples.parquet row has no mask_source).
         masks = [r.mask if r.mask is not None else np.full(r.image.shape[:-1], mask_fill, mask_dtype) for r in records]
         mask = np.concatenate(masks) if records else empty_mask
-        _write_array(group, tmp / PATCHES_NAME, "mask", mask.astype(mask_dtype, copy=False), [Crc32cCodec()])
-    files = _file_records(tmp)
+        arrays.update(_array_files(group, "mask", mask.astype(mask_dtype, copy=False), [Crc32cCodec()]))
+    arrays.update((key, buf.to_bytes()) for key, buf in meta.items())
+    files.update((f"{PATCHES_NAME}/{rel}", data) for rel, data in arrays.items())
+    records_ = _put_files(tmp, files)
     return ShardInfo(
-        path=f"{SHARDS_DIR}/{shard_name(index)}",
+        path=f"{SHARDS_DIR}/{name}",
         samples=len(records),
         nodes=int(image.shape[0]),
-        bytes=sum(f.bytes for f in files.values()),
-        files=files,
+        bytes=sum(f.bytes for f in records_.values()),
+        files=records_,
     )
 
 
@@ -359,23 +386,26 @@ def commit_shard(
     image_dtype: str | None,
     channels: int | None,
     statistics: dict[str, dict[str, dict]] | None = None,
+    name: str | None = None,
 ) -> None:
     """The second half of :func:`write_shard`: the shard's ``shard.json`` into its staged folder,
-    then the rename that commits it (replacing a committed shard of the same index)."""
-    tmp = _tmp_of(Path(dataset), index)
-    final = Path(dataset) / SHARDS_DIR / shard_name(index)
+    then the rename that commits it (replacing a committed shard of the same name, which no
+    manifest names: see :func:`shard_folder`)."""
+    name = name or shard_name(index)
+    tmp = _tmp_of(Path(dataset), name)
+    final = Path(dataset) / SHARDS_DIR / name
     record = ShardRecord(
         fingerprint, info, tuple(failures), image_dtype, channels if image_dtype else None, dict(statistics or {})
     )
-    (tmp / SHARD_RECORD_NAME).write_bytes(record.to_bytes())
+    put_file(tmp / SHARD_RECORD_NAME, record.to_bytes())
     if final.exists():
         shutil.rmtree(final)
     os.replace(tmp, final)
 
 
-def discard_staged(dataset: Path, index: int) -> None:
+def discard_staged(dataset: Path, index: int, name: str | None = None) -> None:
     """Remove shard ``index``'s staged folder, if any (its input failed after all)."""
-    shutil.rmtree(_tmp_of(Path(dataset), index), ignore_errors=True)
+    shutil.rmtree(_tmp_of(Path(dataset), name or shard_name(index)), ignore_errors=True)
 
 
 def _upload(folder: Path, loc: Location, rel: str) -> None:
@@ -388,11 +418,12 @@ def _upload(folder: Path, loc: Location, rel: str) -> None:
 
 
 def read_shard_record(
-    dataset: Place | str | os.PathLike, index: int, storage_options: dict | None = None
+    dataset: Place | str | os.PathLike, index: int, storage_options: dict | None = None, name: str | None = None
 ) -> ShardRecord | None:
-    """Shard ``index``'s ``shard.json``, or None if absent or unreadable (a shard to compile again)."""
+    """Shard ``index``'s ``shard.json`` (in folder ``name``, default :func:`shard_name`), or None
+    if absent or unreadable (a shard to compile again)."""
     loc = locate(dataset, storage_options)
-    rel = f"{SHARDS_DIR}/{shard_name(index)}/{SHARD_RECORD_NAME}"
+    rel = f"{SHARDS_DIR}/{name or shard_name(index)}/{SHARD_RECORD_NAME}"
     try:
         return ShardRecord.from_dict(json.loads(loc.read_bytes(rel)), loc.display(rel))
     except (OSError, ValueError):
@@ -407,6 +438,6 @@ def write_manifest(dataset: Place | str | os.PathLike, manifest: Manifest, stora
         loc.fs.pipe_file(loc.sub(MANIFEST_NAME), data)
         return loc.display(MANIFEST_NAME)
     tmp = loc.local / ".apf.json.tmp"
-    tmp.write_bytes(data)
+    put_file(tmp, data)
     os.replace(tmp, loc.local / MANIFEST_NAME)
     return str(loc.local / MANIFEST_NAME)

@@ -103,18 +103,21 @@ def test_images_compress_only_where_the_whole_shard_does():
 def test_shard_files_are_the_bytes_zarr_python_writes(tmp_path, dtype, zstd):
     from zarr.codecs import Crc32cCodec, ZstdCodec
 
-    from formats.writer import _write_array
+    from formats.writer import _array_files, _put_files
 
     rng = np.random.default_rng(1)
     data = (rng.integers(0, 9, (1300, 4, 4, 3)) * (rng.random((1300, 1, 1, 1)) < 0.5)).astype(dtype)
     codecs = [ZstdCodec(level=2), Crc32cCodec()] if zstd else [Crc32cCodec()]
-    ours = zarr.open_group(zarr.storage.LocalStore(tmp_path / "ours"), mode="w", zarr_format=3)
-    _write_array(ours, tmp_path / "ours", "a", data, codecs)
+    meta: dict = {}
+    ours = zarr.open_group(zarr.storage.MemoryStore(meta), mode="w", zarr_format=3)
+    files = _array_files(ours, "a", data, codecs)
+    files.update((k, b.to_bytes()) for k, b in meta.items())
+    _put_files(tmp_path / "ours", files)
     theirs = zarr.open_group(zarr.storage.LocalStore(tmp_path / "theirs"), mode="w", zarr_format=3)
     array = theirs.create_array(
         "a", shape=data.shape, dtype=dtype, chunks=(512, 4, 4, 3), shards=(1536, 4, 4, 3), compressors=codecs
     )
     array[:] = data
-    for rel in ("a/zarr.json", "a/c/0/0/0/0"):
+    for rel in ("zarr.json", "a/zarr.json", "a/c/0/0/0/0"):
         assert (tmp_path / "ours" / rel).read_bytes() == (tmp_path / "theirs" / rel).read_bytes(), rel
     np.testing.assert_array_equal(zarr.open_array(tmp_path / "ours" / "a", mode="r")[:], data)

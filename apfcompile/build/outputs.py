@@ -8,12 +8,12 @@ from __future__ import annotations
 import json
 import os
 
-from formats.spec import MANIFEST_NAME, SHARDS_DIR, shard_name
+from formats.spec import MANIFEST_NAME, SHARDS_DIR
 from formats.storage import Location
 
 from ..errors import OutputError, OutputExistsError
 
-__all__ = ["STATS_NAME", "prepare_output", "remove_stale_shards", "write_stats"]
+__all__ = ["STATS_NAME", "current_shards", "prepare_output", "remove_stale_shards", "write_stats"]
 
 
 STATS_NAME = "compile-stats.json"
@@ -37,20 +37,39 @@ def write_stats(loc: Location, wall: float, workers: int) -> None:
     if loc.local is None:
         loc.fs.pipe_file(loc.sub(STATS_NAME), data)
         return
+    from formats.writer import put_file  # the writer's imports are heavy; inspect does not need them
+
     tmp = loc.local / f".{STATS_NAME}.tmp"
-    tmp.write_bytes(data)
+    put_file(tmp, data)
     os.replace(tmp, loc.local / STATS_NAME)
 
 
-def remove_stale_shards(loc: Location, keep: set[int]) -> None:
-    """Delete shard folders this compile did not produce (an older plan's, or unfinished ones)."""
+def current_shards(loc: Location) -> dict[int, str]:
+    """Shard index -> path of every shard the manifest now in ``loc`` names (empty when there is
+    no readable manifest): the folders a compile replacing that dataset must not write into."""
+    from formats.spec import parse_manifest
+
+    try:
+        manifest = parse_manifest(loc.read_bytes(MANIFEST_NAME), loc.display(MANIFEST_NAME))
+    except (OSError, ValueError):
+        return {}
+    out = {}
+    for shard in manifest.shards:
+        name = shard.path.rsplit("/", 1)[-1]
+        if name.split(".")[0].isdigit():
+            out[int(name.split(".")[0])] = shard.path
+    return out
+
+
+def remove_stale_shards(loc: Location, keep: set[str]) -> None:
+    """Delete the shard folders not named in ``keep`` (an older dataset's, or unfinished ones):
+    called once the new manifest has landed."""
     folder = loc.sub(SHARDS_DIR)
     if not loc.fs.isdir(folder):
         return
-    names = {shard_name(k) for k in keep}
     for child in loc.fs.ls(folder, detail=False):
         name = child.rstrip("/").rsplit("/", 1)[-1]
-        if name not in names and (name.isdigit() or name.startswith(".tmp-")):
+        if name not in keep and (name.split(".")[0].isdigit() or name.startswith(".tmp-")):
             loc.fs.rm(child, recursive=True)
 
 
@@ -79,6 +98,8 @@ def prepare_output(loc: Location, resume: bool, overwrite: bool) -> None:
         if exists and not fs.isdir(loc.path):
             raise OutputExistsError(f"{out}: exists and is not a folder; choose another OUTPUT")
         entries = fs.ls(loc.path, detail=False) if exists else []
+        # this compile's own lock (taken before this check) does not make OUTPUT "not empty"
+        entries = [e for e in entries if not e.rstrip("/").rsplit("/", 1)[-1].startswith(".apf.lock")]
     except Exception as exc:  # object storage clients raise their own kinds (credentials, endpoint)
         if isinstance(exc, OutputError) or (loc.local is not None and not isinstance(exc, OSError)):
             raise
@@ -94,12 +115,7 @@ def prepare_output(loc: Location, resume: bool, overwrite: bool) -> None:
     ours = fs.exists(loc.sub(MANIFEST_NAME)) or fs.isdir(loc.sub(SHARDS_DIR))
     if resume and ours:
         return
-    if overwrite and ours:
-        for name in (MANIFEST_NAME, ".apf.json.tmp", STATS_NAME):
-            if fs.exists(loc.sub(name)):
-                fs.rm(loc.sub(name))
-        if fs.exists(loc.sub(SHARDS_DIR)):
-            fs.rm(loc.sub(SHARDS_DIR), recursive=True)
+    if overwrite and ours:  # nothing is removed now: the old dataset stays readable until the new manifest lands
         return
     if not ours:
         raise OutputExistsError(

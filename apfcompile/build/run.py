@@ -9,7 +9,9 @@ compile's fingerprint and compiles only what is missing; the manifest is written
 
 from __future__ import annotations
 
+import errno
 import importlib
+import os
 import threading
 import time
 import warnings
@@ -20,14 +22,15 @@ import numpy as np
 
 from formats import Failure, Manifest, SampleRecord, ShardInfo, ShardRecord, View
 
-from ..errors import APFWarning, CompileError
+from ..errors import APFError, APFWarning, CompileError, OutputFullError
 from ..inputs.frames import has_labels, is_stack
 from ..inputs.layouts import InputItem, LayoutInfo, discover
 from .adaptivity import dataset_warnings
 from .config import CompileConfig
 from .executors import in_order
 from .labels import Naming
-from .outputs import prepare_output, remove_stale_shards, write_stats
+from .lock import lock_output
+from .outputs import current_shards, prepare_output, remove_stale_shards, write_stats
 from .plan import choose_mask_dtype, make_plan
 from .samples import Result, Task, compile_input
 from .splits import plan_splits
@@ -54,9 +57,25 @@ def compile_items(
     what :func:`compile_dataset` does once it has found its inputs, and what
     :func:`apfcompile.write_dataset` does with inputs made in memory."""
     started = time.perf_counter() if started is None else started
+    loc = cfg.output.location()
+    prepare_output(loc, cfg.run.resume, cfg.run.overwrite)  # checks only: nothing is removed
+    lock = lock_output(loc)
+    try:
+        return _compile_locked(items, info, cfg, started, loc)
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT) or isinstance(exc, APFError):
+            raise
+        raise OutputFullError(
+            f"{exc.filename or loc.display()}: {os.strerror(exc.errno).lower()}; free some space (or choose "
+            "another OUTPUT), then run the same command with --resume: the shards finished so far are kept"
+        ) from None
+    finally:
+        lock.release()
+
+
+def _compile_locked(items: list[InputItem], info: LayoutInfo, cfg: CompileConfig, started: float, loc) -> Manifest:
+    """:func:`compile_items` once this process holds OUTPUT's lock."""
     data, run, out = cfg.data, cfg.run, cfg.output
-    loc = out.location()
-    prepare_output(loc, run.resume, run.overwrite)
     views = data.view_list()
     labelled = any(has_labels(it) for it in items)
     mask_dtype = choose_mask_dtype(data, info, items) if labelled else data.resolved_mask_dtype(info)
@@ -79,12 +98,19 @@ def compile_items(
         None if data.split_from is None else dict(data.split_from),
     )
 
+    # Shards go to folders the dataset now in OUTPUT (if any) does not name, so that it stays
+    # whole for its readers until the new manifest lands (formats.writer.shard_folder).
+    current = current_shards(loc)
+    taken = set(current.values())
+    folders = {k: shard_folder(k, taken) for k in range(plan.n_shards)}
     done = {}  # shard -> its ShardRecord, for shards kept by --resume
     if run.resume:
         for k in range(plan.n_shards):
-            rec = read_shard_record(out, k)
-            if rec is not None and rec.fingerprint == plan.fingerprint:
-                done[k] = rec
+            for name in dict.fromkeys([current.get(k, folders[k]).rsplit("/", 1)[-1], folders[k]]):
+                rec = read_shard_record(out, k, name=name)
+                if rec is not None and rec.fingerprint == plan.fingerprint:
+                    done[k], folders[k] = rec, name
+                    break
     last_input = plan.last_input()
     todo = [i for i, n in enumerate(plan.counts) if n and any(k not in done for k in plan.shards_of(i))]
     # Few inputs and many workers: a volume's frames are split over the workers (bytes unchanged),
@@ -121,7 +147,7 @@ def compile_items(
                     part,
                     reserved,
                     None if split_plan is None else split_plan[i],
-                    (str(loc.local), whole, writer_options) if whole else None,
+                    (str(loc.local), whole, writer_options, {k: folders[k] for k in whole}) if whole else None,
                 )
             )
     n_parts = {i: sum(t.index == i for t in tasks) for i in todo}
@@ -161,7 +187,7 @@ def compile_items(
                 unlabelled_seen |= labelled and not has_labels(item)
             if error is not None:
                 for k in staged:
-                    discard_staged(loc.local, k)
+                    discard_staged(loc.local, k, folders[k])
                 staged = {}
             if error is None:
                 for kind, message in result.notes:
@@ -218,6 +244,7 @@ def compile_items(
                         image_dtype=dtype[0],
                         channels=dtype[1],
                         statistics=stats.get(k),
+                        name=folders[k],
                     )
                     written[k] = staged[k][0]
                     shard_failures[k] = failures.pop(k, [])
@@ -236,13 +263,13 @@ def compile_items(
                     mask_fill=fill,
                     statistics=stats.get(k),
                     dims=dims,
+                    name=folders[k],
                 )
                 shard_failures[k] = failures.pop(k, [])
         writer.finish()
     finally:
         writer.close()
         progress.close()
-    remove_stale_shards(loc, set(written))
 
     per_input: dict[str, dict[str, dict]] = {}
     for k in sorted(written):
@@ -274,6 +301,7 @@ def compile_items(
         dims=dims,
     )
     write_manifest(out, manifest)
+    remove_stale_shards(loc, {folders[k] for k in written})
     write_stats(loc, time.perf_counter() - started, run.workers)
     for taken in decided.values():
         more = f" ({len(taken) - 1} more input(s) alike)" if len(taken) > 1 else ""
@@ -360,6 +388,13 @@ def commit_shard(*args: object, **kwargs: object) -> None:
     from formats import writer
 
     writer.commit_shard(*args, **kwargs)
+
+
+def shard_folder(*args: object, **kwargs: object) -> str:
+    """:func:`formats.writer.shard_folder` (the writer is imported on first use)."""
+    from formats import writer
+
+    return writer.shard_folder(*args, **kwargs)
 
 
 def discard_staged(*args: object, **kwargs: object) -> None:

@@ -19,6 +19,7 @@ octree sample per view, its canvas the volume's (D, H, W).
 
 from __future__ import annotations
 
+import errno
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
@@ -75,7 +76,8 @@ class Task:
     splits: list[tuple[str, str | None]] | None = None
     """(group, split) of each of the input's frames (:mod:`.splits`); None: no splits."""
     stage: tuple | None = None
-    """``(dataset folder, shards, writer options)``: shards whose samples all come from this task,
+    """``(dataset folder, shards, writer options, shard -> folder name)``: shards whose samples all
+    come from this task,
     which the worker stages itself (:func:`formats.writer.stage_shard`); the main process commits
     them once the whole input is done, or discards them if it failed."""
 
@@ -134,6 +136,8 @@ def compile_input(task: Task) -> Result:
     except APFError as exc:
         return Result(task.index, error=str(exc))
     except (MemoryError, ValueError, OSError) as exc:  # unexpected, but one input must not stop the rest
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise  # the output's disk is full: the whole compile stops (not this input's fault)
         return Result(task.index, error=f"{task.item.image}: {type(exc).__name__}: {exc}")
 
 
@@ -141,14 +145,14 @@ def _stage(task: Task, result: Result) -> None:
     """Write the task's whole shards into their staged folders; their records stay here."""
     from formats.writer import stage_shard
 
-    folder, shards, options = task.stage
+    folder, shards, options, names = task.stage
     per = task.data.shard_samples
     for k in shards:
         records = [r for r in result.records if r.sample // per == k]
         if not records:
             continue
         dtype, channels = str(records[0].image.dtype), int(records[0].image.shape[-1])
-        info = stage_shard(Path(folder), k, records, image_dtype=dtype, channels=channels, **options)
+        info = stage_shard(Path(folder), k, records, image_dtype=dtype, channels=channels, name=names[k], **options)
         result.staged.append((k, info, dtype, channels, len(records)))
     staged = {k for k, *_ in result.staged}
     result.records = [r for r in result.records if r.sample // per not in staged]
