@@ -83,3 +83,9 @@ class CorruptShardError(FormatError, OSError):
     def __init__(self, shard: object, problem: str) -> None:
         self.shard, self.problem = shard, problem
         super().__init__(f"{shard}: corrupt shard: {problem}; re-run the compile with --resume after deleting it")
+
+
+def size_problem(size: int, expected: int) -> str:
+    """How a shard file of ``size`` bytes differs from the ``expected`` size its manifest records."""
+    what = "truncated" if size < expected else "longer than written"
+    return f"{what}: {size} bytes, the manifest says {expected}"

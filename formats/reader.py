@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from .errors import CorruptShardError, DatasetNotFoundError, FormatError, SampleNotFoundError
+from .errors import CorruptShardError, DatasetNotFoundError, FormatError, SampleNotFoundError, size_problem
 from .nodes import NodeTable
 from .spec import MANIFEST_NAME, NODES_NAME, PATCHES_NAME, SAMPLES_NAME, Manifest, ShardInfo, parse_manifest
 from .storage import Location, Place, locate
@@ -74,6 +74,11 @@ class Dataset:
         path, fs = self.location.parquet_args(f"{info.path}/{name}")
         try:
             return pq.read_table(path, filesystem=fs)
+        except FileNotFoundError:
+            raise CorruptShardError(
+                self.location.display(f"{info.path}/{name}"),
+                f"missing (the manifest lists it; the shard holds {info.samples} sample(s))",
+            ) from None
         except (OSError, pa.ArrowException) as exc:
             raise CorruptShardError(
                 self.location.display(f"{info.path}/{name}"), f"cannot read {name} ({exc})"
@@ -96,6 +101,7 @@ class Dataset:
         meta = {k: v[0] for k, v in self.samples.slice(row, 1).to_pydict().items()}
         info = self.manifest.shards[meta["shard"]]
         start, count = int(meta["offset"]), int(meta["count"])
+        self._check_present(info, meta["key"])
         nodes = self.nodes(meta["shard"]).slice(start, count)
         group = self.location.zarr_group(f"{info.path}/{PATCHES_NAME}")
         try:
@@ -117,22 +123,25 @@ class Dataset:
         problems = []
         loc = self.location
         for info in self.manifest.shards:
+            broken = []
             for rel, record in sorted(info.files.items()):
                 name = f"{info.path}/{rel}"
                 if not loc.isfile(name):
-                    problems.append(f"{name}: missing")
+                    broken.append(f"{name}: missing")
                     continue
                 size = loc.size(name)
                 if size != record.bytes:
-                    problems.append(f"{name}: {size} bytes, expected {record.bytes}")
+                    broken.append(f"{name}: {size_problem(size, record.bytes)}")
                     continue
                 digest = _sha256(loc, name)
                 if digest != record.sha256:
-                    problems.append(
+                    broken.append(
                         f"{info.path}/{rel}: checksum mismatch (stored {record.sha256[:12]}..., "
                         f"computed {digest[:12]}...)"
                     )
-            if any(p.startswith(info.path + "/") for p in problems):
+            if broken:
+                held = self._held_samples(info)
+                problems += [f"{line}; {held}" for line in broken]
                 continue
             try:
                 samples = self._read_table(info, SAMPLES_NAME)
@@ -149,6 +158,29 @@ class Dataset:
         if not problems:
             problems += self._split_problems()
         return problems
+
+    def _check_present(self, info: ShardInfo, key: str) -> None:
+        """Raise CorruptShardError naming ``key`` unless every file the manifest lists for the
+        shard is there with its size (zarr-python would read a missing chunk file as zeros)."""
+        loc = self.location
+        for rel, record in sorted(info.files.items()):
+            name = f"{info.path}/{rel}"
+            try:
+                size = loc.size(name)
+            except FileNotFoundError:
+                raise CorruptShardError(loc.display(name), f"sample {key!r}: missing (the manifest lists it)") from None
+            if size != record.bytes:
+                raise CorruptShardError(loc.display(name), f"sample {key!r}: {size_problem(size, record.bytes)}")
+
+    def _held_samples(self, info: ShardInfo) -> str:
+        """Which samples a broken shard holds, for its error lines."""
+        try:
+            keys = self._read_table(info, SAMPLES_NAME).column("key").to_pylist()
+        except (FormatError, OSError, ValueError, KeyError):
+            return f"the shard holds {info.samples} sample(s), whose keys are in its unreadable {SAMPLES_NAME}"
+        if len(keys) == 1:
+            return f"the shard holds sample {keys[0]!r}"
+        return f"the shard holds samples {keys[0]!r} .. {keys[-1]!r} ({len(keys)})" if keys else "no samples"
 
     def _split_problems(self) -> list[str]:
         """A split group found in two splits (a leak), and split counts that disagree with the manifest."""

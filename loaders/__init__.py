@@ -14,8 +14,18 @@ Depends on torch, numpy and :mod:`formats`; never on cv2 or the compiler.
 """
 
 from .collate import collate
-from .datasets import APFDataset, APFStream
+from .datasets import APFDataset, APFStream, SkippedSampleWarning
 from .reconstruct import dice, reconstruct, to_original
 from .statistics import class_weights, normalization
 
-__all__ = ["APFDataset", "APFStream", "class_weights", "collate", "dice", "normalization", "reconstruct", "to_original"]
+__all__ = [
+    "APFDataset",
+    "APFStream",
+    "SkippedSampleWarning",
+    "class_weights",
+    "collate",
+    "dice",
+    "normalization",
+    "reconstruct",
+    "to_original",
+]

@@ -26,7 +26,7 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from formats import Dataset
-from formats.errors import CorruptShardError
+from formats.errors import CorruptShardError, size_problem
 from formats.nodes import NodeTable
 
 from ._ranges import CachedFile, MappedFile, RangeFile, RemoteFile
@@ -64,8 +64,15 @@ class _DirectArray:
         if self.empty:
             return
         index_bytes = 16 * n_inner
-        tail = source.read(source.size - index_bytes - 4, index_bytes)
-        self.index = np.frombuffer(tail, np.uint64).reshape(n_inner, 2).copy()
+        if source.size < index_bytes + 4:
+            raise CorruptShardError(label, f"{source.size} bytes, too short for its shard index ({index_bytes + 4})")
+        tail = bytes(source.read(source.size - index_bytes - 4, index_bytes + 4))
+        if google_crc32c.value(tail[:-4]) != int.from_bytes(tail[-4:], "little"):
+            raise CorruptShardError(label, "its shard index fails its crc32c checksum (truncated or altered)")
+        self.index = np.frombuffer(tail[:-4], np.uint64).reshape(n_inner, 2).copy()
+        stored = self.index[:, 0] != _MISSING
+        if stored.any() and int((self.index[stored, 0] + self.index[stored, 1]).max()) > source.size - index_bytes - 4:
+            raise CorruptShardError(label, "its shard index points past the end of the file (truncated)")
         self.codec = numcodecs.Zstd() if self.zstd else None
 
     def read_into(self, start: int, stop: int, out: np.ndarray) -> None:
@@ -116,6 +123,16 @@ class _DirectArray:
         return out
 
 
+def _check_size(path, expected: int) -> None:
+    """Raise CorruptShardError unless the local file ``path`` exists with ``expected`` bytes."""
+    try:
+        size = os.stat(path).st_size
+    except FileNotFoundError:
+        raise CorruptShardError(path, f"missing (the manifest lists it, {expected} bytes)") from None
+    if size != expected:
+        raise CorruptShardError(path, size_problem(size, expected))
+
+
 def _direct_ok(meta: dict) -> bool:
     """True when an array's zarr.json has exactly the layout _DirectArray reads."""
     try:
@@ -153,13 +170,28 @@ class ShardReader:
     ) -> None:
         info = dataset.manifest.shards[shard]
         loc = dataset.location
+        try:
+            self._open(dataset, info, loc, cache_dir, verify_checksums)
+        except CorruptShardError:
+            raise
+        except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:  # pyarrow's and json's errors included
+            text = str(exc).splitlines()[0] if str(exc) else ""
+            raise CorruptShardError(loc.display(info.path), f"cannot be read ({type(exc).__name__}: {text})") from None
+        self.pid = os.getpid()
 
+    def _open(self, dataset: Dataset, info, loc, cache_dir, verify_checksums: bool) -> None:
         def source(rel: str) -> MappedFile | RemoteFile | CachedFile | None:
-            """The shard file ``rel``, or None when the shard has no such file."""
+            """The shard file ``rel``, or None when the shard has no such file (zarr writes no
+            chunk file for an array of fill values); a file the manifest lists must be there,
+            whole: a local one is checked against the manifest's size here (a remote one's reads
+            are checked against the sizes and checksums they carry)."""
+            record = info.files.get(rel)
             if loc.local is not None:
                 path = loc.local / info.path / rel
-                return MappedFile(path) if path.exists() else None
-            record = info.files.get(rel)
+                if record is None:
+                    return MappedFile(path) if path.exists() else None
+                _check_size(path, record.bytes)
+                return MappedFile(path)
             if record is None:
                 return None
             remote = RemoteFile(loc.fs, loc.sub(f"{info.path}/{rel}"), record.bytes)
@@ -168,6 +200,8 @@ class ShardReader:
         self.columns = _NODE_COLUMNS + (("z1", "z2") if dataset.manifest.dims == 3 else ())
         self.nodes: dict[str, np.ndarray] | None = None
         if loc.local is not None:  # local: the shard's node table once, then slices of it
+            if "nodes.parquet" in info.files:
+                _check_size(loc.local / info.path / "nodes.parquet", info.files["nodes.parquet"].bytes)
             path, _ = loc.parquet_args(f"{info.path}/nodes.parquet")
             table = pq.read_table(path, columns=list(self.columns))
             self.nodes = {name: table[name].to_numpy() for name in self.columns}
@@ -196,7 +230,6 @@ class ShardReader:
                 self.arrays[name] = _DirectArray(source(rel), meta, loc.display(f"{info.path}/{rel}"), verify_checksums)
             else:
                 self.arrays[name] = loc.zarr_group(group_rel)[name]
-        self.pid = os.getpid()
 
     def node_rows(self, start: int, count: int) -> NodeTable:
         """The node table of rows [start, start + count) (centres derived from the boxes)."""

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import os
 import threading
+import warnings
 from collections import OrderedDict, deque
 from concurrent.futures import ThreadPoolExecutor
 
@@ -55,7 +56,13 @@ from formats.storage import locate
 from ._shards import ShardReader
 from .statistics import normalization
 
-__all__ = ["APFDataset", "APFStream"]
+__all__ = ["APFDataset", "APFStream", "SkippedSampleWarning"]
+
+_SKIP_SLOTS = 64
+
+
+class SkippedSampleWarning(UserWarning):
+    """``APFStream(on_error="skip")`` left out a sample it could not read (the message names it)."""
 
 
 class _Frames:
@@ -165,6 +172,17 @@ class _Reader:
         with self._lock:
             return self._open_reader(shard)
 
+    def _reader_of(self, row: int) -> ShardReader:
+        """The open shard of sample row ``row``; an error opening it names the sample."""
+        try:
+            return self._reader(int(self.frames.shard[row]))
+        except CorruptShardError as exc:
+            raise self._named(exc, row) from None
+
+    def _named(self, exc: CorruptShardError, row: int) -> CorruptShardError:
+        f = self.frames
+        return CorruptShardError(exc.shard, f"sample {f.keys[row]!r} (id {int(f.sample[row])}): {exc.problem}")
+
     def _open_reader(self, shard: int) -> ShardReader:
         if self._pid != os.getpid():  # a worker process: reopen everything here
             self._readers, self._pid = OrderedDict(), os.getpid()
@@ -205,7 +223,7 @@ class _Reader:
         rows = [self._row(int(fr)) for fr in frames]
         counts = [int(f.count[r]) for r in rows]
         total = self.length if self.length is not None else max(counts)
-        first = self._reader(int(f.shard[rows[0]]))
+        first = self._reader_of(rows[0])
         dims = self.dataset.manifest.dims
         p, c = first.arrays["image"].shape[1], first.arrays["image"].shape[-1]
         cell = (p,) * dims
@@ -220,8 +238,8 @@ class _Reader:
         fields = {"image": image, "mask": mask, "size": size, "center": center, "box": box, "valid": valid}
         ids = np.empty(b, np.int64)
         for i, (row, n) in enumerate(zip(rows, counts)):
-            shard, start = int(f.shard[row]), int(f.offset[row])
-            reader = self._reader(shard)
+            start = int(f.offset[row])
+            reader = self._reader_of(row)
             ids[i] = f.sample[row]
             try:
                 nodes = reader.node_rows(start, n)
@@ -237,7 +255,7 @@ class _Reader:
                     if mask is not None:
                         reader.read_into("mask", start, start + n, mask[i, :n])
             except CorruptShardError as exc:
-                raise CorruptShardError(exc.shard, f"sample {f.keys[row]!r} (id {ids[i]}): {exc.problem}") from None
+                raise self._named(exc, row) from None
             for name, a in fields.items():  # padding rows (written once: the arrays start empty)
                 if a is not None and n < total:
                     a[i, n:] = PAD_ROW[name]
@@ -456,6 +474,12 @@ class APFStream(IterableDataset):
         prefetch: units each process reads ahead on that many background threads (0: none).
             Worth it on object storage, where a read waits on the network: the stream's order and
             ``state_dict`` are unchanged.
+        on_error: ``"raise"`` (default): a sample whose shard is missing, truncated or fails its
+            checksums stops the stream with :class:`formats.CorruptShardError` naming the file and
+            the sample. ``"skip"``: the sample is left out (a batch comes one item shorter; a unit
+            with no good sample is not yielded) with one :class:`SkippedSampleWarning` naming
+            it, and counted in ``state_dict()["skipped"]`` (the samples skipped this epoch by
+            this rank's readers so far, those reading ahead in DataLoader workers included).
     """
 
     def __init__(
@@ -478,8 +502,15 @@ class APFStream(IterableDataset):
         normalize: str | tuple | None = None,
         transform=None,
         verify_checksums: bool = True,
+        on_error: str = "raise",
     ) -> None:
         super().__init__()
+        if on_error not in ("raise", "skip"):
+            raise ValueError(f"on_error: expected 'raise' or 'skip', found {on_error!r}")
+        self.on_error = on_error
+        # samples skipped this epoch, one slot per DataLoader worker (slot 0: this process), in
+        # shared memory so that the process calling state_dict() sees the workers' counts
+        self._skips = torch.zeros(_SKIP_SLOTS + 1, dtype=torch.int64).share_memory_()
         if batch_size is not None and batch_size < 1:
             raise ValueError(f"batch_size: expected None or an integer >= 1, found {batch_size!r}")
         if not isinstance(prefetch, int) or prefetch < 0:
@@ -512,6 +543,7 @@ class APFStream(IterableDataset):
         """Set the epoch (reshuffles); call before iterating, as with DistributedSampler."""
         self._r.set_epoch(epoch)
         self._position = 0
+        self._skips.zero_()
 
     def _dist(self) -> tuple[int, int]:
         if self._rank is not None or self._world is not None:
@@ -557,14 +589,39 @@ class APFStream(IterableDataset):
         start = self._resume[1] if self._resume is not None and self._resume[0] == self._r.epoch else 0
         mine = [j for j in range(start, len(units)) if j % workers == wid]
 
-        def read(j: int) -> dict:
-            return self._r.item(int(units[j][0])) if self.batch_size is None else self._r.batch(list(units[j]))
+        slot = 0 if info is None else 1 + wid % _SKIP_SLOTS
+
+        def read(j: int) -> dict | None:
+            try:
+                return self._r.item(int(units[j][0])) if self.batch_size is None else self._r.batch(list(units[j]))
+            except CorruptShardError as exc:
+                if self.on_error == "raise":
+                    raise
+                return self._skipping(units[j], exc, slot)
 
         for j, unit in zip(mine, self._ahead(read, mine)):
+            if unit is None:
+                continue
             unit["position"] = j + 1
             if info is None:
                 self._position = j + 1
             yield unit
+
+    def _skipping(self, frames: np.ndarray, first: CorruptShardError, slot: int) -> dict | None:
+        """The unit of ``frames`` without its unreadable samples (None if none is left), each one
+        skipped with a warning and counted; ``first``: the error the whole unit raised."""
+        good, bad = [], [first] if len(frames) == 1 else []
+        if len(frames) > 1:  # find the bad samples of the batch, one at a time (a rare path)
+            for fr in frames:
+                try:
+                    self._r.batch([int(fr)], transformed=False)
+                    good.append(int(fr))
+                except CorruptShardError as exc:
+                    bad.append(exc)
+        for exc in bad:
+            warnings.warn(f"skipped: {exc}", SkippedSampleWarning, stacklevel=2)
+            self._skips[slot] += 1
+        return self._r.batch(good) if good else None
 
     def _ahead(self, read, indices: list[int]):
         """``read(j)`` for each j in order, up to ``prefetch`` of them running ahead on threads."""
@@ -595,7 +652,8 @@ class APFStream(IterableDataset):
         ``num_workers=0`` the stream tracks it itself).
         """
         position = int(last["position"]) if last is not None else self._position
-        return {"epoch": self._r.epoch, "seed": self._r.seed, "position": position}
+        skipped = int(self._skips.sum())
+        return {"epoch": self._r.epoch, "seed": self._r.seed, "position": position, "skipped": skipped}
 
     def load_state_dict(self, state: dict) -> None:
         """Resume: the next iteration of ``state["epoch"]`` starts after ``state["position"]`` units."""
@@ -604,3 +662,5 @@ class APFStream(IterableDataset):
         self._r.set_epoch(int(state["epoch"]))
         self._resume = (int(state["epoch"]), int(state["position"]))
         self._position = int(state["position"])
+        self._skips.zero_()
+        self._skips[0] = int(state.get("skipped", 0))
