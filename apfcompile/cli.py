@@ -34,6 +34,7 @@ from .choices import (
     choices,
 )
 from .errors import APFError, APFWarning, ParameterError
+from .inputs.readers.limits import DEFAULT_MAX_PIXELS
 
 
 def flag_of(name: str, command: click.Command | None) -> str:
@@ -334,6 +335,20 @@ STORAGE_OPTION = click.option(
     default=512,
     show_default=True,
     help="Rows per band on the out-of-core path (a multiple of 8).",
+)
+@click.option(
+    "--max-pixels",
+    type=click.IntRange(min=0),
+    default=DEFAULT_MAX_PIXELS,
+    show_default=True,
+    help="Refuse an input whose header claims more pixels (voxels) than this, before reading it: a "
+    "corrupt or hostile header cannot make the compile allocate terabytes (0: no limit). Slides read "
+    "out of core are exempt.",
+)
+@click.option(
+    "--follow-symlinks",
+    is_flag=True,
+    help="Follow symbolic links under INPUT that point outside it (default: refuse them, one line each).",
 )
 @click.option(
     "--workers",

@@ -17,7 +17,7 @@ from .nodes import NodeTable
 from .spec import MANIFEST_NAME, NODES_NAME, PATCHES_NAME, SAMPLES_NAME, Manifest, ShardInfo, parse_manifest
 from .storage import Location, Place, locate
 
-__all__ = ["Dataset", "SampleData", "open_dataset"]
+__all__ = ["Dataset", "SampleData", "check_file_bytes", "open_dataset", "parquet_table"]
 
 
 @dataclass(frozen=True)
@@ -71,18 +71,20 @@ class Dataset:
         return self._read_table(self.manifest.shards[shard], NODES_NAME)
 
     def _read_table(self, info: ShardInfo, name: str) -> pa.Table:
-        path, fs = self.location.parquet_args(f"{info.path}/{name}")
+        """Table ``name`` of a shard, its bytes checked first against the size and SHA-256 the
+        manifest records (and each page against its CRC, in files written with page checksums)."""
+        rel = f"{info.path}/{name}"
         try:
-            return pq.read_table(path, filesystem=fs)
+            data = self.location.read_bytes(rel)
         except FileNotFoundError:
             raise CorruptShardError(
-                self.location.display(f"{info.path}/{name}"),
+                self.location.display(rel),
                 f"missing (the manifest lists it; the shard holds {info.samples} sample(s))",
             ) from None
-        except (OSError, pa.ArrowException) as exc:
-            raise CorruptShardError(
-                self.location.display(f"{info.path}/{name}"), f"cannot read {name} ({exc})"
-            ) from exc
+        except OSError as exc:
+            raise CorruptShardError(self.location.display(rel), f"cannot read {name} ({exc})") from None
+        check_file_bytes(self.location.display(rel), data, info.files.get(name))
+        return parquet_table(data, self.location.display(rel))
 
     def find(self, sample: int | str) -> int:
         """Row index in :attr:`samples` of a sample id (int) or key (str; its first view)."""
@@ -223,3 +225,27 @@ def _with_labelled(table: pa.Table) -> pa.Table:
         return table.append_column("labelled", has_mask)
     i = table.column_names.index("labelled")
     return table.set_column(i, "labelled", pc.if_else(pc.is_null(table["labelled"]), has_mask, table["labelled"]))
+
+
+def check_file_bytes(label: object, data: bytes, record) -> None:
+    """Raise CorruptShardError unless ``data`` has the size and SHA-256 of ``record`` (a
+    :class:`~formats.spec.FileRecord`; None: nothing recorded, nothing to check)."""
+    if record is None:
+        return
+    if len(data) != record.bytes:
+        raise CorruptShardError(label, size_problem(len(data), record.bytes))
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != record.sha256:
+        raise CorruptShardError(
+            label, f"checksum mismatch (stored {record.sha256[:12]}..., computed {digest[:12]}...): altered on disk"
+        )
+
+
+def parquet_table(data: bytes, label: object, columns: list[str] | None = None) -> pa.Table:
+    """A Parquet file's table from its bytes, page CRCs verified where written; a file pyarrow
+    cannot read is a CorruptShardError naming ``label``."""
+    try:
+        return pq.read_table(pa.BufferReader(data), columns=columns, page_checksum_verification=True)
+    except (OSError, pa.ArrowException, ValueError, KeyError, IndexError) as exc:
+        text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise CorruptShardError(label, f"not a readable Parquet file ({text})") from None

@@ -103,8 +103,9 @@ def _put_files(folder: Path, files: dict[str, bytes]) -> dict[str, FileRecord]:
 
 
 def _parquet_bytes(table: pa.Table, **options: object) -> bytes:
+    """The Parquet file of ``table``, each page with its CRC (readers verify it)."""
     sink = pa.BufferOutputStream()
-    pq.write_table(table, sink, **options)
+    pq.write_table(table, sink, write_page_checksum=True, **options)
     return sink.getvalue().to_pybytes()
 
 

@@ -28,6 +28,7 @@ import pyarrow.parquet as pq
 from formats import Dataset
 from formats.errors import CorruptShardError, size_problem
 from formats.nodes import NodeTable
+from formats.reader import check_file_bytes, parquet_table
 
 from ._ranges import CachedFile, MappedFile, RangeFile, RemoteFile
 
@@ -199,11 +200,15 @@ class ShardReader:
 
         self.columns = _NODE_COLUMNS + (("z1", "z2") if dataset.manifest.dims == 3 else ())
         self.nodes: dict[str, np.ndarray] | None = None
-        if loc.local is not None:  # local: the shard's node table once, then slices of it
-            if "nodes.parquet" in info.files:
-                _check_size(loc.local / info.path / "nodes.parquet", info.files["nodes.parquet"].bytes)
-            path, _ = loc.parquet_args(f"{info.path}/nodes.parquet")
-            table = pq.read_table(path, columns=list(self.columns))
+        if loc.local is not None:  # local: the shard's node table once (checked whole), then slices of it
+            record = info.files.get("nodes.parquet")
+            path = loc.local / info.path / "nodes.parquet"
+            if record is not None:
+                _check_size(path, record.bytes)
+            data = path.read_bytes()
+            if verify_checksums:
+                check_file_bytes(path, data, record)
+            table = parquet_table(data, path, list(self.columns))
             self.nodes = {name: table[name].to_numpy() for name in self.columns}
         else:  # object storage: only the row groups a sample needs
             parquet = source("nodes.parquet")
@@ -211,7 +216,8 @@ class ShardReader:
                 parquet = RemoteFile(loc.fs, loc.sub(f"{info.path}/nodes.parquet"), 0)
                 parquet.size = loc.size(f"{info.path}/nodes.parquet")
             # pre_buffer: one request for a row group's column chunks instead of one per column
-            self._parquet = pq.ParquetFile(RangeFile(parquet), pre_buffer=True)
+            self._nodes_label = loc.display(f"{info.path}/nodes.parquet")
+            self._parquet = pq.ParquetFile(RangeFile(parquet), pre_buffer=True, page_checksum_verification=True)
             meta = self._parquet.metadata
             self._group_starts = np.cumsum([0] + [meta.row_group(i).num_rows for i in range(meta.num_row_groups)])
             self._groups: OrderedDict[int, dict[str, np.ndarray]] = OrderedDict()  # the last few decoded
@@ -223,6 +229,8 @@ class ShardReader:
             meta_rel = f"patches.zarr/{name}/zarr.json"
             cached = source(meta_rel) if cache_dir is not None and loc.local is None else None
             raw = cached.read(0, cached.size) if cached is not None else loc.read_bytes(f"{info.path}/{meta_rel}")
+            if verify_checksums:  # a few hundred bytes that say how to read all the others
+                check_file_bytes(loc.display(f"{info.path}/{meta_rel}"), bytes(raw), info.files.get(meta_rel))
             meta = json.loads(bytes(raw))
             if _direct_ok(meta):
                 chunk = "/".join("0" for _ in meta["shape"])
@@ -256,7 +264,10 @@ class ShardReader:
         with self._groups_lock:
             cols = self._groups.get(g)
             if cols is None:
-                table = self._parquet.read_row_group(g, columns=list(self.columns))
+                try:
+                    table = self._parquet.read_row_group(g, columns=list(self.columns))
+                except (OSError, ValueError) as exc:  # pyarrow's: a page failing its CRC, bad metadata
+                    raise CorruptShardError(self._nodes_label, f"row group {g}: {str(exc).splitlines()[0]}") from None
                 cols = {name: table[name].to_numpy() for name in self.columns}
                 self._groups[g] = cols
                 while len(self._groups) > _KEEP_GROUPS:

@@ -45,6 +45,7 @@ from ..core.patchify import PatchParams
 from ..errors import ParameterError
 from ..inputs.layouts import LayoutInfo
 from ..inputs.locations import Place
+from ..inputs.readers.limits import DEFAULT_MAX_PIXELS
 from .splits import parse_split
 
 __all__ = [
@@ -282,7 +283,9 @@ class RunConfig:
     workers: local worker processes; scheduler: a Dask address or ``local:N`` (then ``workers``
     is unused); on_error: ``fail`` stops at the first bad input, ``skip`` records it; resume /
     overwrite: what to do with a dataset already in OUTPUT; out_of_core / band_rows: the memory
-    strategy for large slides; progress: show a progress bar.
+    strategy for large slides; progress: show a progress bar; max_pixels: inputs whose header claims
+    more pixels are refused before they are read (None or 0: no limit; :mod:`..inputs.readers.limits`);
+    follow_symlinks: follow links under the input that point outside it.
     """
 
     workers: int = 1
@@ -293,12 +296,21 @@ class RunConfig:
     out_of_core: OutOfCore = "auto"
     band_rows: int = 512
     progress: bool = False
+    max_pixels: int | None = DEFAULT_MAX_PIXELS
+    follow_symlinks: bool = False
+
+    @property
+    def pixel_limit(self) -> int | None:
+        """The readers' pixel limit (:func:`~..inputs.readers.limits.pixel_limit`): None for none."""
+        return self.max_pixels or None
 
     def __post_init__(self) -> None:
         _check_choice("on_error", self.on_error, OnError)
         _check_choice("out_of_core", self.out_of_core, OutOfCore)
         if self.workers < 1:
             raise ParameterError("workers", "an integer >= 1", self.workers)
+        if self.max_pixels is not None and self.max_pixels < 0:
+            raise ParameterError("max_pixels", "None or an integer >= 0 (0: no limit)", self.max_pixels)
         if self.band_rows < 8 or self.band_rows % 8:
             raise ParameterError("band_rows", "a multiple of 8, at least 8", self.band_rows)
         if self.resume and self.overwrite:

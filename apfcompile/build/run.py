@@ -25,6 +25,8 @@ from formats import Failure, Manifest, SampleRecord, ShardInfo, ShardRecord, Vie
 from ..errors import APFError, APFWarning, CompileError, OutputFullError
 from ..inputs.frames import has_labels, is_stack
 from ..inputs.layouts import InputItem, LayoutInfo, discover
+from ..inputs.locations import symlink_policy
+from ..inputs.readers.limits import pixel_limit
 from .adaptivity import dataset_warnings
 from .config import CompileConfig
 from .executors import in_order
@@ -44,10 +46,11 @@ def compile_dataset(cfg: CompileConfig) -> Manifest:
     started = time.perf_counter()
     _import_in_background(_WRITER_MODULES)
     data = cfg.data
-    items, info = discover(
-        cfg.input, data.layout, cfg.masks, data.paip_label, data.image_key, data.mask_key, data.allow_unlabelled
-    )
-    return compile_items(items, info, cfg, started)
+    with pixel_limit(cfg.run.pixel_limit), symlink_policy(cfg.run.follow_symlinks):
+        items, info = discover(
+            cfg.input, data.layout, cfg.masks, data.paip_label, data.image_key, data.mask_key, data.allow_unlabelled
+        )
+        return compile_items(items, info, cfg, started)
 
 
 def compile_items(
@@ -61,7 +64,8 @@ def compile_items(
     prepare_output(loc, cfg.run.resume, cfg.run.overwrite)  # checks only: nothing is removed
     lock = lock_output(loc)
     try:
-        return _compile_locked(items, info, cfg, started, loc)
+        with pixel_limit(cfg.run.pixel_limit):
+            return _compile_locked(items, info, cfg, started, loc)
     except OSError as exc:
         if exc.errno not in (errno.ENOSPC, errno.EDQUOT) or isinstance(exc, APFError):
             raise

@@ -39,6 +39,7 @@ from ..inputs.labels import apply_label_map
 from ..inputs.layouts import CT_WINDOW, InputItem
 from ..inputs.locations import Place
 from ..inputs.modality import background, decide
+from ..inputs.readers.limits import pixel_limit
 from ..inputs.sources import SlideHeader, is_slide_input, mask_labels, open_slide_sources, read_slide_header
 from .config import DataConfig, RunConfig, View
 from .statistics import add, frame_stats
@@ -117,6 +118,11 @@ class Result:
 
 def compile_input(task: Task) -> Result:
     """Worker: every frame x view of one input (runs in a pool process or on a Dask worker)."""
+    with pixel_limit(task.run.pixel_limit):
+        return _compile_input(task)
+
+
+def _compile_input(task: Task) -> Result:
     try:
         result = Result(task.index)
         if task.data.mode == "volume":

@@ -11,14 +11,17 @@ from the first bytes of the stream.
 from __future__ import annotations
 
 import contextlib
+import os
+import warnings
 from collections.abc import Iterator
+from contextvars import ContextVar
 from pathlib import Path
 from typing import BinaryIO
 
 from formats.errors import FormatError
 from formats.storage import InputPath, Location, Place, as_input_path, is_url
 
-from ..errors import InputError, InputNotFoundError
+from ..errors import APFWarning, InputError, InputNotFoundError
 
 __all__ = [
     "STREAM_BLOCK",
@@ -30,6 +33,7 @@ __all__ = [
     "is_url",
     "list_files",
     "open_input",
+    "symlink_policy",
 ]
 
 _BLOCK = 64 << 10
@@ -77,13 +81,33 @@ def input_root(path: Place) -> Location:
     return loc
 
 
+_FOLLOW_SYMLINKS: ContextVar[bool] = ContextVar("follow_symlinks", default=False)
+
+
+@contextlib.contextmanager
+def symlink_policy(follow: bool) -> Iterator[None]:
+    """Within the block, :func:`list_files` follows symbolic links that point outside the root
+    (``--follow-symlinks``); by default it leaves them out, with one warning."""
+    token = _FOLLOW_SYMLINKS.set(bool(follow))
+    try:
+        yield
+    finally:
+        _FOLLOW_SYMLINKS.reset(token)
+
+
 def list_files(loc: Location) -> list[str]:
-    """Every file under ``loc`` as sorted relative POSIX paths; hidden files and folders are left out."""
+    """Every file under ``loc`` as sorted relative POSIX paths; hidden files and folders are left out.
+
+    On local disk, a symbolic link (to a file or a folder) whose target lies outside the root is
+    left out unless :func:`symlink_policy` says to follow (one ``APFWarning`` names how many and
+    the first); so is a broken link (warned the same way). Links to folders inside the root are
+    not entered (their files are listed where they really are); followed links to folders are
+    entered once each (no cycles)."""
     if loc.local is not None:
         root = loc.local
         if root.is_file():
             return []
-        rels = (p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
+        rels = _walk_local(root, _FOLLOW_SYMLINKS.get())
     else:
         try:
             found = loc.fs.find(loc.path)
@@ -92,6 +116,55 @@ def list_files(loc: Location) -> list[str]:
         prefix = loc.path.rstrip("/") + "/"
         rels = (p[len(prefix) :] for p in found if p.startswith(prefix))
     return sorted(r for r in rels if not any(part.startswith(".") for part in r.split("/")))
+
+
+def _walk_local(root: Path, follow: bool) -> list[str]:
+    real_root = os.path.realpath(root)
+    inside = lambda p: os.path.commonpath([real_root, p]) == real_root  # noqa: E731
+    rels, outside, broken, seen = [], [], [], {real_root}
+    for folder, dirs, files in os.walk(root, followlinks=True):
+        rel_folder = os.path.relpath(folder, root)
+        keep = []
+        for d in sorted(dirs):
+            path = os.path.join(folder, d)
+            if d.startswith(".") or not os.path.islink(path):
+                keep.append(d)
+                continue
+            real = os.path.realpath(path)
+            if not inside(real) and not follow:
+                outside.append(os.path.normpath(os.path.join(rel_folder, d)))
+            elif not inside(real) and real not in seen:
+                seen.add(real)
+                keep.append(d)
+        dirs[:] = keep
+        for f in files:
+            path = os.path.join(folder, f)
+            rel = os.path.normpath(os.path.join(rel_folder, f)).replace(os.sep, "/")
+            if os.path.islink(path):
+                real = os.path.realpath(path)
+                if not os.path.isfile(real):
+                    broken.append(rel)
+                    continue
+                if not inside(real) and not follow:
+                    outside.append(rel)
+                    continue
+            elif not os.path.isfile(path):
+                continue
+            rels.append(rel)
+    hidden = lambda r: any(part.startswith(".") for part in r.split("/"))  # noqa: E731
+    outside, broken = [r for r in outside if not hidden(r)], [r for r in broken if not hidden(r)]
+    if outside:
+        warnings.warn(
+            f"{root}: left out {len(outside)} symbolic link(s) pointing outside INPUT (e.g. {outside[0]} -> "
+            f"{os.path.realpath(root / outside[0])}); pass --follow-symlinks to compile what they point to",
+            APFWarning,
+            stacklevel=2,
+        )
+    if broken:
+        warnings.warn(
+            f"{root}: left out {len(broken)} broken symbolic link(s) (e.g. {broken[0]})", APFWarning, stacklevel=2
+        )
+    return rels
 
 
 def is_file(loc: Location) -> bool:

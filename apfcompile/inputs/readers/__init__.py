@@ -31,13 +31,16 @@ from types import ModuleType
 
 import numpy as np
 
-from ...errors import UnreadableInputError
+from ...errors import InputError, UnreadableInputError
 from ..locations import Place, open_input
+from .limits import DEFAULT_MAX_PIXELS, TooManyPixels, pixel_limit
 
 __all__ = [
+    "DEFAULT_MAX_PIXELS",
     "READERS",
     "SLIDE_SUFFIXES",
     "VOLUME_SUFFIXES",
+    "pixel_limit",
     "read_array",
     "read_slide_level",
     "read_volume_slices",
@@ -151,6 +154,14 @@ def _read_header(path: Place, reader):
             out = reader(source)
         except UnreadableInputError:
             raise
+        except TooManyPixels as exc:
+            gb = exc.pixels * 3 / 1e9
+            raise InputError(
+                path,
+                str(exc),
+                f"if the file is genuine, raise --max-pixels (it needs ~{gb:,.0f} GB of memory as RGB); "
+                "else the file's header is corrupt",
+            ) from None
         except Exception as exc:  # the libraries raise many kinds; all mean "cannot read this file"
             detail = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
             raise UnreadableInputError(

@@ -7,9 +7,30 @@ from typing import BinaryIO
 
 import numpy as np
 
+from .limits import check_pixels
+
+
+def _check_headers(source: Path | BinaryIO) -> None:
+    """The pixel guard on every array in the file, from the ``.npy`` headers alone (an axis of at
+    most 4 at the end of a 3-D or larger array counts as channels)."""
+    from .stacks import array_infos
+
+    if isinstance(source, Path):
+        with open(source, "rb") as f:
+            magic = f.read(4)
+    else:
+        magic = source.read(4)
+        source.seek(0)
+    suffix = ".npz" if magic.startswith(b"PK") else ".npy"
+    for shape, _ in array_infos(source, suffix).values():
+        check_pixels(shape[:-1] if len(shape) >= 3 and shape[-1] <= 4 else shape)
+    if not isinstance(source, Path):
+        source.seek(0)
+
 
 def read(source: Path | BinaryIO) -> np.ndarray:
     """The array; for ``.npz`` the member ``image`` (or ``arr_0``, or the only member)."""
+    _check_headers(source)
     loaded = np.load(source, allow_pickle=False)
     if isinstance(loaded, np.ndarray):
         return loaded

@@ -14,6 +14,7 @@ from nibabel import orientations
 
 from ...errors import UnreadableInputError
 from .itk import _ras_orientation, _sitk
+from .limits import check_pixels
 
 __all__ = ["header", "read"]
 
@@ -64,6 +65,7 @@ def header(source: Path | BinaryIO) -> tuple[tuple[int, ...], tuple[float, float
 
 def read(source: Path | BinaryIO, slices: tuple[int, int] | None = None) -> np.ndarray:
     """The series as X x Y x Z in RAS+ order; with ``slices``, only RAS+ slices ``[z0, z1)``."""
+    check_pixels(header(source)[0])
     sitk, image = _series(source)
     out = _canonical(sitk, image)
     return out if slices is None else out[:, :, slices[0] : slices[1]]

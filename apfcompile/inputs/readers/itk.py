@@ -18,6 +18,8 @@ from typing import BinaryIO
 import numpy as np
 from nibabel import orientations
 
+from .limits import check_pixels
+
 __all__ = ["header", "pixel_dtype", "read"]
 
 _LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0])
@@ -110,7 +112,11 @@ def read(source: Path | BinaryIO, slices: tuple[int, int] | None = None) -> np.n
     partial reads for these formats)."""
     sitk = _sitk()
     with _Local(source, _suffix(source)) as name:
-        image = sitk.ReadImage(name)
+        reader = sitk.ImageFileReader()
+        reader.SetFileName(name)
+        reader.ReadImageInformation()
+        check_pixels(tuple(reader.GetSize()))
+        image = reader.Execute()
     if image.GetDimension() != 3:
         raise ValueError(f"expected a 3-D volume, found {image.GetDimension()} dimensions")
     data = sitk.GetArrayFromImage(image)  # (z, y, x[, c]), C order: x-rows contiguous

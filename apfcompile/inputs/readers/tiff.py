@@ -13,12 +13,20 @@ from typing import BinaryIO
 import numpy as np
 import tifffile
 
+from .limits import check_pixels
+
+
+def _check(page_or_series) -> None:
+    """The pixel guard on a series or level, from its header: every axis but the samples'."""
+    check_pixels(tuple(n for a, n in zip(page_or_series.axes, page_or_series.shape) if a != "S"))
+
 
 def read(source: Path | BinaryIO) -> np.ndarray:
     """Series 0 at full resolution: H x W or H x W x C (a leading plane axis of 1 is dropped)."""
     with tifffile.TiffFile(source) as tif:
         if not tif.series:
             raise ValueError("no image series in the file")
+        _check(tif.series[0])
         image = tif.series[0].asarray()
     while image.ndim > 3 and image.shape[0] == 1:
         image = image[0]
@@ -56,7 +64,9 @@ def read_level(source: Path | BinaryIO, min_side: int | None) -> tuple[np.ndarra
             raise ValueError("no image series in the file")
         levels = list(tif.series[0].levels)
         full = _hw(levels[0])
-        image = levels[_choose(levels, min_side)].asarray()
+        level = levels[_choose(levels, min_side)]
+        _check(level)
+        image = level.asarray()
     while image.ndim > 3 and image.shape[0] == 1:
         image = image[0]
     return np.ascontiguousarray(image), full
