@@ -112,7 +112,7 @@ def _compile_locked(items: list[InputItem], info: LayoutInfo, cfg: CompileConfig
         for k in range(plan.n_shards):
             for name in dict.fromkeys([current.get(k, folders[k]).rsplit("/", 1)[-1], folders[k]]):
                 rec = read_shard_record(out, k, name=name)
-                if rec is not None and rec.fingerprint == plan.fingerprint:
+                if rec is not None and rec.fingerprint == plan.fingerprint and _files_whole(loc, rec):
                     done[k], folders[k] = rec, name
                     break
     last_input = plan.last_input()
@@ -315,6 +315,18 @@ def _compile_locked(items: list[InputItem], info: LayoutInfo, cfg: CompileConfig
     for line in dataset_warnings(out):
         warnings.warn(line, APFWarning, stacklevel=2)
     return manifest
+
+
+def _files_whole(loc, rec: ShardRecord) -> bool:
+    """Whether every file a committed shard's record lists is there with its size (a shard kept by
+    ``resume`` goes into the manifest as its record says; a cheap check, not a hash)."""
+    for rel, file in rec.shard.files.items():
+        try:
+            if loc.size(f"{rec.shard.path}/{rel}") != file.bytes:
+                return False
+        except (OSError, ValueError):
+            return False
+    return True
 
 
 class _ShardWriter:

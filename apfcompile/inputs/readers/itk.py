@@ -30,6 +30,7 @@ def _sitk():
         import SimpleITK
     except ImportError:
         raise ValueError("reading NRRD/MHA/MHD needs SimpleITK: pip install 'apfcompile[volumes]'") from None
+    SimpleITK.ProcessObject.SetGlobalWarningDisplay(False)  # failures reach users as one error line
     return SimpleITK
 
 

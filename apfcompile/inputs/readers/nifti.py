@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import logging
 from pathlib import Path
 from typing import BinaryIO
 
@@ -12,6 +13,10 @@ import numpy as np
 from nibabel import orientations
 
 from .limits import check_pixels
+
+# nibabel logs header fixes ("sizeof_hdr should be 348...") to stderr; what matters reaches users
+# as the reader's result or its one error line.
+logging.getLogger("nibabel").setLevel(logging.ERROR + 10)
 
 try:  # Intel ISA-L's gzip: the same bytes, decompressed 2-3x faster than zlib
     from isal import igzip

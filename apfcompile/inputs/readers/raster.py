@@ -11,6 +11,10 @@ import numpy as np
 
 from .limits import check_pixels
 
+# A file OpenCV cannot decode is one UnreadableInputError (readers/__init__.py); its own log
+# lines ("imdecode_(''): can't read header...") would only add noise to that one line.
+cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 

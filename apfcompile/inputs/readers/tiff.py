@@ -7,6 +7,7 @@ read, not the whole file.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import BinaryIO
 
@@ -14,6 +15,9 @@ import numpy as np
 import tifffile
 
 from .limits import check_pixels
+
+# tifffile logs what it cannot read before raising; the raise becomes the one line users see.
+logging.getLogger("tifffile").setLevel(logging.ERROR + 10)
 
 
 def _check(page_or_series) -> None:
