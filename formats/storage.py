@@ -24,7 +24,17 @@ from .errors import FormatError
 if TYPE_CHECKING:
     import zarr
 
-__all__ = ["InputPath", "Location", "Place", "as_input_path", "is_url", "locate"]
+__all__ = [
+    "RETRY_DELAYS",
+    "InputPath",
+    "Location",
+    "Place",
+    "as_input_path",
+    "is_url",
+    "locate",
+    "retried",
+    "transient",
+]
 
 InputPath = Path | str
 """A local file or folder (``Path``) or a URL (``str`` with ``://``)."""
@@ -50,6 +60,41 @@ def _join(base: InputPath, rel: str) -> InputPath:
         return base / rel
     protocol, rest = base.split("://", 1)
     return f"{protocol}://{posixpath.normpath(posixpath.join(rest, rel))}"
+
+
+RETRY_DELAYS = (0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 3.2)
+"""Seconds to wait before each retry of a failed request to object storage (each delay with up to
+50 % random jitter, so that workers that failed together do not retry together): seven retries,
+about 6 s in all, on top of the retries the client (botocore, gcsfs) makes itself."""
+
+_NOT_TRANSIENT = (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError, FormatError)
+
+
+def transient(exc: BaseException) -> bool:
+    """Whether a request that raised ``exc`` may succeed if tried again: connection errors,
+    timeouts and server errors (the clients raise OSError kinds, or their own library's); never
+    a missing object, a refusal or a format error."""
+    if isinstance(exc, _NOT_TRANSIENT):
+        return False
+    if isinstance(exc, OSError):
+        return True
+    return type(exc).__module__.split(".")[0] in ("aiohttp", "botocore", "urllib3", "requests", "google")
+
+
+def retried(request, delays: tuple[float, ...] = RETRY_DELAYS):
+    """``request()``, retried after each of ``delays`` while it fails with a :func:`transient`
+    error; the last error is raised as it is."""
+    import random
+    import time
+
+    for delay in delays:
+        try:
+            return request()
+        except Exception as exc:
+            if not transient(exc):
+                raise
+        time.sleep(delay * (1 + 0.5 * random.random()))
+    return request()
 
 
 @dataclass(frozen=True)
@@ -122,7 +167,10 @@ class Location:
         return str(self.local / rel) if self.local is not None else posixpath.join(self.url.rstrip("/"), rel)
 
     def read_bytes(self, rel: str) -> bytes:
-        return self.fs.cat_file(self.sub(rel))
+        """The whole file ``rel``; on object storage, a failed request is retried (:func:`retried`)."""
+        if self.local is not None:
+            return self.fs.cat_file(self.sub(rel))
+        return retried(lambda: self.fs.cat_file(self.sub(rel)))
 
     def isfile(self, rel: str) -> bool:
         return self.fs.isfile(self.sub(rel))

@@ -21,6 +21,9 @@ from pathlib import Path
 
 import fsspec
 
+from formats.errors import CorruptShardError
+from formats.storage import retried
+
 __all__ = ["CACHE_BLOCK", "CachedFile", "MappedFile", "RangeFile", "RemoteFile"]
 
 CACHE_BLOCK = 1 << 20
@@ -47,7 +50,27 @@ class RemoteFile:
         self.fs, self.path, self.size = fs, path, size
 
     def read(self, offset: int, nbytes: int) -> bytes:
-        return self.fs.cat_file(self.path, start=offset, end=offset + nbytes)
+        """Bytes [offset, offset + nbytes): one ranged request, retried while it fails with a
+        transient error (:func:`formats.storage.retried`); a short answer is an error too."""
+
+        def request() -> bytes:
+            data = self.fs.cat_file(self.path, start=offset, end=offset + nbytes)
+            if len(data) != min(nbytes, max(self.size - offset, 0)) and self.size:
+                raise _ShortRead(len(data))
+            return data
+
+        try:
+            return retried(request)
+        except _ShortRead as exc:  # the same short answer every time: the object is shorter than recorded
+            raise CorruptShardError(
+                self.path, f"truncated: {nbytes} bytes asked at {offset} of {self.size}, {exc.received} received"
+            ) from None
+
+
+class _ShortRead(ConnectionError):
+    def __init__(self, received: int) -> None:
+        self.received = received
+        super().__init__(f"short read: {received} bytes")
 
 
 class CachedFile:

@@ -511,6 +511,9 @@ class APFStream(IterableDataset):
         # samples skipped this epoch, one slot per DataLoader worker (slot 0: this process), in
         # shared memory so that the process calling state_dict() sees the workers' counts
         self._skips = torch.zeros(_SKIP_SLOTS + 1, dtype=torch.int64).share_memory_()
+        # the epoch, in shared memory too: persistent DataLoader workers keep the copy of this
+        # object they were given, and must still see set_epoch() (else every epoch repeats the first)
+        self._epoch = torch.zeros(1, dtype=torch.int64).share_memory_()
         if batch_size is not None and batch_size < 1:
             raise ValueError(f"batch_size: expected None or an integer >= 1, found {batch_size!r}")
         if not isinstance(prefetch, int) or prefetch < 0:
@@ -540,8 +543,10 @@ class APFStream(IterableDataset):
         return self._r.epoch
 
     def set_epoch(self, epoch: int) -> None:
-        """Set the epoch (reshuffles); call before iterating, as with DistributedSampler."""
+        """Set the epoch (reshuffles); call before iterating, as with DistributedSampler. Reaches
+        DataLoader workers too, persistent ones included."""
         self._r.set_epoch(epoch)
+        self._epoch[0] = int(epoch)
         self._position = 0
         self._skips.zero_()
 
@@ -581,6 +586,8 @@ class APFStream(IterableDataset):
         return n if self.batch_size is None else -(-n // self.batch_size)
 
     def __iter__(self):
+        if int(self._epoch[0]) != self._r.epoch:  # a persistent worker's copy, told by set_epoch()
+            self._r.set_epoch(int(self._epoch[0]))
         frames = self.rank_frames()
         b = self.batch_size or 1
         units = [frames[i : i + b] for i in range(0, len(frames), b)]
@@ -660,6 +667,7 @@ class APFStream(IterableDataset):
         if int(state["seed"]) != self._r.seed:
             raise ValueError(f"state was saved with seed {state['seed']}, this stream has seed {self._r.seed}")
         self._r.set_epoch(int(state["epoch"]))
+        self._epoch[0] = int(state["epoch"])
         self._resume = (int(state["epoch"]), int(state["position"]))
         self._position = int(state["position"])
         self._skips.zero_()

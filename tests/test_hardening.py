@@ -255,3 +255,31 @@ def test_killed_at_random_moments_then_resumed_gives_the_same_bytes(btcv, tmp_pa
         assert kill_and_resume(cmd, float(delay)), delay
         assert builders.tree_bytes(out) == builders.tree_bytes(root / "whole"), delay
         assert not (out / ".apf.lock").exists()
+
+
+# -- nobody where they don't belong ----------------------------------------------------------------
+
+
+def test_symlinks_out_of_input_are_not_followed_unless_asked(tmp_path):
+    """A link under INPUT to a file or a folder outside it is left out with one warning (and a
+    broken link too); ``follow_symlinks`` compiles what they point to; links inside INPUT are fine."""
+    src = builders.nuclei_folder(tmp_path / "in", copies=1)
+    outside = builders.nuclei_folder(tmp_path / "elsewhere", copies=2)
+    (src / "linked-file.tif").symlink_to(outside / "n0.tif")
+    (src / "linked-file_mask.tif").symlink_to(outside / "n0_mask.tif")
+    (src / "linked-folder").symlink_to(outside, target_is_directory=True)
+    (src / "broken.tif").symlink_to(tmp_path / "gone.tif")
+    (src / "alias-inside.tif").symlink_to(src / "n0.tif")
+    (src / "alias-inside_mask.tif").symlink_to(src / "n0_mask.tif")
+    with pytest.warns(UserWarning) as caught:
+        plain = builders.compile_to(src, tmp_path / "plain", length=48)
+    said = [str(w.message) for w in caught]
+    assert any("left out 3 symbolic link(s) pointing outside INPUT" in m and "--follow-symlinks" in m for m in said)
+    assert any("left out 1 broken symbolic link(s)" in m for m in said), said
+    with pytest.warns(UserWarning, match="broken symbolic link"):
+        followed = builders.compile_to(src, tmp_path / "followed", length=48, follow_symlinks=True)
+    sources = open_dataset(tmp_path / "plain").samples["source"].to_pylist()
+    assert not any("linked" in s for s in sources) and any("alias-inside" in s for s in sources)
+    more = open_dataset(tmp_path / "followed").samples["source"].to_pylist()
+    assert any("linked-file" in s for s in more) and any("linked-folder" in s for s in more)
+    assert followed.totals["samples"] > plain.totals["samples"]

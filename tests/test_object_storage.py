@@ -281,3 +281,60 @@ def test_inputs_take_their_own_storage_options(s3, tmp_path):
     assert both.input.storage_options == {"a": 1} and both.output.storage_options == {"a": 1}
     apart = CompileConfig.from_options(input=url, output="o", storage_options={"a": 1}, input_storage_options={})
     assert apart.input.storage_options == {} and apart.output.storage_options == {"a": 1}
+
+
+def test_a_flaky_network_loses_and_repeats_nothing(s3, tmp_path):
+    """2 ranks stream a dataset from the S3 server through a proxy that fails 5 % of GETs (503
+    SlowDown, or the body cut off) and slows 5 %: failed requests are retried with backoff, and
+    every sample arrives exactly once (``benchmarks/soak.py`` runs a larger one)."""
+    import s3fs
+
+    from formats import open_dataset
+
+    from . import soak
+    from .flaky_proxy import FlakyProxy
+
+    endpoint, _ = s3
+    s3fs.S3FileSystem.clear_instance_cache()  # none made without credentials by an earlier test
+    ds = soak.make_dataset(tmp_path / "ds", 300, shard_samples=50)
+    s3fs.S3FileSystem(client_kwargs={"endpoint_url": endpoint}).put(str(ds), "apf-bucket/flaky", recursive=True)
+    keys = open_dataset(ds).samples["key"].to_pylist()
+    with FlakyProxy(endpoint, fail=0.05, slow=0.05, seed=1) as proxy:
+        reports = soak.run("s3://apf-bucket/flaky", 2, 1, 1, tmp_path, endpoint=proxy.url)
+    seen = [k for rank in reports for k in rank[0]["keys"]]
+    assert sorted(seen) == sorted(keys)
+    assert proxy.stats["failed"] + proxy.stats["cut"] > 0, proxy.stats  # faults were really injected
+
+
+def test_credentials_never_leave_the_process(s3, tmp_path, monkeypatch):
+    """Fake keys given as storage options and in the environment appear in no output, no error,
+    no manifest, no shard record, no compile-stats.json."""
+    import s3fs
+
+    endpoint, src = s3
+    key, secret = "AKIAFAKEKEY0123456789", "fakeSecret+0123456789abcdefghijklmnopqrstuv"
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", key)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", secret)
+    s3fs.S3FileSystem.clear_instance_cache()
+    opts = ["--storage-option", f"endpoint_url={endpoint}", "--storage-option", f"key={key}"]
+    opts += ["--storage-option", f"secret={secret}"]
+    url = "s3://apf-bucket/creds"
+    outputs = [run("compile", src, url, "-L", "48", "-j", "1", *opts)]
+    assert outputs[0][0] == 0, outputs[0][1]
+    outputs += [
+        run("inspect", url, *opts),
+        run("verify", url, *opts),
+        run("dump", url, "--limit", "3", *opts),
+        run("compile", src, url, "-L", "48", *opts),  # exists
+        run("compile", src, "s3://no-such-bucket/x", *opts),
+        run("inspect", "s3://apf-bucket/nothing-here", *opts),
+        run("compile", url, tmp_path / "from-s3", "-L", "48", *opts),  # not an input layout
+        run("inspect", url, "--storage-option", f"endpoint_url=http://127.0.0.1:{free_port()}", *opts[2:]),
+    ]
+    fs = s3fs.S3FileSystem(client_kwargs={"endpoint_url": endpoint})
+    stored = {path: fs.cat_file(path) for path in fs.find("apf-bucket/creds")}
+    assert any(p.endswith("compile-stats.json") for p in stored) and any(p.endswith("apf.json") for p in stored)
+    for _, out in outputs:
+        assert key not in out and secret not in out, out
+    for path, data in stored.items():
+        assert key.encode() not in data and secret.encode() not in data, path
