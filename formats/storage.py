@@ -68,13 +68,22 @@ RETRY_DELAYS = (0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 3.2)
 about 6 s in all, on top of the retries the client (botocore, gcsfs) makes itself."""
 
 _NOT_TRANSIENT = (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError, FormatError)
+_NO_CONNECTION = {
+    "ConnectionRefusedError",
+    "EndpointConnectionError",  # botocore: no server at the endpoint, after its own retries
+    "ClientConnectorError",  # aiohttp: the same
+    "NoCredentialsError",
+    "NoRegionError",
+}
+"""Failures to reach the server at all: a wrong endpoint or missing credentials, which the
+client has already retried (s3fs: ~11 s) and which waiting longer does not mend."""
 
 
 def transient(exc: BaseException) -> bool:
-    """Whether a request that raised ``exc`` may succeed if tried again: connection errors,
+    """Whether a request that raised ``exc`` may succeed if tried again: dropped connections,
     timeouts and server errors (the clients raise OSError kinds, or their own library's); never
-    a missing object, a refusal or a format error."""
-    if isinstance(exc, _NOT_TRANSIENT):
+    a missing object, a refusal, a server that cannot be reached at all or a format error."""
+    if isinstance(exc, _NOT_TRANSIENT) or {c.__name__ for c in type(exc).__mro__} & _NO_CONNECTION:
         return False
     if isinstance(exc, OSError):
         return True

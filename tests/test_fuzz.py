@@ -152,3 +152,14 @@ def test_gzip_bombs_are_bounded_too(tmp_path):
     path.write_bytes(gzip.compress(_hostile_nifti()))
     with pytest.raises(InputError, match="header claims"):
         read_array(path)
+
+
+def test_a_tiff_claiming_more_tiles_than_it_lists_is_refused():
+    """Found by the fuzzer: 799 bytes whose header claims 16,777,264 x 64 pixels in 4 million
+    tiles, listing 12 (tifffile would visit every missing tile, for minutes, under the pixel
+    limit). Refused from the header."""
+    from pathlib import Path
+
+    path = Path(__file__).parent / "data" / "fuzz-tiff-many-tiles.tif"
+    with pytest.raises(InputError, match=r"claims a 16,777,264 x 64 image in 4,194,316 tiles or strips but lists 12"):
+        read_array(path)

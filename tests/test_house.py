@@ -77,6 +77,8 @@ OTHER_RUN = {
     "out_of_core": "never",
     "band_rows": 64,
     "progress": True,
+    "max_pixels": 1000,
+    "follow_symlinks": True,
 }
 
 

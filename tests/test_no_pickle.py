@@ -19,7 +19,7 @@ def _sources():
 
 @pytest.mark.parametrize("path", list(_sources()), ids=lambda p: p.relative_to(ROOT).as_posix())
 def test_no_module_unpickles(path):
-    tree = ast.parse(path.read_text(), str(path))
+    tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             names = {a.name.split(".")[0] for a in node.names}

@@ -39,3 +39,12 @@ def test_requests_are_retried_only_when_they_may_succeed():
     with pytest.raises(FileNotFoundError):
         retried(gone, delays=(0.001,) * 5)
     assert len(missing) == 1  # not retried
+
+
+def test_a_server_that_cannot_be_reached_is_not_waited_for():
+    class EndpointConnectionError(Exception):  # botocore's, by name
+        pass
+
+    assert not transient(EndpointConnectionError("Could not connect to the endpoint URL"))
+    assert not transient(ConnectionRefusedError(111, "refused"))
+    assert transient(ConnectionResetError(104, "reset")) and transient(TimeoutError("timed out"))

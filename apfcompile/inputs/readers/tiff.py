@@ -8,6 +8,7 @@ read, not the whole file.
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
 from typing import BinaryIO
 
@@ -20,9 +21,20 @@ from .limits import check_pixels
 logging.getLogger("tifffile").setLevel(logging.ERROR + 10)
 
 
-def _check(page_or_series) -> None:
-    """The pixel guard on a series or level, from its header: every axis but the samples'."""
-    check_pixels(tuple(n for a, n in zip(page_or_series.axes, page_or_series.shape) if a != "S"))
+def _check(level, tif: tifffile.TiffFile) -> None:
+    """Guards on a series or level, from its header: the pixel limit (every axis but the
+    samples'), and a tile/strip grid that the page's offsets cover (a header claiming a huge
+    image over a few tiles would otherwise be decoded position by position, for minutes)."""
+    check_pixels(tuple(n for a, n in zip(level.axes, level.shape) if a != "S"))
+    for page in level.pages[:64]:
+        if page is None or not hasattr(page, "chunked"):
+            continue
+        needed, listed = math.prod(page.chunked), len(page.dataoffsets)
+        if needed > listed:
+            raise ValueError(
+                f"its header claims a {page.imagelength:,} x {page.imagewidth:,} image in {needed:,} tiles or "
+                f"strips but lists {listed:,} (a corrupt header)"
+            )
 
 
 def read(source: Path | BinaryIO) -> np.ndarray:
@@ -30,7 +42,7 @@ def read(source: Path | BinaryIO) -> np.ndarray:
     with tifffile.TiffFile(source) as tif:
         if not tif.series:
             raise ValueError("no image series in the file")
-        _check(tif.series[0])
+        _check(tif.series[0], tif)
         image = tif.series[0].asarray()
     while image.ndim > 3 and image.shape[0] == 1:
         image = image[0]
@@ -69,7 +81,7 @@ def read_level(source: Path | BinaryIO, min_side: int | None) -> tuple[np.ndarra
         levels = list(tif.series[0].levels)
         full = _hw(levels[0])
         level = levels[_choose(levels, min_side)]
-        _check(level)
+        _check(level, tif)
         image = level.asarray()
     while image.ndim > 3 and image.shape[0] == 1:
         image = image[0]
