@@ -6,6 +6,7 @@ one line, ``apfcompile: error: ...``, with exit status 1; click's own usage erro
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import warnings
@@ -433,13 +434,49 @@ def compile(input: str, output: str, **options: object) -> None:
 @click.argument("dataset")
 @STORAGE_OPTION
 @_friendly
-def inspect(dataset: str, storage_options: dict | None) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON document, for scripts.")
+def inspect(dataset: str, storage_options: dict | None, as_json: bool) -> None:
     """Summarise DATASET: parameters, counts, lengths, leaf sizes, gamma, ceiling Dice, bytes, errors."""
     from formats import open_dataset
 
-    from .report import summary
+    from .report import summary, summary_dict
 
-    click.echo(summary(open_dataset(dataset, storage_options)))
+    ds = open_dataset(dataset, storage_options)
+    if as_json:
+        click.echo(json.dumps(summary_dict(ds), indent=1, sort_keys=True, default=str))
+        return
+    click.echo(summary(ds))
+
+
+@main.command(name="ls")
+@click.argument("dataset")
+@click.option(
+    "--sort",
+    metavar="FIELD",
+    help="Sort by a field (sample, key, shard, view, length, gamma, ceiling, split, labelled, source); "
+    "-FIELD for descending, e.g. --sort ceiling to see the worst ceilings first.",
+)
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "jsonl"]), default="table", show_default=True)
+@STORAGE_OPTION
+@_friendly
+def ls(dataset: str, sort: str | None, fmt: str, storage_options: dict | None) -> None:
+    """List the samples of DATASET, one row each: sample id, key, shard, view, length (leaves),
+    gamma, ceiling (mean foreground Dice of the mask rebuilt from patches), split, labelled, source."""
+    from formats import open_dataset
+
+    from .report import sample_rows
+
+    try:
+        rows = sample_rows(open_dataset(dataset, storage_options), sort)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc).split(": ", 1)[1], param_hint="--sort") from None
+    click.echo(format_rows_or_empty(rows, fmt))
+
+
+def format_rows_or_empty(rows: list[dict], fmt: str) -> str:
+    from .report import format_rows
+
+    return format_rows(rows, fmt) if rows else "(no samples)"
 
 
 @main.command()
@@ -447,15 +484,16 @@ def inspect(dataset: str, storage_options: dict | None) -> None:
 @click.option("--sample", help="One sample, by id or key.")
 @click.option("--shard", type=int, help="One shard, by index.")
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "jsonl"]), default="table", show_default=True)
+@STORAGE_OPTION
 @_friendly
-def dump(dataset: str, sample: str | None, shard: int | None, fmt: str) -> None:
+def dump(dataset: str, sample: str | None, shard: int | None, fmt: str, storage_options: dict | None) -> None:
     """Print node metadata rows: sample, key, x1, x2, y1, y2, size, cx, cy, depth, edges
     (volumes add z1, z2 and cz)."""
     from formats import open_dataset
 
     from .report import dump_rows, format_rows
 
-    ds = open_dataset(dataset)
+    ds = open_dataset(dataset, storage_options)
     if shard is not None and not 0 <= shard < len(ds.manifest.shards):
         raise click.BadParameter(
             f"{shard}: the dataset has shards 0..{len(ds.manifest.shards) - 1}", param_hint="--shard"

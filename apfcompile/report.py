@@ -239,3 +239,83 @@ def format_rows(rows: list[dict], fmt: str) -> str:
     lines = ["  ".join(c.rjust(w) for c, w in zip(cols, width))]
     lines += ["  ".join(v.rjust(w) for v, w in zip(row, width)) for row in cells]
     return "\n".join(lines)
+
+
+SAMPLE_FIELDS = ("sample", "key", "shard", "view", "length", "gamma", "ceiling", "split", "labelled", "source")
+"""The fields of ``ls`` rows, in order (the same names in every ``--format``)."""
+
+
+def sample_rows(ds: Dataset, sort: str | None = None) -> list[dict]:
+    """One row per sample (``SAMPLE_FIELDS``): its id, key, shard, view, length (leaves), gamma,
+    ceiling (mean foreground Dice of the mask rebuilt from its patches; None unlabelled), split,
+    labelled, source. ``sort``: a field name, ``-`` in front for descending (None values last)."""
+    t = ds.samples
+    n = t.num_rows
+    cols = {
+        "sample": t["sample"].to_pylist(),
+        "key": t["key"].to_pylist(),
+        "shard": t["shard"].to_pylist(),
+        "view": t["view"].to_pylist(),
+        "length": t["count"].to_pylist(),
+        "gamma": [None if g is None else round(float(g), 4) for g in t["gamma"].to_pylist()],
+        "ceiling": [None if c is None or c != c else round(float(c), 4) for c in t["ceiling_dice"].to_pylist()],
+        "split": t["split"].to_pylist() if "split" in t.column_names else [None] * n,
+        "labelled": t["labelled"].to_pylist(),
+        "source": t["source"].to_pylist(),
+    }
+    rows = [{f: cols[f][i] for f in SAMPLE_FIELDS} for i in range(n)]
+    if sort:
+        field = sort.lstrip("-")
+        if field not in SAMPLE_FIELDS:
+            raise ValueError(
+                f"sort: expected one of {', '.join(SAMPLE_FIELDS)} (- in front: descending), found {sort!r}"
+            )
+        present = [r for r in rows if r[field] is not None]
+        present.sort(key=lambda r: r[field], reverse=sort.startswith("-"))
+        rows = present + [r for r in rows if r[field] is None]
+    return rows
+
+
+def summary_dict(ds: Dataset) -> dict:
+    """What ``inspect`` prints, as one JSON-ready document (``inspect --json``): the manifest's
+    facts, the distributions over samples and leaves, the compile's run facts and the warnings."""
+    m = ds.manifest
+    samples = ds.samples
+    doc: dict = {
+        "dataset": str(ds.path),
+        "format_version": m.version,
+        "totals": dict(m.totals),
+        "patch_size": m.patch_size,
+        "dims": m.dims,
+        "channels": m.channels,
+        "image_dtype": m.image_dtype,
+        "mask_dtype": m.mask_dtype,
+        "ignore_index": m.ignore_index,
+        "views": [{"blur": v.blur, "canny_lo": v.canny_lo, "canny_hi": v.canny_hi} for v in m.views],
+        "parameters": {k: v for k, v in m.parameters.items() if k not in DECISIONS},
+        "decisions": {DECISIONS[k]: m.parameters[k] for k in DECISIONS if m.parameters.get(k)},
+        "classes": [{"id": c.id, "name": c.name, "pixels": c.pixels} for c in (m.classes or [])],
+        "splits": m.splits,
+        "statistics": m.statistics,
+        "failures": [{"source": f.source, "error": f.error} for f in m.failures],
+        "warnings": list(dataset_warnings(ds)),
+        "compile": _stats(ds),
+    }
+    if samples.num_rows:
+
+        def dist(values) -> dict:
+            v = np.asarray(values, float)
+            v = v[~np.isnan(v)]
+            if not v.size:
+                return {}
+            q = np.percentile(v, [0, 50, 100])
+            return {"min": float(q[0]), "median": float(q[1]), "max": float(q[2]), "mean": float(v.mean())}
+
+        sizes = np.concatenate([ds.nodes(i)["size"].to_numpy() for i in range(len(m.shards))])
+        values, counts = np.unique(sizes, return_counts=True)
+        dice = samples["ceiling_dice"].to_numpy(zero_copy_only=False)
+        doc["length"] = dist(samples["count"].to_numpy())
+        doc["gamma"] = dist(samples["gamma"].to_numpy())
+        doc["leaf_sizes"] = {str(int(v)): int(c) for v, c in zip(values, counts)}
+        doc["ceiling_dice"] = dist([np.nan if d is None else d for d in dice.tolist()])
+    return doc

@@ -324,7 +324,8 @@ def test_credentials_never_leave_the_process(s3, tmp_path, monkeypatch):
     outputs += [
         run("inspect", url, *opts),
         run("verify", url, *opts),
-        run("dump", url, "--limit", "3", *opts),
+        run("dump", url, "--shard", "0", *opts),
+        run("ls", url, *opts),
         run("compile", src, url, "-L", "48", *opts),  # exists
         run("compile", src, "s3://no-such-bucket/x", *opts),
         run("inspect", "s3://apf-bucket/nothing-here", *opts),
