@@ -529,6 +529,12 @@ def verify(dataset: str, storage_options: dict | None) -> None:
     metavar="INPUT",
     help="The compile's INPUT (path or URL), to show the source image and mask (else: rebuilt from patches).",
 )
+@click.option(
+    "--masks",
+    "masks_root",
+    metavar="DIR",
+    help="The compile's --masks folder, for a dataset compiled with one (with --input).",
+)
 @STORAGE_OPTION
 @INPUT_STORAGE_OPTION
 @_friendly
@@ -537,10 +543,12 @@ def preview(
     sample: str,
     out: Path,
     input_root: str | None,
+    masks_root: str | None,
     storage_options: dict | None,
     input_storage_options: dict | None,
 ) -> None:
-    """Write a PNG of one sample: image with leaf borders, mask, mask rebuilt from its patches."""
+    """Write a PNG of one sample: titled panels (image with leaf borders, mask, mask rebuilt from
+    its patches with its Dice) and a legend of class names; CT/MR slices in the radiological view."""
     from formats import open_dataset
 
     from .inputs.locations import Place
@@ -548,7 +556,10 @@ def preview(
 
     inputs = storage_options if input_storage_options is None else input_storage_options
     where = None if input_root is None else Place.of(input_root, inputs)
-    click.echo(write_preview(open_dataset(dataset, storage_options), sample, out, where))
+    if masks_root is not None and where is None:
+        raise click.BadParameter("goes with --input (the compile's INPUT)", param_hint="--masks")
+    masks = None if masks_root is None else Place.of(masks_root, inputs)
+    click.echo(write_preview(open_dataset(dataset, storage_options), sample, out, where, masks))
 
 
 @main.command()

@@ -31,14 +31,14 @@ def _dataset(ds: Dataset | str | object) -> Dataset:
     return ds if isinstance(ds, Dataset) else open_dataset(ds)
 
 
-def _frame(ds: Dataset, sample: int | str, input_root: Place | str | object):
+def _frame(ds: Dataset, sample: int | str, input_root: Place | str | object, masks: Place | str | object | None = None):
     meta = ds.read_sample(sample).meta
     params = ds.manifest.parameters
     paip_label = params.get("paip_label", "both")
     items, info = discover(
         Place.of(input_root),
         params.get("layout", "auto"),
-        None,
+        None if masks is None else Place.of(masks),
         paip_label,
         params.get("image_key"),
         params.get("mask_key"),
@@ -66,22 +66,29 @@ def _frame(ds: Dataset, sample: int | str, input_root: Place | str | object):
 
 
 def original_sample(
-    ds: Dataset | str | object, sample: int | str, input_root: Place | str | object
+    ds: Dataset | str | object,
+    sample: int | str,
+    input_root: Place | str | object,
+    masks: Place | str | object | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """The sample's image (H x W [x C]) and mask (H x W, or None) as the compile read them from
-    ``input_root`` (its INPUT: a path, URL or Place), before the canvas: at the original size (a
-    slide: the pyramid level read), labels remapped by the compile's ``--label-map``."""
-    _, _, image, mask = _frame(_dataset(ds), sample, input_root)
+    ``input_root`` (its INPUT: a path, URL or Place; ``masks``: its ``--masks`` folder, if it had
+    one), before the canvas: at the original size (a slide: the pyramid level read), labels
+    remapped by the compile's ``--label-map``."""
+    _, _, image, mask = _frame(_dataset(ds), sample, input_root, masks)
     return image, mask
 
 
 def original_on_canvas(
-    ds: Dataset | str | object, sample: int | str, input_root: Place | str | object
+    ds: Dataset | str | object,
+    sample: int | str,
+    input_root: Place | str | object,
+    masks: Place | str | object | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """:func:`original_sample` brought to the sample's canvas as the compile did (resampled, and
     padded with the same value for ``--fit pad``): the mask the ceiling Dice was measured against."""
     ds = _dataset(ds)
-    params, info, image, mask = _frame(ds, sample, input_root)
+    params, info, image, mask = _frame(ds, sample, input_root, masks)
     if ds.manifest.dims == 3:  # volumes: the canvas is the stored voxels, or --spacing's grid
         meta = ds.read_sample(sample).meta
         canvas = (int(meta["canvas_d"]), int(meta["canvas_h"]), int(meta["canvas_w"]))

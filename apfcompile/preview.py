@@ -16,7 +16,7 @@ from .core.reconstruct import reconstruct
 from .inputs.locations import Place
 from .originals import original_on_canvas
 
-__all__ = ["colorize_labels", "draw_leaves", "plane", "side_by_side", "write_preview"]
+__all__ = ["PALETTE", "colorize_labels", "draw_leaves", "legend", "plane", "side_by_side", "titled", "write_preview"]
 
 
 def _rgb8(image: np.ndarray) -> np.ndarray:
@@ -64,11 +64,71 @@ _PALETTE = np.array(
 )
 
 
+def _palette(n: int = 256) -> np.ndarray:
+    """``n`` distinct uint8 RGB colours: black for 0, the 15 above for 1-15, then hues a golden
+    angle apart over three saturation/brightness tiers (every entry differs from every other)."""
+    out = [tuple(c) for c in _PALETTE.tolist()]
+    k = 0
+    while len(out) < n:
+        hue = (k * 0.618033988749895) % 1.0
+        sat, val = ((0.85, 0.95), (0.55, 0.8), (0.95, 0.6))[k % 3]
+        hsv = np.uint8([[[round(hue * 179), round(sat * 255), round(val * 255)]]])
+        rgb = tuple(cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)[0, 0].tolist())
+        if rgb not in out:
+            out.append(rgb)
+        k += 1
+    return np.array(out, np.uint8)
+
+
+PALETTE = _palette(256)
+"""Label -> colour for labels 0-255 (0 black); larger labels reuse ``PALETTE[1 + (label - 1) % 255]``."""
+
+
 def colorize_labels(mask: np.ndarray) -> np.ndarray:
-    """uint8 RGB picture of a label map: 0 black, other labels cycle through 15 colours."""
+    """uint8 RGB picture of a label map: 0 black, labels 1-255 each a colour of its own (PALETTE)."""
     m = mask.astype(np.int64)
-    idx = np.where(m == 0, 0, 1 + (m - 1) % (len(_PALETTE) - 1))
-    return _PALETTE[idx]
+    idx = np.where(m <= 0, 0, np.where(m < len(PALETTE), m, 1 + (m - 1) % (len(PALETTE) - 1)))
+    return PALETTE[idx]
+
+
+def titled(panel: np.ndarray, title: str, height: int = 24) -> np.ndarray:
+    """``panel`` with ``title`` written above it on a white strip (ASCII; cut to the width)."""
+    strip = np.full((height, panel.shape[1], 3), 255, np.uint8)
+    scale = 0.45
+    text = title
+    while text and cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)[0][0] > panel.shape[1] - 4:
+        text = text[:-2] + "~" if len(text) > 2 else ""
+    cv2.putText(strip, text, (2, height - 8), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 1, cv2.LINE_AA)
+    return np.concatenate([strip, panel], axis=0)
+
+
+def legend(labels: list[int], names: dict[int, str], width: int, limit: int = 48) -> np.ndarray | None:
+    """A strip of colour swatches and class names for ``labels`` (at most ``limit``; then "+N
+    more"), laid out in rows to ``width`` pixels; None for no labels."""
+    labels = sorted(set(int(v) for v in labels))
+    if not labels:
+        return None
+    entries = [(v, f"{v} {names.get(v, f'label_{v}')}") for v in labels[:limit]]
+    if len(labels) > limit:
+        entries.append((None, f"+{len(labels) - limit} more"))
+    rows, row, x = [], [], 0
+    for value, text in entries:
+        w = 18 + cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.4, 1)[0][0] + 12
+        if row and x + w > width:
+            rows.append(row)
+            row, x = [], 0
+        row.append((value, text, x))
+        x += w
+    rows.append(row)
+    out = np.full((20 * len(rows) + 4, max(width, 1), 3), 255, np.uint8)
+    for r, row in enumerate(rows):
+        y = 4 + 20 * r
+        for value, text, x0 in row:
+            if value is not None:
+                out[y + 2 : y + 14, x0 + 2 : x0 + 14] = colorize_labels(np.array([[value]]))[0, 0]
+                cv2.rectangle(out, (x0 + 2, y + 2), (x0 + 13, y + 13), (90, 90, 90), 1)
+            cv2.putText(out, text, (x0 + 18, y + 12), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
+    return out
 
 
 def side_by_side(*images: np.ndarray, gap: int = 8) -> np.ndarray:
@@ -85,31 +145,91 @@ def side_by_side(*images: np.ndarray, gap: int = 8) -> np.ndarray:
 
 
 def write_preview(
-    ds: Dataset, sample: int | str, out: str | Path, input_root: Place | str | Path | None = None
+    ds: Dataset,
+    sample: int | str,
+    out: str | Path,
+    input_root: Place | str | Path | None = None,
+    masks: Place | str | Path | None = None,
 ) -> Path:
-    """PNG of one sample, panels side by side.
+    """PNG of one sample, titled panels side by side, and a legend of the labels shown.
 
-    With ``input_root`` (the compile's INPUT, a path, URL or :class:`Place`): the source image on
-    its canvas with the leaf borders, the mask, and the mask rebuilt from its patches. Without: the
-    image rebuilt from its patches with the leaf borders, and the rebuilt mask (the dataset holds no
-    full-size pixels).
+    With ``input_root`` (the compile's INPUT, a path, URL or :class:`Place`; ``masks``: its
+    ``--masks`` folder, if it had one): the source image on its canvas with the leaf borders, the
+    mask, and the mask rebuilt from its patches. Without: the image rebuilt from its patches with
+    the leaf borders, and the rebuilt mask (the dataset holds no full-size pixels). Slices of CT
+    and MR volumes are shown in the radiological view (anterior up, the patient's right on the
+    left), the CT window applied.
     """
     if ds.manifest.dims == 3:
-        return _write_volume_preview(ds, sample, out, input_root)
+        return _write_volume_preview(ds, sample, out, input_root, masks)
     data = ds.read_sample(sample)
-    canvas = (int(data.meta["canvas_h"]), int(data.meta["canvas_w"]))
+    meta = data.meta
+    canvas = (int(meta["canvas_h"]), int(meta["canvas_w"]))
     leaves = data.nodes
-    labelled = data.mask is not None and data.meta.get("mask_source")
+    labelled = data.mask is not None and meta.get("mask_source")
+    window = ds.manifest.parameters.get("window") if meta.get("modality") == "ct" else None
+    gamma = f", gamma = {meta['gamma']:.2f}" if meta.get("gamma") is not None else ""
+    leaves_title = f"leaves: L = {len(leaves)}{gamma}"
+    panels: list[tuple[np.ndarray, str]] = []
+    shown: list[np.ndarray] = []
     if input_root is not None:
-        image, mask = original_on_canvas(ds, sample, Place.of(input_root))
-        panels = [draw_leaves(image, leaves)]
+        image, mask = original_on_canvas(ds, sample, Place.of(input_root), masks)
+        panels.append((draw_leaves(_display(image, window), leaves), leaves_title))
         if mask is not None:
-            panels.append(colorize_labels(mask))
+            panels.append((colorize_labels(mask), "mask (source)"))
+            shown.append(mask)
     else:
-        panels = [draw_leaves(reconstruct(data.image, leaves, None, canvas), leaves)]
+        rebuilt = reconstruct(data.image, leaves, None, canvas)
+        panels.append((draw_leaves(_display(rebuilt, window), leaves), leaves_title + " (image rebuilt)"))
     if labelled:
-        panels.append(colorize_labels(reconstruct(data.mask, leaves, None, canvas)))
-    return _save(side_by_side(*panels), max(canvas), out)
+        mask = reconstruct(data.mask, leaves, None, canvas)
+        dice = meta.get("ceiling_dice")
+        title = "mask rebuilt from patches" + (f": Dice {dice:.3f}" if dice is not None and dice == dice else "")
+        panels.append((colorize_labels(mask), title))
+        shown.append(mask)
+    if _radiological(meta):
+        panels = [(radiological(p), t) for p, t in panels]
+    return _save_panels(panels, shown, _class_names(ds), max(canvas), out)
+
+
+def _display(image: np.ndarray, window) -> np.ndarray:
+    """A CT image through its HU window (as the compile's edges saw it); others unchanged."""
+    if window is not None and image.dtype != np.uint8:
+        return to_uint8(to_grey(image), tuple(window))
+    return image
+
+
+def _radiological(meta: dict) -> bool:
+    """Whether a sample is an axial slice of a CT or MR volume (shown in the radiological view)."""
+    return meta.get("modality") in ("ct", "mr") and meta.get("slice_axis") == 2
+
+
+def radiological(picture: np.ndarray) -> np.ndarray:
+    """An axial slice stored as (x, y) rows and columns of a RAS+ volume (x towards the patient's
+    right, y anterior) turned to the radiological view: rows anterior to posterior, columns from
+    the patient's right to left."""
+    return np.ascontiguousarray(np.swapaxes(picture[::-1, ::-1], 0, 1))
+
+
+def _class_names(ds: Dataset) -> dict[int, str]:
+    return {c.id: c.name for c in (ds.manifest.classes or [])}
+
+
+def _save_panels(
+    panels: list[tuple[np.ndarray, str]], masks: list[np.ndarray], names: dict[int, str], side: int, out
+) -> Path:
+    zoom = max(1, 384 // side)  # small canvases (a CT slice) are enlarged to be seen
+    parts = [titled(_zoomed(p, zoom), t) for p, t in panels]
+    picture = side_by_side(*parts)
+    labels = sorted(set(np.unique(np.concatenate([np.unique(m) for m in masks])).tolist())) if masks else []
+    strip = legend(labels, names, picture.shape[1])
+    if strip is not None:
+        picture = np.concatenate([picture, np.full((6, picture.shape[1], 3), 255, np.uint8), strip], axis=0)
+    return _save(picture, 10**9, out)
+
+
+def _zoomed(picture: np.ndarray, zoom: int) -> np.ndarray:
+    return picture if zoom == 1 else np.repeat(np.repeat(picture, zoom, axis=0), zoom, axis=1)
 
 
 def _save(picture: np.ndarray, side: int, out: str | Path) -> Path:
@@ -161,7 +281,11 @@ def plane(leaves: NodeTable, patches: np.ndarray, axis: int, index: int) -> tupl
 
 
 def _write_volume_preview(
-    ds: Dataset, sample: int | str, out: str | Path, input_root: Place | str | Path | None = None
+    ds: Dataset,
+    sample: int | str,
+    out: str | Path,
+    input_root: Place | str | Path | None = None,
+    masks: Place | str | Path | None = None,
 ) -> Path:
     """A volume sample: its axial, coronal and sagittal planes through the centre, one row each:
     the image (the source's with ``input_root``, else rebuilt from the patches) with the borders
@@ -171,21 +295,27 @@ def _write_volume_preview(
     window = ds.manifest.parameters.get("window")  # CT: the HU window the edges saw
     source = source_mask = None
     if input_root is not None:
-        source, source_mask = original_on_canvas(ds, sample, Place.of(input_root))
-    rows = []
+        source, source_mask = original_on_canvas(ds, sample, Place.of(input_root), masks)
+    rows, shown = [], []
+    zoom = max(1, 384 // max(d, h, w))
     for axis, index in ((0, d // 2), (1, h // 2), (2, w // 2)):
+        name = ("axial", "coronal", "sagittal")[axis]
         flat, layer = plane(data.nodes, data.image, axis, index)
         canvas = flat.canvas
         picture = reconstruct(layer, flat, None, canvas) if source is None else _plane_of(source, axis, index)
         if window is not None and picture.dtype != np.uint8:
             picture = to_uint8(to_grey(picture), tuple(window))
-        panels = [draw_leaves(picture, flat)]
+        panels = [(draw_leaves(picture, flat), f"{name} {index}: {len(flat)} leaves cut")]
         if source_mask is not None:
-            panels.append(colorize_labels(_plane_of(source_mask, axis, index)))
+            cut = _plane_of(source_mask, axis, index)
+            panels.append((colorize_labels(cut), "mask (source)"))
+            shown.append(cut)
         if data.mask is not None and data.meta.get("mask_source"):
             _, mask_layer = plane(data.nodes, data.mask, axis, index)
-            panels.append(colorize_labels(reconstruct(mask_layer, flat, None, canvas)))
-        rows.append(side_by_side(*panels))
+            rebuilt = reconstruct(mask_layer, flat, None, canvas)
+            panels.append((colorize_labels(rebuilt), "mask rebuilt from patches"))
+            shown.append(rebuilt)
+        rows.append(side_by_side(*[titled(_zoomed(p, zoom), t) for p, t in panels]))
     width = max(r.shape[1] for r in rows)
     stacked = []
     for i, r in enumerate(rows):
@@ -194,7 +324,11 @@ def _write_volume_preview(
         stacked.append(pad)
         if i < len(rows) - 1:
             stacked.append(np.full((8, width, 3), 255, np.uint8))
-    return _save(np.concatenate(stacked, axis=0), max(d, h, w), out)
+    labels = sorted(set(np.unique(np.concatenate([np.unique(m) for m in shown])).tolist())) if shown else []
+    strip = legend(labels, _class_names(ds), width)
+    if strip is not None:
+        stacked += [np.full((6, width, 3), 255, np.uint8), strip]
+    return _save(np.concatenate(stacked, axis=0), 10**9, out)
 
 
 def _plane_of(volume: np.ndarray, axis: int, index: int) -> np.ndarray:
