@@ -48,9 +48,10 @@ def test_preview_titles_legend_and_radiological_ct(tmp_path):
     ds = open_dataset(tmp_path / "ds")
     path = write_preview(ds, "img0001/z015", tmp_path / "p.png")
     picture = cv2.imread(str(path))
-    h = int(ds.samples["canvas_h"][0].as_py())
-    side = h * max(1, 384 // h)
-    assert picture is not None and picture.shape[0] > side + 24 + 20  # a title above, a legend below
+    h, w = int(ds.samples["canvas_h"][0].as_py()), int(ds.samples["canvas_w"][0].as_py())
+    zoom = max(1, 384 // max(h, w))
+    assert picture is not None and picture.shape[0] > w * zoom + 24 + 20  # a title above, a legend below
+    assert picture.shape[1] == 2 * h * zoom + 8  # radiological: the slice's rows became columns
 
 
 def test_preview_of_a_dataset_compiled_with_masks(tmp_path):
