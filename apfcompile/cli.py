@@ -563,6 +563,49 @@ def preview(
 
 
 @main.command()
+@click.argument("dataset")
+@click.option("-o", "--output", "out", type=click.Path(path_type=Path), default="report.html", show_default=True)
+@click.option("--gallery", type=click.IntRange(min=0), default=12, show_default=True, help="Samples in the gallery.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the gallery's random choice.")
+@click.option(
+    "--input",
+    "input_root",
+    metavar="INPUT",
+    help="The compile's INPUT, to show the source pixels and mask in the gallery (else: rebuilt from patches).",
+)
+@click.option("--masks", "masks_root", metavar="DIR", help="The compile's --masks folder (with --input).")
+@STORAGE_OPTION
+@INPUT_STORAGE_OPTION
+@_friendly
+def report(
+    dataset: str,
+    out: Path,
+    gallery: int,
+    seed: int,
+    input_root: str | None,
+    masks_root: str | None,
+    storage_options: dict | None,
+    input_storage_options: dict | None,
+) -> None:
+    """Write one self-contained HTML page about DATASET: the summary, plots (lengths, gamma, leaf
+    sizes, ceiling Dice per class), a gallery (worst ceilings first, then a random choice) and a
+    legend. Open it in any browser, or send it: nothing is fetched from anywhere."""
+    from formats import open_dataset
+
+    from .inputs.locations import Place
+    from .report_page import write_report
+
+    inputs = storage_options if input_storage_options is None else input_storage_options
+    if masks_root is not None and input_root is None:
+        raise click.BadParameter("goes with --input (the compile's INPUT)", param_hint="--masks")
+    where = None if input_root is None else Place.of(input_root, inputs)
+    masks = None if masks_root is None else Place.of(masks_root, inputs)
+    ds = open_dataset(dataset, storage_options)
+    path = write_report(ds, out, gallery, seed, where, masks, progress=sys.stderr.isatty())
+    click.echo(f"{path} ({path.stat().st_size / 1e6:.2f} MB)")
+
+
+@main.command()
 @click.argument("output", required=False, default="apf-demo", type=click.Path(file_okay=False, path_type=Path))
 @_friendly
 def demo(output: Path) -> None:

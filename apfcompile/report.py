@@ -24,8 +24,9 @@ def _quantiles(values: np.ndarray) -> str:
     return f"min {q[0]:.4g} / median {q[1]:.4g} / max {q[2]:.4g}"
 
 
-def summary(ds: Dataset) -> str:
-    """A human-readable summary: parameters, counts, distributions, ceiling Dice, bytes, errors."""
+def summary(ds: Dataset, leaf_shards: list[int] | None = None) -> str:
+    """A human-readable summary: parameters, counts, distributions, ceiling Dice, bytes, errors.
+    ``leaf_shards``: the shards whose node tables give the leaf sizes (None: all)."""
     m = ds.manifest
     t = m.totals
     samples = ds.samples
@@ -59,9 +60,11 @@ def summary(ds: Dataset) -> str:
         lines.append(f"length    {_quantiles(count)} leaves per sample")
         cell = " x ".join(["p"] * m.dims)
         lines.append(f"gamma     {_quantiles(gamma)} (uniform {cell} patches / leaves)")
-        sizes = np.concatenate([ds.nodes(i)["size"].to_numpy() for i in range(len(m.shards))])
+        shards = range(len(m.shards)) if leaf_shards is None else leaf_shards
+        sizes = np.concatenate([ds.nodes(i)["size"].to_numpy() for i in shards])
         values, counts = np.unique(sizes, return_counts=True)
-        lines.append("leaves    " + "  ".join(f"{v}px:{c / sizes.size:.1%}" for v, c in zip(values, counts)))
+        part = "" if leaf_shards is None else f"  (of {len(leaf_shards)} of {len(m.shards)} shards)"
+        lines.append("leaves    " + "  ".join(f"{v}px:{c / sizes.size:.1%}" for v, c in zip(values, counts)) + part)
         dice = samples["ceiling_dice"].to_numpy(zero_copy_only=False)
         dice = dice[~np.isnan(dice.astype(float))] if dice.size else dice
         if dice.size:
