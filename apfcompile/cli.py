@@ -507,10 +507,16 @@ def dump(dataset: str, sample: str | None, shard: int | None, fmt: str, storage_
 @_friendly
 def verify(dataset: str, storage_options: dict | None) -> None:
     """Check every shard's files against the manifest's sizes and checksums, and their structure."""
+    from tqdm import tqdm
+
     from formats import open_dataset
 
     ds = open_dataset(dataset, storage_options)
-    problems = ds.verify()
+    total = sum(f.bytes for shard in ds.manifest.shards for f in shard.files.values())
+    with tqdm(
+        total=total, unit="B", unit_scale=True, desc="verifying", disable=not sys.stderr.isatty(), leave=False
+    ) as bar:
+        problems = ds.verify(progress=bar.update)
     if problems:
         for p in problems:
             click.echo(f"apfcompile: broken: {ds.location.display(p)}", err=True)

@@ -120,8 +120,9 @@ class Dataset:
         table = NodeTable.from_columns(cols, canvas)
         return SampleData(meta, table, image, mask)
 
-    def verify(self) -> list[str]:
-        """Every problem found (missing, extra-size or altered files; inconsistent counts): [] if whole."""
+    def verify(self, progress=None) -> list[str]:
+        """Every problem found (missing, extra-size or altered files; inconsistent counts): [] if
+        whole. ``progress``: called with the bytes of each file once it is checked (for a bar)."""
         problems = []
         loc = self.location
         for info in self.manifest.shards:
@@ -136,6 +137,8 @@ class Dataset:
                     broken.append(f"{name}: {size_problem(size, record.bytes)}")
                     continue
                 digest = _sha256(loc, name)
+                if progress is not None:
+                    progress(record.bytes)
                 if digest != record.sha256:
                     broken.append(
                         f"{info.path}/{rel}: checksum mismatch (stored {record.sha256[:12]}..., "

@@ -58,3 +58,10 @@ def test_inspect_json_holds_what_inspect_prints(dataset):
     assert doc["length"]["max"] <= 48 and set(doc["leaf_sizes"]) and doc["ceiling_dice"]["mean"] > 0
     assert [c["name"] for c in doc["classes"]][:2] == ["background", "spleen"]
     assert "dataset" in doc and doc["failures"] == []
+
+
+def test_the_compile_bar_shows_frames_per_second_and_time_left(tmp_path, capsys):
+    builders.compile_to(builders.nuclei_folder(tmp_path / "in", copies=2), tmp_path / "ds", length=32, progress=True)
+    err = capsys.readouterr().err
+    assert "compiling" in err and "frame/s" in err and "<" in err  # [elapsed<left, rate]
+    assert "2/2" in err

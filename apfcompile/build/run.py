@@ -168,7 +168,7 @@ def _compile_locked(items: list[InputItem], info: LayoutInfo, cfg: CompileConfig
     decided: dict[str, list[tuple[str, str]]] = {}  # decision kind -> (input, message), in input order
     keys: set[str] = set()  # every sample key: two samples may not share one
     unlabelled_seen = False
-    progress = _progress(plan.total - sum(r.shard.samples for r in done.values()), run.progress)
+    progress = _progress(plan.total - sum(r.shard.samples for r in done.values()), run.progress, len(views))
     # With worker processes this one mostly waits: it writes each shard on a thread while the next
     # results come in (one write at a time, so at most one finished shard waits in memory).
     writer = _ShardWriter(run.workers > 1 or run.scheduler is not None, written)
@@ -488,7 +488,10 @@ def _split_counts(split_plan, items: list, views: int, failed: set[str]) -> dict
     return dict(sorted(counts.items()))
 
 
-def _progress(total: int, enabled: bool):
+def _progress(total: int, enabled: bool, views: int = 1):
+    """The compile's bar: frames (samples, with several views) done of the planned total, their
+    rate and the time left, e.g. ``compiling:  45%|####   | 450/1000 [00:10<00:12, 44.2 frame/s]``."""
     from tqdm import tqdm
 
-    return tqdm(total=total, unit="sample", desc="compiling", disable=not enabled, dynamic_ncols=True)
+    unit = "frame" if views == 1 else "sample"
+    return tqdm(total=total, unit=unit, desc="compiling", disable=not enabled, dynamic_ncols=True, smoothing=0.1)
