@@ -1,6 +1,6 @@
 """apfcompile: compile high-resolution images into adaptive patch sequences, once.
 
-The package is in layers (see README, "Layout"): :mod:`apfcompile.core` (one canvas -> one
+The package is in layers (see docs/code.md): :mod:`apfcompile.core` (one canvas -> one
 sequence; numpy/OpenCV, no torch), :mod:`apfcompile.inputs` (places, readers, layouts, frames,
 region sources) and :mod:`apfcompile.build` (options, plan, workers, output), with the CLI, report,
 preview and demo on top. The names below are the public API; each is imported on first use, so

@@ -320,7 +320,7 @@ STORAGE_OPTION = click.option(
     metavar="MM|finest",
     help="With --mode volume: resample every volume to isotropic MM voxels first (finest: its finest "
     "axis; images linear, masks nearest), so that cubic leaves are cubes of tissue; default: the "
-    "stored voxels, which measured better at equal tokens (README).",
+    "stored voxels, which measured better at equal tokens (docs/compiling.md).",
 )
 @click.option(
     "--out-of-core",

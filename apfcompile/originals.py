@@ -5,7 +5,7 @@ how far the stored patches are from it (the ceiling) — :func:`original_sample`
 image and mask the way the compile read them (same layout, resolution, label map, grey-as-RGB rule),
 and :func:`original_on_canvas` brings them to the sample's canvas (same fit and padding). With
 :func:`loaders.to_original`, which maps a canvas-size prediction back to the original pixel grid,
-"my model's Dice against the ceiling" is three lines (README, "Evaluate against the ceiling").
+"my model's Dice against the ceiling" is three lines (docs/python.md, "evaluation against the ceiling").
 """
 
 from __future__ import annotations

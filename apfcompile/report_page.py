@@ -3,12 +3,12 @@
 The page holds, with nothing fetched from anywhere (styles inline, pictures as ``data:`` PNGs,
 plots as inline SVG drawn here, no script but the few lines that mark every picture as decoded):
 
-- the summary ``inspect`` prints (counts, parameters, splits, statistics, warnings, failures);
 - plots: sequence lengths, gamma, leaf sizes, ceiling Dice per class across samples;
 - a gallery: the samples with the worst ceiling first, then a seeded random choice, each its
   image (rebuilt from the patches, or the source with ``input_root``) with its leaf borders, its
   mask(s) and the mask rebuilt from the patches, with key, length, gamma and per-class ceiling;
-- a legend: class ids, names and the colours the pictures use.
+- a legend: class ids, names and the colours the pictures use;
+- the summary ``inspect`` prints (counts, parameters, splits, statistics, warnings, failures).
 
 Cost is bounded by what the page shows, not by the dataset: the samples table (read on opening),
 the node tables of at most ``LEAF_SHARDS`` shards (spread over the dataset) for the leaf sizes,
@@ -88,8 +88,6 @@ def write_report(
         _HEAD.format(title=html.escape(f"apfcompile report: {ds.path}")),
         f"<h1>{html.escape(str(ds.path))}</h1>",
         f"<p class=lead>{_lead(ds)}</p>",
-        "<h2>Summary</h2>",
-        f"<pre>{html.escape(summary(ds, leaf_shards=shards))}</pre>",
         "<h2>Distributions</h2><div class=plots>",
         _histogram(t["count"].to_numpy(), "sequence length (leaves per sample)", "samples"),
         _histogram(t["gamma"].to_numpy(), "gamma (uniform patches / leaves)", "samples"),
@@ -105,6 +103,8 @@ def write_report(
         "<div class=gallery>",
         *cards,
         "</div>",
+        "<h2>Summary</h2><details open><summary>what <code>apfcompile inspect</code> prints</summary>",
+        f"<pre>{html.escape(summary(ds, leaf_shards=shards))}</pre></details>",
         _SCRIPT,
         "</body></html>",
     ]
@@ -283,9 +283,13 @@ def _bars(values, counts, title: str, ylabel: str, labels: list[str] | None = No
         if n <= 16 or i % math.ceil(n / 12) == 0:
             tick = html.escape(label[:10])
             body.append(f"<text x={x + width / 2:.1f} y={_H - _PAD + 12} text-anchor=middle class=a>{tick}</text>")
-    body.append(f"<text x={_PAD - 4} y={28} text-anchor=end class=a>{top:.3g}</text>")
+    body.append(f"<text x={_PAD - 4} y={28} text-anchor=end class=a>{_tick(top)}</text>")
     body.append(f"<line x1={_PAD} y1={_H - _PAD} x2={_W - 8} y2={_H - _PAD} class=l />")
     return _svg(title, "".join(body), ylabel)
+
+
+def _tick(value: float) -> str:
+    return f"{value:,.0f}" if value >= 10 else f"{value:.3g}"
 
 
 def _histogram(values: np.ndarray, title: str, ylabel: str, bins: int = 24) -> str:
@@ -330,7 +334,8 @@ h1{{font-size:20px;word-break:break-all}} h2{{font-size:17px;margin-top:28px;bor
 .lead{{color:#444}} pre{{background:#f6f6f6;padding:10px;overflow-x:auto;font-size:12px}}
 .plots{{display:flex;flex-wrap:wrap;gap:12px}} .plot{{margin:0;border:1px solid #eee}}
 svg .b{{fill:#3b7dd8}} svg .t{{font-size:12px;font-weight:600}} svg .a{{font-size:9px;fill:#555}} svg .l{{stroke:#999}}
-.gallery{{display:flex;flex-wrap:wrap;gap:14px}} figure{{margin:0}} figcaption{{font-size:12px;max-width:700px}}
+.gallery{{display:flex;flex-wrap:wrap;gap:14px}} figure{{margin:0}} .gallery figure{{width:min-content}}
+figcaption{{font-size:12px}}
 .legend{{display:flex;flex-wrap:wrap;gap:4px 12px;margin:8px 0 14px;font-size:12px}}
 .key i{{display:inline-block;width:12px;height:12px;margin-right:4px;border:1px solid #777;vertical-align:-2px}}
 </style></head><body>"""

@@ -8,7 +8,7 @@
   memory strategy). Nothing here reaches the manifest or the fingerprint, so a new run option can
   never change either. The out-of-core path gives the in-memory path's patches for the same leaves
   (edges may differ only where Canny's hysteresis crosses a band border further than the halo;
-  README, Known limits), so ``out_of_core`` and ``band_rows`` are run options.
+  docs/limits.md), so ``out_of_core`` and ``band_rows`` are run options.
 
 Option choices are the ``Literal`` types of :mod:`apfcompile.choices`, which the CLI's
 ``click.Choice`` lists are built from.
