@@ -40,6 +40,8 @@ def main() -> None:
         ds = fuzzing.small_dataset(Path(tmp))
         for name, tally in fuzzing.fuzz_dataset(ds, args.datasets).items():
             read = f"{tally['read']:,} (same items)"
+            if name == "shard.json":
+                read = f"{tally['read']:,} (parsed; kept by --resume only if its files match)"
             errors = tally["error"] + tally["refused"]
             what = "recompiled by --resume" if name == "shard.json" else "one-line errors"
             print(f"| {name} | {sum(tally.values()):,} | {read} | {errors:,} {what} | 0 |")
