@@ -557,15 +557,21 @@ def preview(
     its patches with its Dice) and a legend of class names; CT/MR slices in the radiological view."""
     from formats import open_dataset
 
-    from .inputs.locations import Place
     from .preview import write_preview
 
-    inputs = storage_options if input_storage_options is None else input_storage_options
-    where = None if input_root is None else Place.of(input_root, inputs)
-    if masks_root is not None and where is None:
-        raise click.BadParameter("goes with --input (the compile's INPUT)", param_hint="--masks")
-    masks = None if masks_root is None else Place.of(masks_root, inputs)
+    where, masks = _input_places(input_root, masks_root, storage_options, input_storage_options)
     click.echo(write_preview(open_dataset(dataset, storage_options), sample, out, where, masks))
+
+
+def _input_places(input_root, masks_root, storage_options, input_storage_options):
+    """``--input`` and ``--masks`` as Places (None when not given), with the inputs' storage options."""
+    from .inputs.locations import Place
+
+    inputs = storage_options if input_storage_options is None else input_storage_options
+    if masks_root is not None and input_root is None:
+        raise click.BadParameter("goes with --input (the compile's INPUT)", param_hint="--masks")
+    where = None if input_root is None else Place.of(input_root, inputs)
+    return where, None if masks_root is None else Place.of(masks_root, inputs)
 
 
 @main.command()
@@ -598,14 +604,9 @@ def report(
     legend. Open it in any browser, or send it: nothing is fetched from anywhere."""
     from formats import open_dataset
 
-    from .inputs.locations import Place
     from .report_page import write_report
 
-    inputs = storage_options if input_storage_options is None else input_storage_options
-    if masks_root is not None and input_root is None:
-        raise click.BadParameter("goes with --input (the compile's INPUT)", param_hint="--masks")
-    where = None if input_root is None else Place.of(input_root, inputs)
-    masks = None if masks_root is None else Place.of(masks_root, inputs)
+    where, masks = _input_places(input_root, masks_root, storage_options, input_storage_options)
     ds = open_dataset(dataset, storage_options)
     path = write_report(ds, out, gallery, seed, where, masks, progress=sys.stderr.isatty())
     click.echo(f"{path} ({path.stat().st_size / 1e6:.2f} MB)")

@@ -9,7 +9,6 @@ inspect`` of the same dataset in the same run (medians of 3), and the page's siz
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import subprocess
 import sys
@@ -52,37 +51,19 @@ def main() -> None:
 
 def s3(ds: Path, tmp: Path, samples: int) -> None:
     try:
-        import s3fs
-        from moto.server import ThreadedMotoServer
+        import moto  # noqa: F401
+        import s3fs  # noqa: F401
     except ImportError:
         print("S3: skipped (pip install 'apfcompile[test]' for moto and s3fs)")
         return
-    from tests.test_object_storage import free_port
-
-    os.environ.update(
-        {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
-    )
-    import logging
-
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    try:
-        endpoint = f"http://127.0.0.1:{port}"
-        fs = s3fs.S3FileSystem(client_kwargs={"endpoint_url": endpoint})
-        fs.mkdir("report")
-        fs.put(str(ds), "report/ds", recursive=True)
+    with soak.moto_s3("report", ds) as endpoint:
         opt = ["--storage-option", f"endpoint_url={endpoint}"]
-        page = tmp / "s3.html"
-        report = timed(["apfcompile", "report", "s3://report/ds", "-o", str(page), *opt])
+        report = timed(["apfcompile", "report", "s3://report/ds", "-o", str(tmp / "s3.html"), *opt])
         inspect = timed(["apfcompile", "inspect", "s3://report/ds", *opt])
-        print(
-            f"S3 (moto, loopback), {samples:,} samples: report {report:.1f} s; baseline inspect {inspect:.1f} s; "
-            f"ratio {report / inspect:.2f}x"
-        )
-    finally:
-        server.stop()
+    print(
+        f"S3 (moto, loopback), {samples:,} samples: report {report:.1f} s; baseline inspect {inspect:.1f} s; "
+        f"ratio {report / inspect:.2f}x"
+    )
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ ranks' code and the checks; ``tests/test_soak.py`` runs a small version in the t
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 import time
@@ -56,47 +55,30 @@ def main() -> None:
 
 def s3_run(args) -> None:
     try:
-        import s3fs
-        from moto.server import ThreadedMotoServer
+        import moto  # noqa: F401
+        import s3fs  # noqa: F401
     except ImportError:
         print("S3: skipped (pip install 'apfcompile[test]' for moto and s3fs)")
         return
     from tests.flaky_proxy import FlakyProxy
-    from tests.test_object_storage import free_port
 
-    os.environ.update(
-        {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
-    )
     ds = CACHE / f"soak_{args.s3_samples}"
     if not (ds / "apf.json").exists():
         soak.make_dataset(ds, args.s3_samples)
     keys = open_dataset(ds).samples["key"].to_pylist()
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    try:
-        fs = s3fs.S3FileSystem(client_kwargs={"endpoint_url": f"http://127.0.0.1:{port}"})
-        fs.mkdir("soak")
-        fs.put(str(ds), "soak/ds", recursive=True)
-        with (
-            FlakyProxy(f"http://127.0.0.1:{port}", fail=0.05, slow=0.05) as proxy,
-            tempfile.TemporaryDirectory() as tmp,
-        ):
+    with soak.moto_s3("soak", ds) as endpoint, FlakyProxy(endpoint, fail=0.05, slow=0.05) as proxy:
+        with tempfile.TemporaryDirectory() as tmp:
             t = time.perf_counter()
             reports = soak.run("s3://soak/ds", args.ranks, args.workers, 1, Path(tmp), endpoint=proxy.url)
             wall = time.perf_counter() - t
-            for e in range(1):
-                seen = [k for rank in reports for k in rank[e]["keys"]]
-                assert sorted(seen) == sorted(keys), "S3: a sample was lost or repeated"
-            st = proxy.stats
-        print(
-            f"S3 (moto behind a flaky proxy): {len(keys):,} samples, 1 epoch, "
-            f"{args.ranks} ranks x {args.workers} workers"
-        )
-        print(f"  every sample exactly once ({wall:.0f} s); the proxy answered {st['requests']:,} requests:")
-        print(f"  {st['failed']} with 503 SlowDown, {st['cut']} cut off mid-body, {st['slowed']} held back 50-300 ms")
-    finally:
-        server.stop()
+        seen = [k for rank in reports for k in rank[0]["keys"]]
+        assert sorted(seen) == sorted(keys), "S3: a sample was lost or repeated"
+        st = proxy.stats
+    print(
+        f"S3 (moto behind a flaky proxy): {len(keys):,} samples, 1 epoch, {args.ranks} ranks x {args.workers} workers"
+    )
+    print(f"  every sample exactly once ({wall:.0f} s); the proxy answered {st['requests']:,} requests:")
+    print(f"  {st['failed']} with 503 SlowDown, {st['cut']} cut off mid-body, {st['slowed']} held back 50-300 ms")
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ Run a rank: ``python -m tests.soak DATASET --rank R --world W --workers N --epoc
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
@@ -158,6 +159,35 @@ def make_dataset(out: Path, samples: int, shard_samples: int = 500) -> Path:
 
     write_dataset(crops(), out, patch_size=8, length=32, shard_samples=shard_samples, mask_dtype="uint8")
     return out
+
+
+@contextlib.contextmanager
+def moto_s3(bucket: str, upload: Path | None = None, prefix: str = "ds"):
+    """A moto S3 server on loopback with ``bucket`` (and ``upload`` copied to ``bucket/prefix``),
+    test credentials in the environment; yields its endpoint URL. For the benchmark scripts."""
+    import logging
+
+    import s3fs
+    from moto.server import ThreadedMotoServer
+
+    from .test_object_storage import free_port
+
+    os.environ.update(
+        {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
+    )
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no line per request
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        endpoint = f"http://127.0.0.1:{port}"
+        fs = s3fs.S3FileSystem(client_kwargs={"endpoint_url": endpoint})
+        fs.mkdir(bucket)
+        if upload is not None:
+            fs.put(str(upload), f"{bucket}/{prefix}", recursive=True)
+        yield endpoint
+    finally:
+        server.stop()
 
 
 if __name__ == "__main__":
