@@ -93,6 +93,15 @@ def image_seeds() -> dict[str, tuple[str, bytes]]:
     np.savez_compressed(buf, image=tissue)
     seeds["npz"] = (".npz", buf.getvalue())
     try:
+        import h5py
+
+        buf = io.BytesIO()
+        with h5py.File(buf, "w") as f:
+            f["image"] = tissue[..., 0]
+        seeds["hdf5"] = (".h5", buf.getvalue())
+    except ImportError:
+        pass
+    try:
         import SimpleITK as sitk
     except ImportError:
         return seeds
@@ -101,16 +110,42 @@ def image_seeds() -> dict[str, tuple[str, bytes]]:
             path = Path(tmp) / f"v{suffix}"
             sitk.WriteImage(sitk.GetImageFromArray(volume.transpose(2, 1, 0).copy()), str(path))
             seeds[name] = (suffix, path.read_bytes())
+        seeds["dicom"] = (".dcm", *_dicom_series(sitk, volume, Path(tmp) / "series"))
     return seeds
 
 
-def image_outcome(suffix: str, data: bytes, folder: Path) -> str:
-    """'read' or 'error' (an APFError) for one file; any other exception propagates."""
+def _dicom_series(sitk, volume: np.ndarray, folder: Path) -> tuple[bytes, dict[str, bytes]]:
+    """A 4-slice CT series: the first file's bytes (the one fuzzed) and the others by name."""
+    folder.mkdir()
+    image = sitk.GetImageFromArray(np.ascontiguousarray(volume.transpose(2, 1, 0)))
+    writer = sitk.ImageFileWriter()
+    writer.KeepOriginalImageUIDOn()
+    for z in range(image.GetSize()[2]):
+        cut = image[:, :, z]
+        for tag, value in (
+            ("0020|0032", f"0\\0\\{z * 2.5}"),
+            ("0020|0013", str(z)),
+            ("0008|0060", "CT"),
+            ("0020|000e", "1.2.826.0.1.3680043.2.1125.1"),
+            ("0020|0037", "1\\0\\0\\0\\1\\0"),
+        ):
+            cut.SetMetaData(tag, value)
+        writer.SetFileName(str(folder / f"{z:03d}.dcm"))
+        writer.Execute(cut)
+    files = sorted(folder.iterdir())
+    return files[0].read_bytes(), {p.name: p.read_bytes() for p in files[1:]}
+
+
+def image_outcome(suffix: str, data: bytes, folder: Path, beside: dict[str, bytes] | None = None) -> str:
+    """'read' or 'error' (an APFError) for one file (with the files ``beside`` it: the rest of a
+    DICOM series); any other exception propagates."""
     from apfcompile.errors import APFError
     from apfcompile.inputs.readers import read_array
 
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"case{suffix}"
+    for name, extra in (beside or {}).items():
+        (folder / name).write_bytes(extra)
+    path = folder / f"{'000' if beside else 'case'}{suffix}"
     path.write_bytes(data)
     try:
         out = read_array(path)
@@ -140,8 +175,8 @@ def _cases(examples: int, body: Callable[[list], None]) -> None:
     case()
 
 
-def _image_case(suffix: str, data: bytes, folder: Path, tally: dict, mutations: list) -> None:
-    tally[image_outcome(suffix, mutate(data, mutations), folder)] += 1
+def _image_case(suffix: str, data: bytes, folder: Path, beside, tally: dict, mutations: list) -> None:
+    tally[image_outcome(suffix, mutate(data, mutations), folder, beside)] += 1
 
 
 def fuzz_images(examples: int, only: str | None = None) -> dict[str, dict[str, int]]:
@@ -149,12 +184,14 @@ def fuzz_images(examples: int, only: str | None = None) -> dict[str, dict[str, i
     A case breaking the rule raises (hypothesis prints the smallest such mutation)."""
     counts: dict[str, dict[str, int]] = {}
     with tempfile.TemporaryDirectory(prefix="apf-fuzz-") as tmp:
-        for name, (suffix, data) in image_seeds().items():
+        for name, (suffix, data, *beside) in image_seeds().items():
             if only is not None and name != only:
                 continue
-            assert image_outcome(suffix, data, Path(tmp)) == "read", name  # the seed itself reads
+            folder = Path(tmp) / name  # a folder per reader: a DICOM series is its folder
+            extras = beside[0] if beside else None
+            assert image_outcome(suffix, data, folder, extras) == "read", name  # the seed itself reads
             tally = counts.setdefault(name, {"read": 0, "error": 0})
-            _cases(examples, functools.partial(_image_case, suffix, data, Path(tmp), tally))
+            _cases(examples, functools.partial(_image_case, suffix, data, folder, extras, tally))
     return counts
 
 

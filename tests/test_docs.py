@@ -98,7 +98,12 @@ def _run(kind: str, code: str, folder: Path, monkeypatch) -> None:
     if kind == "bash":
         env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
         run = subprocess.run(
-            ["bash", "-euo", "pipefail", "-c", code], cwd=folder, capture_output=True, text=True, env=env
+            ["bash", "-euo", "pipefail", "-c", code],
+            cwd=folder,
+            capture_output=True,
+            encoding="utf-8",
+            errors="replace",
+            env=env,
         )
         assert run.returncode == 0, run.stderr[-3000:]
         return

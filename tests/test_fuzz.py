@@ -27,7 +27,7 @@ def test_image_readers_take_any_bytes():
     """Every image reader, 25 mutated files each, in a child process (native code may crash)."""
     code, counts, stderr = fuzzing.run_in_child(examples=25, timeout=600)
     assert code == 0, stderr[-3000:]
-    assert {"png", "jpeg", "tiff", "svs", "nifti", "nifti-gz", "npy", "npz"} <= set(counts)
+    assert {"png", "jpeg", "tiff", "svs", "nifti", "nifti-gz", "npy", "npz", "hdf5", "dicom"} <= set(counts)
     for name, tally in counts.items():
         assert sum(tally.values()) == 25 and tally["error"] > 0, (name, tally)
 
@@ -121,13 +121,17 @@ def test_a_hostile_header_is_refused_before_any_allocation(tmp_path, suffix):
     assert peak < 20e6  # nothing near the 10-30 GB the header claims
 
 
-@pytest.mark.parametrize("name", ["png", "jpeg", "bmp", "tiff", "svs", "nifti", "nifti-gz", "npy", "npz", "mha"])
+@pytest.mark.parametrize(
+    "name", ["png", "jpeg", "bmp", "tiff", "svs", "nifti", "nifti-gz", "npy", "npz", "hdf5", "mha", "dicom"]
+)
 def test_every_reader_applies_the_limit(tmp_path, name):
     seeds = fuzzing.image_seeds()
     if name not in seeds:
         pytest.skip(f"{name}: its reader's extra is not installed")
-    suffix, data = seeds[name]
-    path = tmp_path / f"seed{suffix}"
+    suffix, data, *beside = seeds[name]
+    for file, extra in (beside[0] if beside else {}).items():
+        (tmp_path / file).write_bytes(extra)
+    path = tmp_path / f"{'000' if beside else 'seed'}{suffix}"
     path.write_bytes(data)
     assert read_array(path).size  # within the default limit
     with pixel_limit(100), pytest.raises(InputError, match="over 100"):

@@ -63,7 +63,13 @@ def test_the_page_in_a_real_browser(ct, tmp_path):
     ds_path, _ = ct
     page = write_report(open_dataset(ds_path), tmp_path / "report.html", gallery=6)
     flags = ["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--enable-logging=stderr", "--v=0"]
-    run = subprocess.run([CHROMIUM, *flags, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120)
+    run = subprocess.run(
+        [CHROMIUM, *flags, "--dump-dom", page.as_uri()],
+        capture_output=True,
+        encoding="utf-8",
+        errors="replace",
+        timeout=120,
+    )
     assert run.returncode == 0, run.stderr[-2000:]
     assert 'data-images="6/6"' in run.stdout, re.findall(r"data-images=\S+", run.stdout)
     console = [line for line in run.stderr.splitlines() if ":CONSOLE" in line]

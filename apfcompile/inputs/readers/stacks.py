@@ -17,6 +17,8 @@ from typing import BinaryIO
 
 import numpy as np
 
+from .limits import check_pixels
+
 __all__ = ["ArrayInfo", "array_infos", "open_array"]
 
 ArrayInfo = tuple[tuple[int, ...], np.dtype]
@@ -115,6 +117,8 @@ def read(source: Path | BinaryIO) -> np.ndarray:
         name = "image" if "image" in datasets else next(iter(datasets)) if len(datasets) == 1 else None
         if name is None:
             raise ValueError(f"holds datasets {sorted(datasets)}; expected one named 'image' or a single dataset")
+        shape = tuple(datasets[name].shape)
+        check_pixels(shape[:-1] if len(shape) >= 3 and shape[-1] <= 4 else shape)
         return datasets[name][()]
 
 
