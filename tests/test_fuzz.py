@@ -167,3 +167,49 @@ def test_a_tiff_claiming_more_tiles_than_it_lists_is_refused():
     path = Path(__file__).parent / "data" / "fuzz-tiff-many-tiles.tif"
     with pytest.raises(InputError, match=r"claims a 16,777,264 x 64 image in 4,194,316 tiles or strips but lists 12"):
         read_array(path)
+
+
+def test_an_array_larger_than_the_memory_available_is_refused(tmp_path, monkeypatch):
+    """Under the pixel limit but over the memory this machine has: refused from the header (the
+    fuzzer's float64 MetaImage claiming 3.6 G voxels ended in the out-of-memory killer before)."""
+    import apfcompile.inputs.readers.limits as limits
+
+    monkeypatch.setattr(limits, "_available_memory", lambda: 1_000_000)  # 1 MB available
+    path = tmp_path / "big.npy"
+    np.save(path, np.zeros((1000, 1000), np.float64))  # 8 MB
+    with pytest.raises(InputError, match=r"8\.0 GB|0\.0 GB in memory, more than the 0\.0 GB|more than the"):
+        read_array(path)
+    monkeypatch.setattr(limits, "_available_memory", lambda: None)  # unknown: the pixel limit alone
+    assert read_array(path).shape == (1000, 1000)
+
+
+@pytest.mark.parametrize(
+    "how, message",
+    [
+        ("vr", "has no valid value representation"),
+        ("meta", "file meta information does not start with its group length"),
+        ("length", r"claims [\d,]+ bytes, and [\d,]+ are left"),
+    ],
+)
+def test_a_dicom_header_gdcm_would_misread_is_refused_first(tmp_path, how, message):
+    """Found by the fuzzer: a DICOM file of 1.3 kB with one byte flipped in a value
+    representation or in the file meta group made GDCM allocate 0.8-4.8 GB while scanning the
+    folder (the out-of-memory killer ended the run). Such headers are refused before GDCM."""
+    seeds = fuzzing.image_seeds()
+    if "dicom" not in seeds:
+        pytest.skip("SimpleITK (the volumes extra) is not installed")
+    _, data, beside = seeds["dicom"]
+    for name, extra in beside.items():
+        (tmp_path / name).write_bytes(extra)
+    data = bytearray(data)
+    if how == "vr":
+        at = data.index(b"SH", 132)
+        data[at + 1 : at + 2] = b"h"
+    elif how == "meta":
+        data[132:134] = b"\x00\x00"
+    else:
+        at = data.index(b"\xe0\x7f\x10\x00")  # pixel data: its length made larger than the file
+        data[at + 4 : at + 8] = (1 << 30).to_bytes(4, "little")  # (implicit VR: tag, then length)
+    (tmp_path / "000.dcm").write_bytes(bytes(data))
+    with pytest.raises(InputError, match=message):
+        read_array(tmp_path / "000.dcm")

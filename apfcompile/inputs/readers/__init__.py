@@ -33,7 +33,7 @@ import numpy as np
 
 from ...errors import InputError, UnreadableInputError
 from ..locations import Place, open_input
-from .limits import DEFAULT_MAX_PIXELS, TooManyPixels, pixel_limit
+from .limits import DEFAULT_MAX_PIXELS, MemoryNeeded, TooManyPixels, pixel_limit
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
@@ -154,6 +154,10 @@ def _read_header(path: Place, reader):
             out = reader(source)
         except UnreadableInputError:
             raise
+        except MemoryNeeded as exc:
+            raise InputError(
+                path, str(exc), "compile it on a machine with more memory, or check the file's header"
+            ) from None
         except TooManyPixels as exc:
             gb = exc.pixels * 3 / 1e9
             raise InputError(

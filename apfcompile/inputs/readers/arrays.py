@@ -22,8 +22,10 @@ def _check_headers(source: Path | BinaryIO) -> None:
         magic = source.read(4)
         source.seek(0)
     suffix = ".npz" if magic.startswith(b"PK") else ".npy"
-    for shape, _ in array_infos(source, suffix).values():
-        check_pixels(shape[:-1] if len(shape) >= 3 and shape[-1] <= 4 else shape)
+    for shape, dtype in array_infos(source, suffix).values():
+        last_is_channels = len(shape) >= 3 and shape[-1] <= 4
+        spatial, channels = (shape[:-1], shape[-1]) if last_is_channels else (shape, 1)
+        check_pixels(spatial, dtype.itemsize * channels)
     if not isinstance(source, Path):
         source.seek(0)
 

@@ -13,6 +13,7 @@ import numpy as np
 from nibabel import orientations
 
 from ...errors import UnreadableInputError
+from .dicom_elements import check_elements
 from .itk import _ras_orientation, _sitk
 from .limits import check_pixels
 
@@ -25,6 +26,12 @@ def _files(source: Path | BinaryIO) -> list[str]:
         raise ValueError("DICOM series are read from local folders; copy the series to local disk first")
     sitk = _sitk()
     folder = str(source.parent)
+    for path in sorted(source.parent.glob("*")):  # GDCM parses every file of the folder
+        if path.is_file() and path.suffix.lower() == ".dcm":
+            try:
+                check_elements(path)
+            except ValueError as exc:
+                raise UnreadableInputError(path, str(exc), "re-export the series, or remove that file") from None
     ids = sitk.ImageSeriesReader.GetGDCMSeriesIDs(folder)
     if len(ids) != 1:
         found = ", ".join(ids) if ids else "none"
@@ -43,6 +50,20 @@ def _series(source: Path | BinaryIO, files: list[str] | None = None):
     return sitk, reader.Execute()
 
 
+def _guard(files: list[str]) -> None:
+    """The pixel and memory guards (:func:`~.limits.check_pixels`) on the whole series, from the
+    first file's header alone (ITK allocates a slice's pixels before reading them)."""
+    from .itk import pixel_dtype_of
+
+    sitk = _sitk()
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(files[0])
+    reader.ReadImageInformation()
+    x, y = reader.GetSize()[:2]
+    dtype = pixel_dtype_of(sitk, reader.GetPixelID())
+    check_pixels((x, y, len(files)), reader.GetNumberOfComponents() * (dtype.itemsize if dtype is not None else 8))
+
+
 def _canonical(sitk, image) -> np.ndarray:
     data = np.moveaxis(sitk.GetArrayFromImage(image), (0, 1, 2), (2, 1, 0))  # (x, y, z[, c])
     return orientations.apply_orientation(data, _ras_orientation(image.GetDirection(), image.GetSpacing()))
@@ -52,6 +73,7 @@ def header(source: Path | BinaryIO) -> tuple[tuple[int, ...], tuple[float, float
     """(RAS+ shape, RAS+ voxel size in mm) from the first two files of the series (their positions
     give the slice spacing) and its file count: the voxels are not read."""
     files = _files(source)
+    _guard(files)
     _, image = _series(source, files[:2] if len(files) > 1 else files)
     if image.GetDimension() != 3:
         raise ValueError("a DICOM series of one 2-D slice is not a volume; read it as an image instead")
@@ -65,7 +87,8 @@ def header(source: Path | BinaryIO) -> tuple[tuple[int, ...], tuple[float, float
 
 def read(source: Path | BinaryIO, slices: tuple[int, int] | None = None) -> np.ndarray:
     """The series as X x Y x Z in RAS+ order; with ``slices``, only RAS+ slices ``[z0, z1)``."""
-    check_pixels(header(source)[0])
-    sitk, image = _series(source)
+    files = _files(source)
+    _guard(files)
+    sitk, image = _series(source, files)
     out = _canonical(sitk, image)
     return out if slices is None else out[:, :, slices[0] : slices[1]]

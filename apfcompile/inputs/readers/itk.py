@@ -92,6 +92,11 @@ def pixel_dtype(source: Path | BinaryIO) -> np.dtype | None:
         reader.SetFileName(name)
         reader.ReadImageInformation()
         ident = reader.GetPixelID()
+    return pixel_dtype_of(sitk, ident)
+
+
+def pixel_dtype_of(sitk, ident: int) -> np.dtype | None:
+    """SimpleITK's pixel id as a numpy dtype (None for complex/vector types)."""
     names = {
         sitk.sitkUInt8: "uint8",
         sitk.sitkInt8: "int8",
@@ -116,7 +121,9 @@ def read(source: Path | BinaryIO, slices: tuple[int, int] | None = None) -> np.n
         reader = sitk.ImageFileReader()
         reader.SetFileName(name)
         reader.ReadImageInformation()
-        check_pixels(tuple(reader.GetSize()))
+        components = reader.GetNumberOfComponents()
+        dtype = pixel_dtype_of(sitk, reader.GetPixelID())
+        check_pixels(tuple(reader.GetSize()), components * (dtype.itemsize if dtype is not None else 8))
         image = reader.Execute()
     if image.GetDimension() != 3:
         raise ValueError(f"expected a 3-D volume, found {image.GetDimension()} dimensions")

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 from collections.abc import Iterator
 from contextvars import ContextVar
 
-__all__ = ["DEFAULT_MAX_PIXELS", "TooManyPixels", "check_pixels", "pixel_limit"]
+__all__ = ["DEFAULT_MAX_PIXELS", "MemoryNeeded", "TooManyPixels", "check_pixels", "pixel_limit"]
 
 DEFAULT_MAX_PIXELS = 4_000_000_000
 """4 gigapixels (or voxels): 12 GB as RGB uint8, more than any image a compile holds in memory
@@ -31,9 +32,11 @@ class TooManyPixels(ValueError):
         super().__init__(f"its header claims {pixels:,} pixels ({' x '.join(map(str, shape))}), over {limit:,}")
 
 
-def check_pixels(shape: tuple[int, ...]) -> None:
+def check_pixels(shape: tuple[int, ...], nbytes_per_pixel: int | None = None) -> None:
     """Raise TooManyPixels if the pixels (or voxels) of ``shape`` (spatial axes only) exceed the
-    current limit; negative sizes are refused the same way (a corrupt header)."""
+    current limit; negative sizes are refused the same way (a corrupt header). With
+    ``nbytes_per_pixel`` (item size x channels), also refuse an array larger than the memory this
+    machine has available (MemoryNeeded): reading it would only end in the out-of-memory killer."""
     limit = _LIMIT.get()
     dims = [int(s) for s in shape]
     if any(d < 0 for d in dims):
@@ -41,6 +44,35 @@ def check_pixels(shape: tuple[int, ...]) -> None:
     pixels = math.prod(dims)
     if limit is not None and pixels > limit:
         raise TooManyPixels(tuple(dims), pixels, limit)
+    available = _available_memory()
+    if limit is not None and nbytes_per_pixel and available and pixels * nbytes_per_pixel > available:
+        raise MemoryNeeded(tuple(dims), pixels * nbytes_per_pixel, available)
+
+
+class MemoryNeeded(ValueError):
+    """A header claims an array larger than the memory available (one InputError naming the file)."""
+
+    def __init__(self, shape: tuple[int, ...], nbytes: int, available: int) -> None:
+        self.shape, self.nbytes, self.available = shape, nbytes, available
+        super().__init__(
+            f"its header claims {' x '.join(map(str, shape))} pixels, {nbytes / 1e9:,.1f} GB in memory, more than "
+            f"the {available / 1e9:,.1f} GB this machine has available"
+        )
+
+
+def _available_memory() -> int | None:
+    """Bytes of memory available now (Linux: MemAvailable), or None where unknown."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
 
 
 @contextlib.contextmanager

@@ -105,7 +105,10 @@ def read(source: Path | BinaryIO, slices: tuple[int, int] | None = None) -> np.n
     spatial = list(img.shape[:3])
     if slices is not None and len(spatial) == 3:
         spatial[2] = max(0, min(slices[1], spatial[2]) - max(slices[0], 0))
-    check_pixels(tuple(spatial) + tuple(img.shape[3:4]) if len(img.shape) > 3 else tuple(spatial))
+    check_pixels(
+        tuple(spatial) + tuple(img.shape[3:4]) if len(img.shape) > 3 else tuple(spatial),
+        img.get_data_dtype().itemsize,
+    )
     ornt = _orientation(img)
     proxy = img.dataobj
     if ornt is None:

@@ -118,7 +118,9 @@ def read(source: Path | BinaryIO) -> np.ndarray:
         if name is None:
             raise ValueError(f"holds datasets {sorted(datasets)}; expected one named 'image' or a single dataset")
         shape = tuple(datasets[name].shape)
-        check_pixels(shape[:-1] if len(shape) >= 3 and shape[-1] <= 4 else shape)
+        channels = shape[-1] if len(shape) >= 3 and shape[-1] <= 4 else 1
+        spatial = shape[:-1] if len(shape) >= 3 and shape[-1] <= 4 else shape
+        check_pixels(spatial, np.dtype(datasets[name].dtype).itemsize * channels)
         return datasets[name][()]
 
 

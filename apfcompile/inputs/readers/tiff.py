@@ -25,7 +25,8 @@ def _check(level, tif: tifffile.TiffFile) -> None:
     """Guards on a series or level, from its header: the pixel limit (every axis but the
     samples'), and a tile/strip grid that the page's offsets cover (a header claiming a huge
     image over a few tiles would otherwise be decoded position by position, for minutes)."""
-    check_pixels(tuple(n for a, n in zip(level.axes, level.shape) if a != "S"))
+    samples = math.prod(n for a, n in zip(level.axes, level.shape) if a == "S")
+    check_pixels(tuple(n for a, n in zip(level.axes, level.shape) if a != "S"), level.dtype.itemsize * samples)
     for page in level.pages[:64]:
         if page is None or not hasattr(page, "chunked"):
             continue
