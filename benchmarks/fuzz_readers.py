@@ -29,6 +29,9 @@ def main() -> None:
     args = parser.parse_args()
     started = time.perf_counter()
     code, counts, stderr = fuzzing.run_in_child(args.images, timeout=3600)
+    import resource
+
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     if code != 0:
         print(f"image readers: the child process failed (exit status {code}):\n{stderr[-4000:]}")
         sys.exit(1)
@@ -45,7 +48,7 @@ def main() -> None:
             errors = tally["error"] + tally["refused"]
             what = "recompiled by --resume" if name == "shard.json" else "one-line errors"
             print(f"| {name} | {sum(tally.values()):,} | {read} | {errors:,} {what} | 0 |")
-    print(f"\n{time.perf_counter() - started:.0f} s in all")
+    print(f"\n{time.perf_counter() - started:.0f} s in all; peak memory of the image readers' process {peak:,.0f} MiB")
 
 
 if __name__ == "__main__":
