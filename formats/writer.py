@@ -4,7 +4,10 @@ A shard is written completely into ``shards/.tmp-NNNNN`` (Parquet tables, Zarr v
 ``shard.json``, the shard's own record with checksums of every file) and only then renamed to
 ``shards/NNNNN``; the manifest ``apf.json`` is written last, to a temporary name and renamed. A
 reader opens only the shards the manifest lists, so an interrupted compile leaves nothing a
-reader would open; ``shard.json`` lets ``--resume`` keep the shards that were finished.
+reader would open; ``shard.json`` lets ``--resume`` keep the shards that were finished. A compile
+replacing a dataset writes its shards to folders the current manifest does not name
+(:func:`shard_folder`), so the old dataset stays whole until the new manifest lands. Every byte
+goes through :func:`put_file`, the one place a full disk can fail a write.
 
 Everything written is a pure function of the records: no timestamps, host names or absolute
 paths, sorted JSON keys, and codec choices made from the shard's own data.
