@@ -220,12 +220,16 @@ def _save_panels(
 ) -> Path:
     zoom = max(1, 384 // side)  # small canvases (a CT slice) are enlarged to be seen
     parts = [titled(_zoomed(p, zoom), t) for p, t in panels]
-    picture = side_by_side(*parts)
+    return _save(_with_legend(side_by_side(*parts), masks, names), 10**9, out)
+
+
+def _with_legend(picture: np.ndarray, masks: list[np.ndarray], names: dict[int, str]) -> np.ndarray:
+    """``picture`` with the legend of the labels in ``masks`` below it (unchanged without labels)."""
     labels = sorted(set(np.unique(np.concatenate([np.unique(m) for m in masks])).tolist())) if masks else []
     strip = legend(labels, names, picture.shape[1])
-    if strip is not None:
-        picture = np.concatenate([picture, np.full((6, picture.shape[1], 3), 255, np.uint8), strip], axis=0)
-    return _save(picture, 10**9, out)
+    if strip is None:
+        return picture
+    return np.concatenate([picture, np.full((6, picture.shape[1], 3), 255, np.uint8), strip], axis=0)
 
 
 def _zoomed(picture: np.ndarray, zoom: int) -> np.ndarray:
@@ -324,11 +328,7 @@ def _write_volume_preview(
         stacked.append(pad)
         if i < len(rows) - 1:
             stacked.append(np.full((8, width, 3), 255, np.uint8))
-    labels = sorted(set(np.unique(np.concatenate([np.unique(m) for m in shown])).tolist())) if shown else []
-    strip = legend(labels, _class_names(ds), width)
-    if strip is not None:
-        stacked += [np.full((6, width, 3), 255, np.uint8), strip]
-    return _save(np.concatenate(stacked, axis=0), 10**9, out)
+    return _save(_with_legend(np.concatenate(stacked, axis=0), shown, _class_names(ds)), 10**9, out)
 
 
 def _plane_of(volume: np.ndarray, axis: int, index: int) -> np.ndarray:
