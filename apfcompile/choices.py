@@ -2,7 +2,8 @@
 
 Each is used as the type of its parameter (in :mod:`apfcompile.core`, :mod:`apfcompile.inputs` and
 :mod:`apfcompile.build`) and turned into the CLI's ``click.Choice`` by :func:`choices`, so the two
-can never disagree. This module imports nothing heavy: the CLI reads it to build ``--help``.
+can never disagree. This module imports nothing heavy: the CLI reads it to build ``--help`` (and
+so the one numeric default ``--help`` shows that a heavy module owns lives here too).
 """
 
 from __future__ import annotations
@@ -25,7 +26,13 @@ __all__ = [
     "Policy",
     "VolumeEdges",
     "choices",
+    "DEFAULT_MAX_PIXELS",
 ]
+
+DEFAULT_MAX_PIXELS = 4_000_000_000
+"""``--max-pixels``' default (:mod:`apfcompile.inputs.readers.limits`): 4 gigapixels (or voxels),
+12 GB as RGB uint8, more than any image a compile holds in memory on purpose, far less than the
+terabytes a hostile header can claim."""
 
 Layout = Literal["auto", "folder", "paip", "btcv", "nnunet", "list"]
 """How INPUT is organised (:mod:`apfcompile.inputs.layouts`)."""

@@ -20,6 +20,7 @@ from formats.errors import FormatError
 
 from . import __version__
 from .choices import (
+    DEFAULT_MAX_PIXELS,
     Fit,
     ImageMethod,
     Layout,
@@ -35,7 +36,6 @@ from .choices import (
     choices,
 )
 from .errors import APFError, APFWarning, ParameterError
-from .inputs.readers.limits import DEFAULT_MAX_PIXELS
 
 
 def flag_of(name: str, command: click.Command | None) -> str:
@@ -400,6 +400,9 @@ def compile(input: str, output: str, **options: object) -> None:
     next compile. Remote slides are read tile by tile:
     only the pyramid level used is fetched.
     """
+    from .build.executors import start_workers
+
+    start_workers(options["workers"], options["scheduler"])  # its imports overlap what follows
     from .build.config import CompileConfig
     from .build.run import compile_dataset
     from .inputs.labels import read_class_names, read_label_map

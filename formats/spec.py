@@ -33,6 +33,7 @@ __all__ = [
     "check_relative_path",
     "manifest_bytes",
     "parse_manifest",
+    "shard_folder",
     "shard_name",
 ]
 
@@ -49,6 +50,16 @@ SAMPLES_NAME = "samples.parquet"
 def shard_name(index: int) -> str:
     """The folder name of shard ``index``: five digits, zero-padded."""
     return f"{index:05d}"
+
+
+def shard_folder(index: int, taken: set[str] = frozenset()) -> str:
+    """The folder name for shard ``index`` that no path in ``taken`` (the ``shards/...`` paths an
+    existing manifest names) uses: ``NNNNN``, or ``NNNNN.1`` when ``NNNNN`` is taken. A compile
+    that replaces a dataset (``overwrite``, or ``resume`` with other options) thus writes beside
+    the old shards, and the old dataset stays whole and readable until the new manifest lands;
+    the same old manifest gives the same names, so a resumed replacement finds its own shards."""
+    name = shard_name(index)
+    return f"{name}.1" if f"{SHARDS_DIR}/{name}" in taken else name
 
 
 def _schemas() -> dict:

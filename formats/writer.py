@@ -28,8 +28,6 @@ import numcodecs
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-import zarr
-from zarr.codecs import Crc32cCodec, ZstdCodec
 
 from .nodes import NODE_COLUMNS, NODE_COLUMNS_3D
 from .records import SampleRecord
@@ -49,6 +47,7 @@ from .spec import (
     ShardInfo,
     ShardRecord,
     manifest_bytes,
+    shard_folder,
     shard_name,
 )
 from .storage import Location, Place, locate
@@ -175,40 +174,78 @@ def _nodes_table(records: list[SampleRecord], dims: int = 2) -> pa.Table:
     return pa.Table.from_arrays(arrays, schema=schema)
 
 
-def _image_compressors(image: np.ndarray) -> list:
-    """The image array's bytes-to-bytes codecs: zstd where a probe of ``_PROBE_WINDOWS`` windows
-    spread evenly over the array (4 MiB in all) compresses to <= IMAGE_ZSTD_MAX_RATIO, then crc32c."""
+def _image_zstd(image: np.ndarray) -> int | None:
+    """The image array's zstd level (then crc32c), or None (crc32c alone): zstd where a probe of
+    ``_PROBE_WINDOWS`` windows spread evenly over the array (4 MiB in all) compresses to <=
+    IMAGE_ZSTD_MAX_RATIO."""
     flat = np.ascontiguousarray(image).view(np.uint8).reshape(-1)
     if flat.size == 0:
-        return [Crc32cCodec()]
+        return None
     window = min(flat.size, _CODEC_PROBE_BYTES // _PROBE_WINDOWS)
     starts = np.linspace(0, flat.size - window, _PROBE_WINDOWS).astype(np.int64)
     probe = [flat[s : s + window].tobytes() for s in np.unique(starts)]
     codec = numcodecs.Zstd(level=IMAGE_ZSTD_LEVEL)
     ratio = sum(len(codec.encode(b)) for b in probe) / sum(len(b) for b in probe)
-    return [ZstdCodec(level=IMAGE_ZSTD_LEVEL), Crc32cCodec()] if ratio <= IMAGE_ZSTD_MAX_RATIO else [Crc32cCodec()]
+    return IMAGE_ZSTD_LEVEL if ratio <= IMAGE_ZSTD_MAX_RATIO else None
 
 
-def _array_files(group: zarr.Group, name: str, data: np.ndarray, compressors: list) -> dict[str, bytes]:
-    """Array ``name`` of ``group`` (in memory): its ``zarr.json`` by zarr-python, and its one shard
-    file by :func:`_shard_bytes` (the same bytes zarr-python would store, without its per-chunk
-    machinery, which cost more than the encoding itself); returned as relative path -> bytes."""
+def _array_files(name: str, data: np.ndarray, zstd: int | None) -> dict[str, bytes]:
+    """Array ``name`` of the patches group: its ``zarr.json`` (:func:`_array_json`) and its one shard
+    file (:func:`_shard_bytes`), as relative path -> bytes: the bytes zarr-python writes for the
+    same array, without zarr-python (its import alone is ~0.2 s of every compile process, and its
+    per-chunk machinery cost more than the encoding itself)."""
     n = max(int(data.shape[0]), 1)
     chunk = min(CHUNK_NODES, n)
     per_file = -(-n // chunk) * chunk  # one storage file per array: the sharding codec's shard
-    group.create_array(
-        name,
-        shape=data.shape,
-        dtype=data.dtype,
-        chunks=(chunk,) + data.shape[1:],
-        shards=(per_file,) + data.shape[1:],
-        compressors=compressors,
-        fill_value=0,
+    files = {f"{name}/zarr.json": _array_json(data.shape, data.dtype, chunk, per_file, zstd)}
+    if data.size:
+        files[f"{name}/c/" + "/".join("0" for _ in data.shape)] = _shard_bytes(data, chunk, zstd)
+    return files
+
+
+def _json_bytes(meta: dict) -> bytes:
+    """A ``zarr.json`` document as zarr-python writes it: 2-space indent, no final newline."""
+    return json.dumps(meta, indent=2).encode()
+
+
+GROUP_JSON = _json_bytes({"attributes": {}, "zarr_format": 3, "node_type": "group"})
+"""The patches group's ``zarr.json``."""
+
+
+def _array_json(shape: tuple[int, ...], dtype: np.dtype, chunk: int, per_file: int, zstd: int | None) -> bytes:
+    """Zarr v3 metadata of a patch array of ``shape`` in one shard of ``per_file`` rows, inner
+    chunks of ``chunk`` rows: little-endian bytes [-> zstd ``zstd``] -> crc32c per chunk, the shard
+    index last with its crc32c, fill value 0. Keys, their order and the 2-space indent are
+    zarr-python's (3.1), so a dataset's bytes do not depend on which zarr-python is installed."""
+    dtype = np.dtype(dtype)
+    rest = [int(d) for d in shape[1:]]
+    order = [{"name": "bytes"} if dtype.itemsize == 1 else {"name": "bytes", "configuration": {"endian": "little"}}]
+    inner = order + (
+        [{"name": "zstd", "configuration": {"level": zstd, "checksum": False}}] if zstd is not None else []
     )
-    if not data.size:
-        return {}
-    zstd = next((c.level for c in compressors if isinstance(c, ZstdCodec)), None)
-    return {f"{name}/c/" + "/".join("0" for _ in data.shape): _shard_bytes(data, chunk, zstd)}
+    meta = {
+        "shape": [int(d) for d in shape],
+        "data_type": dtype.name,
+        "chunk_grid": {"name": "regular", "configuration": {"chunk_shape": [per_file, *rest]}},
+        "chunk_key_encoding": {"name": "default", "configuration": {"separator": "/"}},
+        "fill_value": 0.0 if dtype.kind == "f" else 0,
+        "codecs": [
+            {
+                "name": "sharding_indexed",
+                "configuration": {
+                    "chunk_shape": [chunk, *rest],
+                    "codecs": [*inner, {"name": "crc32c"}],
+                    "index_codecs": [{"name": "bytes", "configuration": {"endian": "little"}}, {"name": "crc32c"}],
+                    "index_location": "end",
+                },
+            }
+        ],
+        "attributes": {},
+        "zarr_format": 3,
+        "node_type": "array",
+        "storage_transformers": [],
+    }
+    return _json_bytes(meta)
 
 
 def _shard_bytes(data: np.ndarray, chunk: int, zstd: int | None) -> bytes:
@@ -312,16 +349,6 @@ def write_shard(
     return info
 
 
-def shard_folder(index: int, taken: set[str] = frozenset()) -> str:
-    """The folder name for shard ``index`` that no path in ``taken`` (the ``shards/...`` paths an
-    existing manifest names) uses: ``NNNNN``, or ``NNNNN.1`` when ``NNNNN`` is taken. A compile
-    that replaces a dataset (``overwrite``, or ``resume`` with other options) thus writes beside
-    the old shards, and the old dataset stays whole and readable until the new manifest lands;
-    the same old manifest gives the same names, so a resumed replacement finds its own shards."""
-    name = shard_name(index)
-    return f"{name}.1" if f"{SHARDS_DIR}/{name}" in taken else name
-
-
 def _tmp_of(dataset: Path, name: str) -> Path:
     return dataset / SHARDS_DIR / f".tmp-{name}"
 
@@ -358,17 +385,14 @@ def stage_shard(
     cell = (patch_size,) * dims  # a patch: p x p, or p x p x p for volumes
     empty_image = np.zeros((0, *cell, channels or 1), image_dtype or "uint8")
     image = np.concatenate([r.image for r in records]) if records else empty_image
-    meta: dict = {}  # zarr.json files, written by zarr-python into memory
-    group = zarr.open_group(zarr.storage.MemoryStore(meta), mode="w", zarr_format=3)
-    arrays = _array_files(group, "image", image, _image_compressors(image))
+    arrays = {"zarr.json": GROUP_JSON, **_array_files("image", image, _image_zstd(image))}
     if mask_dtype is not None:
         empty_mask = np.zeros((0, *cell), mask_dtype)
         # An unlabelled sample in a labelled dataset gets mask rows of `mask_fill` (its
         # samples.parquet row has no mask_source).
         masks = [r.mask if r.mask is not None else np.full(r.image.shape[:-1], mask_fill, mask_dtype) for r in records]
         mask = np.concatenate(masks) if records else empty_mask
-        arrays.update(_array_files(group, "mask", mask.astype(mask_dtype, copy=False), [Crc32cCodec()]))
-    arrays.update((key, buf.to_bytes()) for key, buf in meta.items())
+        arrays.update(_array_files("mask", mask.astype(mask_dtype, copy=False), None))
     files.update((f"{PATCHES_NAME}/{rel}", data) for rel, data in arrays.items())
     records_ = _put_files(tmp, files)
     return ShardInfo(

@@ -53,10 +53,10 @@ def test_one_volume_on_two_workers_writes_the_bytes_of_one(tmp_path, monkeypatch
     seen, staged = [], []
     real = run_mod.in_order
 
-    def spy(fn, tasks, workers, scheduler=None):
+    def spy(fn, tasks, workers, scheduler=None, pool=None):
         seen.append([t.frames for t in tasks])
         staged.append([t.stage[1] if t.stage else [] for t in tasks])
-        return real(fn, tasks, workers, scheduler)
+        return real(fn, tasks, workers, scheduler, pool)
 
     monkeypatch.setattr(run_mod, "in_order", spy)
     compile_dataset(CompileConfig.from_options(src, tmp_path / "two", workers=2, **kw))

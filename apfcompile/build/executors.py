@@ -2,10 +2,20 @@
 
 Every executor yields results in task order with a bounded number of tasks in flight, which is
 what makes a compile's bytes independent of where and how widely it ran.
+
+Pool workers are forked from a fork server (where the platform has one; spawned elsewhere) that
+imports what a worker needs once, while this process is still planning (:func:`start_workers`):
+a spawned worker imports the same ~1 s of modules itself, on the critical path, once per worker.
+The server is a single-threaded process that has only imported modules, so forking it is safe; each
+worker takes this process's current working folder, ``sys.path`` and environment when it starts.
 """
 
 from __future__ import annotations
 
+import contextlib
+import multiprocessing
+import os
+import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from multiprocessing import get_context
@@ -13,17 +23,73 @@ from typing import TypeVar
 
 from ..errors import ParameterError
 
-__all__ = ["in_order"]
+__all__ = ["in_order", "local_pool", "start_workers"]
+
+WORKER_MODULES = (
+    "apfcompile.build.samples",
+    "formats.writer",
+    "apfcompile.cli",
+    *(f"apfcompile.inputs.readers.{name}" for name in ("nifti", "tiff", "raster", "arrays")),
+)
+"""What pool workers import: the compile's work, the shard writer (workers write the shards of a
+volume cut at shard boundaries), the command line (a worker started from ``apfcompile`` imports the
+main script, which imports the command line) and the common readers (the rarer ones, SimpleITK's
+and DICOM's, are imported by the workers that need them)."""
+
+_METHOD = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+
+
+def start_workers(workers: int, scheduler: str | None) -> None:
+    """Start the fork server, importing :data:`WORKER_MODULES`, if this compile will use a local
+    pool (``workers > 1``, no ``scheduler``): its imports then overlap this process's planning. A
+    no-op otherwise, when the server already runs, or where there is no fork server."""
+    if scheduler is not None or workers <= 1 or _METHOD != "forkserver":
+        return
+    from multiprocessing import forkserver
+
+    ctx = get_context(_METHOD)
+    ctx.set_forkserver_preload(list(WORKER_MODULES))
+    forkserver.ensure_running()
+
+
+@contextlib.contextmanager
+def local_pool(workers: int, scheduler: str | None) -> Iterator[ProcessPoolExecutor | None]:
+    """The local process pool of a compile (None when it runs in this process or on Dask), its
+    workers already starting: forked from the fork server, they set up while this process plans,
+    so the first tasks start at once. Shut down (pending tasks cancelled) on leaving."""
+    if scheduler is not None or workers <= 1:
+        yield None
+        return
+    start_workers(workers, scheduler)
+    pool = ProcessPoolExecutor(
+        max_workers=workers, mp_context=get_context(_METHOD), initializer=_worker_init, initargs=(dict(os.environ),)
+    )
+    if _METHOD == "forkserver":  # a fork is cheap: start every worker now (spawned ones start on demand)
+        # on a thread: a fork waits for the server to finish its imports, this process need not
+        warm = threading.Thread(target=lambda: [pool.submit(_ready) for _ in range(workers)], daemon=True)
+        warm.start()
+    try:
+        yield pool
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
 
 T = TypeVar("T")
 R = TypeVar("R")
 
 
-def in_order(fn: Callable[[T], R], tasks: list[T], workers: int, scheduler: str | None = None) -> Iterator[R]:
+def in_order(
+    fn: Callable[[T], R],
+    tasks: list[T],
+    workers: int,
+    scheduler: str | None = None,
+    pool: ProcessPoolExecutor | None = None,
+) -> Iterator[R]:
     """``fn(task)`` for every task, yielded in task order, at most 2 x workers in flight.
 
-    ``fn`` and the tasks travel to worker processes (a spawn pool, or Dask), so ``fn`` must be a
+    ``fn`` and the tasks travel to worker processes (a local pool, or Dask), so ``fn`` must be a
     module-level function. ``scheduler``: a Dask address or ``local:N`` (see :func:`_on_dask`).
+    ``pool``: the :func:`local_pool` to run on (its owner shuts it down); by default one is made.
     """
     if scheduler is not None:
         yield from _on_dask(fn, tasks, scheduler)
@@ -32,24 +98,26 @@ def in_order(fn: Callable[[T], R], tasks: list[T], workers: int, scheduler: str 
         for t in tasks:
             yield fn(t)
         return
-    ctx = get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init) as pool:
-        pending: list[Future] = []
-        queue = iter(tasks)
-        try:
-            for t in queue:
-                pending.append(pool.submit(fn, t))
-                if len(pending) >= 2 * workers:
-                    break
-            while pending:
-                result = pending.pop(0).result()
-                nxt = next(queue, None)
-                if nxt is not None:
-                    pending.append(pool.submit(fn, nxt))
-                yield result
-        finally:
-            for f in pending:
-                f.cancel()
+    if pool is None:
+        with local_pool(workers, scheduler) as own:
+            yield from in_order(fn, tasks, workers, scheduler, own)
+        return
+    pending: list[Future] = []
+    queue = iter(tasks)
+    try:
+        for t in queue:
+            pending.append(pool.submit(fn, t))
+            if len(pending) >= 2 * workers:
+                break
+        while pending:
+            result = pending.pop(0).result()
+            nxt = next(queue, None)
+            if nxt is not None:
+                pending.append(pool.submit(fn, nxt))
+            yield result
+    finally:
+        for f in pending:
+            f.cancel()
 
 
 def _on_dask(fn: Callable[[T], R], tasks: list[T], scheduler: str) -> Iterator[R]:
@@ -100,7 +168,17 @@ def _on_dask(fn: Callable[[T], R], tasks: list[T], scheduler: str) -> Iterator[R
             cluster.close()
 
 
-def _worker_init() -> None:
+def _ready() -> None:
+    """A task that does nothing: submitted once per worker to start them all early."""
+
+
+def _worker_init(environ: dict[str, str]) -> None:
+    """A worker's set-up: this process's environment as it is now (the fork server's is the one
+    it had when the server started: credentials or options set since would be missing), and
+    OpenCV on one thread (one process per core already)."""
+    if os.environ != environ:
+        os.environ.clear()
+        os.environ.update(environ)
     import cv2
 
-    cv2.setNumThreads(1)  # one process per core already
+    cv2.setNumThreads(1)

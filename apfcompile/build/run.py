@@ -21,6 +21,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 import numpy as np
 
 from formats import Failure, Manifest, SampleRecord, ShardInfo, ShardRecord, View
+from formats.spec import shard_folder
 
 from ..errors import APFError, APFWarning, CompileError, OutputFullError
 from ..inputs.frames import has_labels, is_stack
@@ -29,7 +30,7 @@ from ..inputs.locations import symlink_policy
 from ..inputs.readers.limits import pixel_limit
 from .adaptivity import dataset_warnings
 from .config import CompileConfig
-from .executors import in_order
+from .executors import in_order, local_pool, start_workers
 from .labels import Naming
 from .lock import lock_output
 from .outputs import current_shards, prepare_output, remove_stale_shards, write_stats
@@ -60,12 +61,19 @@ def compile_items(
     what :func:`compile_dataset` does once it has found its inputs, and what
     :func:`apfcompile.write_dataset` does with inputs made in memory."""
     started = time.perf_counter() if started is None else started
+    start_workers(cfg.run.workers, cfg.run.scheduler)
+    with local_pool(cfg.run.workers, cfg.run.scheduler) as pool:  # workers start while this one plans
+        return _compile_pooled(items, info, cfg, started, pool)
+
+
+def _compile_pooled(items: list[InputItem], info: LayoutInfo, cfg: CompileConfig, started: float, pool) -> Manifest:
+    """:func:`compile_items` with its local pool (or None)."""
     loc = cfg.output.location()
     prepare_output(loc, cfg.run.resume, cfg.run.overwrite)  # checks only: nothing is removed
     lock = lock_output(loc)
     try:
         with pixel_limit(cfg.run.pixel_limit):
-            return _compile_locked(items, info, cfg, started, loc)
+            return _compile_locked(items, info, cfg, started, loc, pool)
     except OSError as exc:
         if exc.errno not in (errno.ENOSPC, errno.EDQUOT) or isinstance(exc, APFError):
             raise
@@ -77,7 +85,9 @@ def compile_items(
         lock.release()
 
 
-def _compile_locked(items: list[InputItem], info: LayoutInfo, cfg: CompileConfig, started: float, loc) -> Manifest:
+def _compile_locked(
+    items: list[InputItem], info: LayoutInfo, cfg: CompileConfig, started: float, loc, pool=None
+) -> Manifest:
     """:func:`compile_items` once this process holds OUTPUT's lock."""
     data, run, out = cfg.data, cfg.run, cfg.output
     views = data.view_list()
@@ -174,7 +184,7 @@ def _compile_locked(items: list[InputItem], info: LayoutInfo, cfg: CompileConfig
     writer = _ShardWriter(run.workers > 1 or run.scheduler is not None, written)
     try:
         for result in _whole_inputs(
-            in_order(compile_input, tasks, run.workers, run.scheduler), n_parts, plan.counts, progress
+            in_order(compile_input, tasks, run.workers, run.scheduler, pool), n_parts, plan.counts, progress
         ):
             item = items[result.index]
             first_shard = plan.firsts[result.index] // per
@@ -404,13 +414,6 @@ def commit_shard(*args: object, **kwargs: object) -> None:
     from formats import writer
 
     writer.commit_shard(*args, **kwargs)
-
-
-def shard_folder(*args: object, **kwargs: object) -> str:
-    """:func:`formats.writer.shard_folder` (the writer is imported on first use)."""
-    from formats import writer
-
-    return writer.shard_folder(*args, **kwargs)
 
 
 def discard_staged(*args: object, **kwargs: object) -> None:

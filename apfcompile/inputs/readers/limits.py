@@ -17,9 +17,7 @@ from contextvars import ContextVar
 
 __all__ = ["DEFAULT_MAX_PIXELS", "MemoryNeeded", "TooManyPixels", "check_pixels", "pixel_limit"]
 
-DEFAULT_MAX_PIXELS = 4_000_000_000
-"""4 gigapixels (or voxels): 12 GB as RGB uint8, more than any image a compile holds in memory
-on purpose, far less than the terabytes a hostile header can claim."""
+from ...choices import DEFAULT_MAX_PIXELS  # defined where --help reads it without this package
 
 _LIMIT: ContextVar[int | None] = ContextVar("max_pixels", default=DEFAULT_MAX_PIXELS)
 
