@@ -1,5 +1,5 @@
 """``python -m apfcompile`` runs the command line."""
 
-from .cli import main
+from .cli import console
 
-main(prog_name="apfcompile")
+console()
