@@ -29,12 +29,13 @@ WORKER_MODULES = (
     "apfcompile.build.samples",
     "formats.writer",
     "apfcompile.cli",
-    *(f"apfcompile.inputs.readers.{name}" for name in ("nifti", "tiff", "raster", "arrays")),
+    *(f"apfcompile.inputs.readers.{name}" for name in ("nifti", "raster", "arrays")),
 )
 """What pool workers import: the compile's work, the shard writer (workers write the shards of a
 volume cut at shard boundaries), the command line (a worker started from ``apfcompile`` imports the
-main script, which imports the command line) and the common readers (the rarer ones, SimpleITK's
-and DICOM's, are imported by the workers that need them)."""
+main script, which imports the command line) and the readers of many small frames (NIfTI,
+PNG/JPEG, NumPy). TIFF's (tifffile: ~0.08 s), SimpleITK's and DICOM's are imported by the
+workers that need them: a slide takes seconds, where a volume's first slice takes milliseconds."""
 
 _METHOD = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
 
