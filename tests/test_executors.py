@@ -1,0 +1,47 @@
+"""The local pool: results in task order, workers forked from the fork server that see the
+caller's environment as it is when the pool starts, and no worker left behind."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import time
+
+from apfcompile.build.executors import in_order, local_pool, start_workers
+
+
+def _env_value(name: str) -> str | None:
+    return os.environ.get(name)
+
+
+def _slow_square(x: int) -> int:
+    time.sleep(0.02 * (x % 3))  # later tasks often finish first
+    return x * x
+
+
+def test_results_come_in_task_order_from_two_workers():
+    assert list(in_order(_slow_square, list(range(12)), 2)) == [x * x for x in range(12)]
+
+
+def test_workers_see_the_environment_set_after_the_fork_server_started(monkeypatch):
+    start_workers(2, None)  # the fork server keeps the environment it started with
+    monkeypatch.setenv("APF_TEST_MARK", "set after the server started")
+    monkeypatch.delenv("APF_TEST_GONE", raising=False)
+    assert list(in_order(_env_value, ["APF_TEST_MARK"] * 3, 2)) == ["set after the server started"] * 3
+    assert list(in_order(_env_value, ["APF_TEST_GONE"] * 2, 2)) == [None, None]
+
+
+def test_a_warmed_pool_leaves_no_worker_behind():
+    before = {p.pid for p in multiprocessing.active_children()}
+    with local_pool(2, None) as pool:
+        assert pool is not None
+        assert list(in_order(_slow_square, [1, 2, 3], 2, None, pool)) == [1, 4, 9]
+    after = {p.pid for p in multiprocessing.active_children()}
+    assert after <= before
+
+
+def test_one_worker_or_dask_gets_no_local_pool():
+    with local_pool(1, None) as pool:
+        assert pool is None
+    with local_pool(2, "local:2") as pool:
+        assert pool is None
