@@ -45,3 +45,17 @@ def test_one_worker_or_dask_gets_no_local_pool():
         assert pool is None
     with local_pool(2, "local:2") as pool:
         assert pool is None
+
+
+def test_a_pool_closed_before_its_workers_started_raises_nothing_on_any_thread(monkeypatch):
+    """A compile that fails at once (a bad input) closes its pool while the thread that starts
+    the workers may still be submitting: that thread must end quietly."""
+    import threading
+
+    errors: list[BaseException] = []
+    monkeypatch.setattr(threading, "excepthook", lambda args: errors.append(args.exc_value))
+    for _ in range(20):
+        with local_pool(2, None):
+            pass
+    time.sleep(0.5)  # let every starter thread finish
+    assert errors == []

@@ -67,8 +67,7 @@ def local_pool(workers: int, scheduler: str | None) -> Iterator[ProcessPoolExecu
     )
     if _METHOD == "forkserver":  # a fork is cheap: start every worker now (spawned ones start on demand)
         # on a thread: a fork waits for the server to finish its imports, this process need not
-        warm = threading.Thread(target=lambda: [pool.submit(_ready) for _ in range(workers)], daemon=True)
-        warm.start()
+        threading.Thread(target=_warm, args=(pool, workers), name="apf-warm-pool", daemon=True).start()
     try:
         yield pool
     finally:
@@ -171,6 +170,15 @@ def _on_dask(fn: Callable[[T], R], tasks: list[T], scheduler: str) -> Iterator[R
 
 def _ready() -> None:
     """A task that does nothing: submitted once per worker to start them all early."""
+
+
+def _warm(pool: ProcessPoolExecutor, workers: int) -> None:
+    """Start ``workers`` workers of ``pool`` (on a thread: each fork waits for the fork server)."""
+    try:
+        for _ in range(workers):
+            pool.submit(_ready)
+    except RuntimeError:  # shut down first: the compile ended before its workers were needed
+        pass
 
 
 def _worker_init(environ: dict[str, str]) -> None:
