@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import threading
 from collections import OrderedDict
 
@@ -75,6 +76,10 @@ class _DirectArray:
         if stored.any() and int((self.index[stored, 0] + self.index[stored, 1]).max()) > source.size - index_bytes - 4:
             raise CorruptShardError(label, "its shard index points past the end of the file (truncated)")
         self.codec = numcodecs.Zstd() if self.zstd else None
+        self.stride = (
+            self.chunk_rows * int(np.prod(self.row_shape, dtype=np.int64)) * self.dtype.itemsize + 4 * self.crc
+        )
+        """Bytes of one stored inner chunk when it is not compressed (rows [+ crc32c])."""
 
     def read_into(self, start: int, stop: int, out: np.ndarray) -> None:
         """Rows [start, stop) into ``out`` (n, *row_shape): one copy, each chunk's crc32c checked."""
@@ -89,6 +94,9 @@ class _DirectArray:
             lo = int(entries[stored, 0].min())
             span = self.source.read(lo, int((entries[stored, 0] + entries[stored, 1]).max()) - lo)
             span = np.frombuffer(span, np.uint8)
+            if self.codec is None and self._uniform(entries):
+                self._copy_uniform(span, first, start, stop, out)
+                return
         for k in range(first, last + 1):
             offset, nbytes = self.index[k]
             lo_row, hi_row = max(start, k * c), min(stop, (k + 1) * c)
@@ -103,6 +111,55 @@ class _DirectArray:
                 raw = self.codec.decode(raw)
             chunk = np.frombuffer(raw, self.dtype).reshape((c,) + self.row_shape)
             dst[...] = chunk[lo_row - k * c : hi_row - k * c]
+
+    def _uniform(self, entries: np.ndarray) -> bool:
+        """Whether ``entries`` (index rows of consecutive chunks) are stored back to back, each
+        the full raw chunk [+ its crc32c]: then the span is an (n, :attr:`stride`) byte array."""
+        return bool(
+            (entries[:, 1] == self.stride).all() and (np.diff(entries[:, 0].astype(np.int64)) == self.stride).all()
+        )
+
+    def _copy_uniform(self, span: np.ndarray, first: int, start: int, stop: int, out: np.ndarray) -> None:
+        """:meth:`read_into` for uncompressed chunks stored back to back, every chunk's crc32c
+        checked. Rows that start and end on chunk boundaries (a sequence of L rows, L a multiple
+        of the chunk's) into a contiguous ``out`` are one copy from a strided view of the span,
+        then checked in ``out`` itself (the bytes of a chunk are its rows, and they are still in
+        the cache: checking the source first read every byte from memory twice); other reads are
+        checked at the source, then copied chunk by chunk. Either way nothing is returned unchecked."""
+        c = self.chunk_rows
+        block = span.reshape(-1, self.stride)
+        payload = block[:, :-4] if self.crc else block
+        chunks = payload.view(self.dtype).reshape((len(block), c) + self.row_shape)
+        skip, n = start - first * c, stop - start
+        check = self.crc and self.verify
+        if (
+            skip == 0
+            and n == len(block) * c
+            and out.flags.c_contiguous
+            and (self.dtype.itemsize == 1 or sys.byteorder == "little")
+        ):
+            out.reshape(chunks.shape)[...] = chunks
+            if check:
+                self._verify(out.reshape(len(block), -1).view(np.uint8), block, first)
+            return
+        if check:
+            self._verify(payload, block, first)
+        pos = 0
+        for i in range(len(chunks)):
+            lo, hi = max(skip, i * c), min(skip + n, (i + 1) * c)
+            if hi > lo:
+                out[pos : pos + hi - lo] = chunks[i, lo - i * c : hi - i * c]
+                pos += hi - lo
+
+    def _verify(self, rows: np.ndarray, block: np.ndarray, first: int) -> None:
+        """Raise CorruptShardError unless the crc32c of each ``rows[i]`` (chunk ``first + i``'s
+        bytes, wherever they now are) matches the one stored after it in ``block[i]``."""
+        stored = np.ascontiguousarray(block[:, -4:]).view("<u4").ravel().tolist()
+        computed = [google_crc32c.value(rows[i]) for i in range(len(rows))]
+        if computed != stored:
+            i = next(i for i, (a, b) in enumerate(zip(computed, stored)) if a != b)
+            self._checked(block[i], first + i)  # the stored chunk itself fails: raises, naming its rows
+            raise CorruptShardError(self.label, f"rows {(first + i) * self.chunk_rows}.. changed while read")
 
     def _checked(self, raw: np.ndarray, k: int) -> np.ndarray:
         """An inner chunk's bytes without its crc32c trailer, once the trailer matches them."""

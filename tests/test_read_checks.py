@@ -137,3 +137,40 @@ def test_shard_files_are_the_bytes_zarr_python_writes(tmp_path, dtype, zstd, sha
     assert ours.metadata == array.metadata
     assert zarr.open_group(tmp_path / "ours", mode="r").metadata == theirs.metadata
     np.testing.assert_array_equal(ours[...], data)
+
+
+def test_whole_chunk_reads_are_exact_and_checked_in_place(tmp_path):
+    """A sample that is whole chunks (here one sample per shard: its rows are the shard's one
+    chunk) is copied in one strided copy and checked in the destination. The rows equal
+    zarr-python's; a flipped byte in the mask or the image of sample 1 fails sample 1 alone,
+    naming the file and the sample."""
+    ds_path = tmp_path / "ds"
+    builders.compile_to(
+        builders.nuclei_folder(tmp_path / "in"), ds_path, length=64, mask_dtype="uint8", shard_samples=1
+    )
+    ds = open_dataset(ds_path)
+    rows = ds.samples.to_pylist()
+    for i, row in enumerate(rows):
+        folder = ds_path / ds.manifest.shards[i].path / "patches.zarr"
+        item = APFDataset(ds_path, length=64)[i]
+        n = row["count"]
+        np.testing.assert_array_equal(item["mask"][:n].numpy(), zarr.open_array(folder / "mask", mode="r")[:])
+        image = zarr.open_array(folder / "image", mode="r")
+        assert image.metadata.codecs[0].chunk_shape[0] == n == image.shape[0]  # one whole chunk
+        np.testing.assert_array_equal(item["image"][:n].permute(0, 2, 3, 1).numpy(), image[:])
+    for name in ("mask", "image"):
+        broken = tmp_path / f"broken-{name}"
+        shutil.copytree(ds_path, broken)
+        folder = broken / ds.manifest.shards[1].path / "patches.zarr" / name
+        path = next(p for p in (folder / "c").rglob("*") if p.is_file())
+        data = bytearray(path.read_bytes())
+        data[7] ^= 0x10  # inside sample 1's one chunk
+        path.write_bytes(bytes(data))
+        APFDataset(broken, length=64)[0]  # sample 0: another shard, whole
+        for read in (
+            lambda broken=broken: APFDataset(broken, length=64)[1],
+            lambda broken=broken: list(APFStream(broken, length=64, batch_size=3, shuffle=False)),
+        ):
+            with pytest.raises(CorruptShardError) as err:
+                read()
+            assert f"patches.zarr/{name}" in str(err.value) and repr(rows[1]["key"]) in str(err.value)
