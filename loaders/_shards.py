@@ -136,6 +136,7 @@ class _DirectArray:
             skip == 0
             and n == len(block) * c
             and out.flags.c_contiguous
+            and out.dtype == self.dtype  # (a uint16 mask is read into int32: other bytes)
             and (self.dtype.itemsize == 1 or sys.byteorder == "little")
         ):
             out.reshape(chunks.shape)[...] = chunks

@@ -55,8 +55,11 @@ def test_items_carry_the_stored_dtypes_and_no_more_bytes(nuclei_dataset):
     assert carried <= 1.1 * 3 * 64 * per_row
 
 
-def test_uint16_masks_come_as_int32_with_their_values(tmp_path):
-    builders.compile_to(builders.nuclei_folder(tmp_path / "in"), tmp_path / "ds", length=64)  # uint16 TIFFs
+@pytest.mark.parametrize("shard_samples", [256, 1])  # 1: each sample is one whole chunk (the in-place path)
+def test_uint16_masks_come_as_int32_with_their_values(tmp_path, shard_samples):
+    builders.compile_to(
+        builders.nuclei_folder(tmp_path / "in"), tmp_path / "ds", length=64, shard_samples=shard_samples
+    )  # uint16 TIFFs
     ds = open_dataset(tmp_path / "ds")
     item = APFDataset(tmp_path / "ds", length=64)[0]
     stored = ds.read_sample(item["id"]).mask
