@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import tifffile
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from apfcompile import InputNotFoundError, UnreadableInputError
 from apfcompile.inputs.readers import read_array, suffix_of
@@ -114,3 +116,24 @@ def test_bad_files_get_one_clear_error(tmp_path, case, tissue):
         read_array(path)
     message = str(info.value)
     assert str(path) in message and "\n" not in message
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    dtype=st.sampled_from(["uint8", "int8", "uint16", "int16", "int32", "int64", "float32", "float64", "bool"]),
+    shape=st.tuples(st.integers(1, 40), st.integers(1, 40), st.integers(1, 3)),
+    flip=st.sampled_from([None, 0, 1]),
+    seed=st.integers(0, 2**16),
+)
+def test_volume_slices_are_made_contiguous_exactly(dtype, shape, flip, seed):
+    """A NIfTI volume's slices (Fortran-ordered, maybe flipped by the orientation) made C-contiguous
+    by OpenCV's transpose where it can: always the values NumPy's copy gives."""
+    from apfcompile.inputs.frames import _contiguous
+
+    vol = np.asfortranarray((np.random.default_rng(seed).random(shape) * 200 - 100).astype(dtype))
+    if flip is not None:
+        vol = np.flip(vol, flip)
+    for j in range(shape[2]):
+        out = _contiguous(vol[:, :, j])
+        assert out.flags.c_contiguous and out.dtype == vol.dtype
+        np.testing.assert_array_equal(out, vol[:, :, j])
