@@ -136,3 +136,22 @@ def test_loader_normalises_with_the_train_statistics_and_weights_classes(btcv3, 
     pixels = {int(k): n for k, n in manifest.statistics["train"]["classes"]["pixels"].items()}
     rarest = min(pixels, key=pixels.get)
     assert med[0] < 1 < med[rarest]  # background is above the median frequency, the rarest far below
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    dtype=st.sampled_from(["uint8", "uint16", "int32"]),
+    shape=st.sampled_from([(1,), (7, 5), (64, 64), (3, 8, 8), (2, 4, 4, 4)]),
+    top=st.integers(1, 300),
+    seed=st.integers(0, 2**16),
+)
+def test_label_counts_equal_numpy_unique(dtype, shape, top, seed):
+    """Pixels per label, by whichever histogram the dtype gets (OpenCV's for uint8), equal
+    ``np.unique``'s counts exactly, for any shape and for non-contiguous views."""
+    from apfcompile.inputs.labels import count_labels
+
+    hi = min(top, np.iinfo(dtype).max)
+    mask = np.random.default_rng(seed).integers(0, hi + 1, shape).astype(dtype)
+    for view in (mask, mask[..., ::-1], mask.T):
+        labels, counts = np.unique(view, return_counts=True)
+        assert count_labels(view) == dict(zip(labels.tolist(), counts.tolist()))
