@@ -30,7 +30,7 @@ from ..inputs.locations import symlink_policy
 from ..inputs.readers.limits import pixel_limit
 from .adaptivity import dataset_warnings
 from .config import CompileConfig
-from .executors import in_order, local_pool, start_workers
+from .executors import in_order, local_pool
 from .labels import Naming
 from .lock import lock_output
 from .outputs import current_shards, prepare_output, remove_stale_shards, write_stats
@@ -61,7 +61,6 @@ def compile_items(
     what :func:`compile_dataset` does once it has found its inputs, and what
     :func:`apfcompile.write_dataset` does with inputs made in memory."""
     started = time.perf_counter() if started is None else started
-    start_workers(cfg.run.workers, cfg.run.scheduler)
     with local_pool(cfg.run.workers, cfg.run.scheduler) as pool:  # workers start while this one plans
         return _compile_pooled(items, info, cfg, started, pool)
 
