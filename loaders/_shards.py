@@ -3,10 +3,11 @@
 The patch arrays are standard Zarr v3 (sharding codec, inner chunks of ``bytes`` [+ ``zstd``]
 [+ ``crc32c``], index at the end with crc32c). For local datasets whose arrays have exactly that
 layout, rows are read straight from the memory-mapped shard file: the shard index is parsed once,
-and a sample costs one copy per inner chunk it touches (plus a zstd decode where the chunk is
-compressed, and a crc32c check where the chunk carries one, as every chunk written since checksums
-were added does; a mismatch, or a chunk cut short, is a :class:`~formats.errors.CorruptShardError`
-naming the file and the rows).
+and a sample costs one copy per inner chunk it touches — one copy in all where its chunks are
+stored uncompressed back to back — plus a zstd decode where a chunk is compressed, and a crc32c
+check where the chunk carries one, as every chunk written since checksums were added does (a
+mismatch, or a chunk cut short, is a :class:`~formats.errors.CorruptShardError` naming the file
+and the rows).
 zarr-python's per-call machinery costs more than the read itself at these sizes. On object
 storage the same layout is read with ranged requests: the shard index once, then one request per
 sample spanning the inner chunks it touches (through the local block cache when ``cache_dir`` is
