@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import gc
 import statistics
 import subprocess
@@ -16,7 +17,6 @@ from apfcompile.demo import sample_path
 from apfcompile.inputs.readers import read_array
 
 ROOT = Path(__file__).resolve().parent
-_BYTECODE: list[bool] = []  # whether bytecode_cached() ran in this process
 CACHE = ROOT / ".cache"
 SHARED_SVS = ROOT.parents[1] / "shared" / "data" / "wsi" / "cmu_small_region.svs"
 
@@ -81,6 +81,7 @@ def timeit_pair(a: Callable[[], object], b: Callable[[], object], repeat: int) -
     return statistics.median(ta), statistics.median(tb), ratio, result
 
 
+@functools.cache
 def bytecode_cached() -> None:
     """Compile this checkout's modules to bytecode (``__pycache__``), as ``pip install`` does for
     an installed package: an editable install under ``PYTHONDONTWRITEBYTECODE=1`` (as on some CI
@@ -94,9 +95,7 @@ def bytecode_cached() -> None:
 def timed_process(cmd: list[str]) -> float:
     """Wall seconds of one whole process (start-up included), its output discarded; the modules'
     bytecode is cached first (:func:`bytecode_cached`)."""
-    if not _BYTECODE:
-        bytecode_cached()
-        _BYTECODE.append(True)
+    bytecode_cached()
     t0 = time.perf_counter()
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return time.perf_counter() - t0

@@ -219,8 +219,9 @@ def _array_json(shape: tuple[int, ...], dtype: np.dtype, chunk: int, per_file: i
     zarr-python's (3.1), so a dataset's bytes do not depend on which zarr-python is installed."""
     dtype = np.dtype(dtype)
     rest = [int(d) for d in shape[1:]]
-    order = [{"name": "bytes"} if dtype.itemsize == 1 else {"name": "bytes", "configuration": {"endian": "little"}}]
-    inner = order + (
+    little = {"name": "bytes", "configuration": {"endian": "little"}}
+    raw = {"name": "bytes"} if dtype.itemsize == 1 else little  # zarr omits the endianness of bytes
+    inner = [raw] + (
         [{"name": "zstd", "configuration": {"level": zstd, "checksum": False}}] if zstd is not None else []
     )
     meta = {
@@ -235,7 +236,7 @@ def _array_json(shape: tuple[int, ...], dtype: np.dtype, chunk: int, per_file: i
                 "configuration": {
                     "chunk_shape": [chunk, *rest],
                     "codecs": [*inner, {"name": "crc32c"}],
-                    "index_codecs": [{"name": "bytes", "configuration": {"endian": "little"}}, {"name": "crc32c"}],
+                    "index_codecs": [little, {"name": "crc32c"}],
                     "index_location": "end",
                 },
             }
