@@ -72,16 +72,18 @@ NODE_ROW_GROUP = 1 << 16
 
 CHUNK_NODES = 512
 """Nodes per Zarr chunk: a sample reads only the chunks its rows touch (one file per array)."""
-IMAGE_ZSTD_MAX_RATIO = 0.85
-"""Image patches are zstd-compressed only if that saves >= 15 % on a probe spread over the shard
+IMAGE_CODEC_MAX_RATIO = 0.85
+"""Image patches are compressed only if that saves >= 15 % on a probe spread over the shard
 (real tissue barely compresses, ~0.97; CT and microscopy often do). Masks are stored raw: zstd
 shrinks them ~10x but decodes at ~0.5-1 GB/s, the loader's largest cost per labelled sample
 (``benchmarks/bench_codecs.py``). Every inner chunk ends in a crc32c checksum (zarr v3's
 ``crc32c`` codec), checked on every read by the loader and by zarr-python alike."""
 _PROBE_WINDOWS = 8
-IMAGE_ZSTD_LEVEL = 2
-"""zstd level for images: on CT patches level 2 stores 1 % more than level 3, encodes 1.6x faster
-and decodes as fast (level 1: 8 % more, decodes 20 % slower)."""
+IMAGE_BLOSC = {"cname": "lz4", "clevel": 5, "shuffle": "bitshuffle", "blocksize": 0}
+"""The image codec (zarr v3 ``blosc``, ``typesize`` the dtype's): LZ4 over bit-shuffled values.
+On CT patches (int16) it stores 56 % of the raw bytes where zstd level 2 stored 67 %, encodes
+5x faster and decodes 2.3x faster (``benchmarks/bench_codecs.py``); datasets written with zstd
+images read unchanged."""
 _CODEC_PROBE_BYTES = 1 << 22
 
 
@@ -174,22 +176,35 @@ def _nodes_table(records: list[SampleRecord], dims: int = 2) -> pa.Table:
     return pa.Table.from_arrays(arrays, schema=schema)
 
 
-def _image_zstd(image: np.ndarray) -> int | None:
-    """The image array's zstd level (then crc32c), or None (crc32c alone): zstd where a probe of
-    ``_PROBE_WINDOWS`` windows spread evenly over the array (4 MiB in all) compresses to <=
-    IMAGE_ZSTD_MAX_RATIO."""
-    flat = np.ascontiguousarray(image).view(np.uint8).reshape(-1)
+def image_codec(image: np.ndarray) -> dict | None:
+    """The image array's compression codec as its ``zarr.json`` entry (then crc32c), or None
+    (crc32c alone): :data:`IMAGE_BLOSC` where a probe of ``_PROBE_WINDOWS`` windows spread evenly
+    over the array (4 MiB in all) compresses to <= :data:`IMAGE_CODEC_MAX_RATIO`."""
+    flat = np.ascontiguousarray(image).reshape(-1)
     if flat.size == 0:
         return None
-    window = min(flat.size, _CODEC_PROBE_BYTES // _PROBE_WINDOWS)
+    entry = {"name": "blosc", "configuration": {"typesize": flat.dtype.itemsize, **IMAGE_BLOSC}}
+    window = min(flat.size, _CODEC_PROBE_BYTES // _PROBE_WINDOWS // flat.dtype.itemsize)
     starts = np.linspace(0, flat.size - window, _PROBE_WINDOWS).astype(np.int64)
-    probe = [flat[s : s + window].tobytes() for s in np.unique(starts)]
-    codec = numcodecs.Zstd(level=IMAGE_ZSTD_LEVEL)
-    ratio = sum(len(codec.encode(b)) for b in probe) / sum(len(b) for b in probe)
-    return IMAGE_ZSTD_LEVEL if ratio <= IMAGE_ZSTD_MAX_RATIO else None
+    probe = [flat[s : s + window] for s in np.unique(starts)]
+    codec = _encoder(entry)
+    ratio = sum(len(codec.encode(b)) for b in probe) / sum(b.nbytes for b in probe)
+    return entry if ratio <= IMAGE_CODEC_MAX_RATIO else None
 
 
-def _array_files(name: str, data: np.ndarray, zstd: int | None) -> dict[str, bytes]:
+def _encoder(entry: dict | None) -> numcodecs.abc.Codec | None:
+    """The numcodecs codec of a ``zarr.json`` compression entry (``blosc`` or ``zstd``), or None."""
+    if entry is None:
+        return None
+    conf = entry["configuration"]
+    if entry["name"] == "zstd":
+        return numcodecs.Zstd(level=conf["level"])
+    shuffle = {"noshuffle": numcodecs.Blosc.NOSHUFFLE, "shuffle": numcodecs.Blosc.SHUFFLE}
+    shuffle["bitshuffle"] = numcodecs.Blosc.BITSHUFFLE
+    return numcodecs.Blosc(conf["cname"], conf["clevel"], shuffle[conf["shuffle"]], conf["blocksize"])
+
+
+def _array_files(name: str, data: np.ndarray, codec: dict | None) -> dict[str, bytes]:
     """Array ``name`` of the patches group: its ``zarr.json`` (:func:`_array_json`) and its one shard
     file (:func:`_shard_bytes`), as relative path -> bytes: the bytes zarr-python writes for the
     same array, without zarr-python (its import alone is ~0.2 s of every compile process, and its
@@ -197,9 +212,9 @@ def _array_files(name: str, data: np.ndarray, zstd: int | None) -> dict[str, byt
     n = max(int(data.shape[0]), 1)
     chunk = min(CHUNK_NODES, n)
     per_file = -(-n // chunk) * chunk  # one storage file per array: the sharding codec's shard
-    files = {f"{name}/zarr.json": _array_json(data.shape, data.dtype, chunk, per_file, zstd)}
+    files = {f"{name}/zarr.json": _array_json(data.shape, data.dtype, chunk, per_file, codec)}
     if data.size:
-        files[f"{name}/c/" + "/".join("0" for _ in data.shape)] = _shard_bytes(data, chunk, zstd)
+        files[f"{name}/c/" + "/".join("0" for _ in data.shape)] = _shard_bytes(data, chunk, codec)
     return files
 
 
@@ -212,18 +227,16 @@ GROUP_JSON = _json_bytes({"attributes": {}, "zarr_format": 3, "node_type": "grou
 """The patches group's ``zarr.json``."""
 
 
-def _array_json(shape: tuple[int, ...], dtype: np.dtype, chunk: int, per_file: int, zstd: int | None) -> bytes:
+def _array_json(shape: tuple[int, ...], dtype: np.dtype, chunk: int, per_file: int, codec: dict | None) -> bytes:
     """Zarr v3 metadata of a patch array of ``shape`` in one shard of ``per_file`` rows, inner
-    chunks of ``chunk`` rows: little-endian bytes [-> zstd ``zstd``] -> crc32c per chunk, the shard
+    chunks of ``chunk`` rows: little-endian bytes [-> ``codec``] -> crc32c per chunk, the shard
     index last with its crc32c, fill value 0. Keys, their order and the 2-space indent are
     zarr-python's (3.1), so a dataset's bytes do not depend on which zarr-python is installed."""
     dtype = np.dtype(dtype)
     rest = [int(d) for d in shape[1:]]
     little = {"name": "bytes", "configuration": {"endian": "little"}}
     raw = {"name": "bytes"} if dtype.itemsize == 1 else little  # zarr omits the endianness of bytes
-    inner = [raw] + (
-        [{"name": "zstd", "configuration": {"level": zstd, "checksum": False}}] if zstd is not None else []
-    )
+    inner = [raw] + ([codec] if codec is not None else [])
     meta = {
         "shape": [int(d) for d in shape],
         "data_type": dtype.name,
@@ -249,21 +262,21 @@ def _array_json(shape: tuple[int, ...], dtype: np.dtype, chunk: int, per_file: i
     return _json_bytes(meta)
 
 
-def _shard_bytes(data: np.ndarray, chunk: int, zstd: int | None) -> bytes:
+def _shard_bytes(data: np.ndarray, chunk: int, codec: dict | None) -> bytes:
     """Zarr v3 ``sharding_indexed`` bytes of ``data`` (rows along axis 0) in inner chunks of
     ``chunk`` rows: each chunk (the last one padded with the fill value 0 to full size, as zarr
-    stores edge chunks) as little-endian bytes [-> zstd] -> its crc32c appended; then the
+    stores edge chunks) as little-endian bytes [-> ``codec``] -> its crc32c appended; then the
     index, (offset, nbytes) uint64 little-endian per chunk, and the index's crc32c (index at the
     end, every chunk stored)."""
     rows = np.ascontiguousarray(data, data.dtype.newbyteorder("<"))
-    codec = numcodecs.Zstd(level=zstd) if zstd is not None else None
+    encoder = _encoder(codec)
     n_inner = -(-len(rows) // chunk)
     parts, index, offset = [], np.empty((n_inner, 2), "<u8"), 0
     for k in range(n_inner):
         block = rows[k * chunk : (k + 1) * chunk]
         if len(block) < chunk:
             block = np.concatenate([block, np.zeros((chunk - len(block),) + block.shape[1:], block.dtype)])
-        raw = codec.encode(block) if codec is not None else block.tobytes()
+        raw = encoder.encode(block) if encoder is not None else block.tobytes()
         raw = bytes(raw) + google_crc32c.value(raw).to_bytes(4, "little")
         index[k] = offset, len(raw)
         offset += len(raw)
@@ -386,7 +399,7 @@ def stage_shard(
     cell = (patch_size,) * dims  # a patch: p x p, or p x p x p for volumes
     empty_image = np.zeros((0, *cell, channels or 1), image_dtype or "uint8")
     image = np.concatenate([r.image for r in records]) if records else empty_image
-    arrays = {"zarr.json": GROUP_JSON, **_array_files("image", image, _image_zstd(image))}
+    arrays = {"zarr.json": GROUP_JSON, **_array_files("image", image, image_codec(image))}
     if mask_dtype is not None:
         empty_mask = np.zeros((0, *cell), mask_dtype)
         # An unlabelled sample in a labelled dataset gets mask rows of `mask_fill` (its

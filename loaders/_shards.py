@@ -1,10 +1,10 @@
 """Reading rows of a shard fast: node columns from Parquet, patch rows straight from Zarr shards.
 
-The patch arrays are standard Zarr v3 (sharding codec, inner chunks of ``bytes`` [+ ``zstd``]
-[+ ``crc32c``], index at the end with crc32c). For local datasets whose arrays have exactly that
+The patch arrays are standard Zarr v3 (sharding codec, inner chunks of ``bytes`` [+ ``blosc``
+or ``zstd``] [+ ``crc32c``], index at the end with crc32c). For local datasets whose arrays have exactly that
 layout, rows are read straight from the memory-mapped shard file: the shard index is parsed once,
 and a sample costs one copy per inner chunk it touches — one copy in all where its chunks are
-stored uncompressed back to back — plus a zstd decode where a chunk is compressed, and a crc32c
+stored uncompressed back to back — plus a decode where a chunk is compressed, and a crc32c
 check where the chunk carries one, as every chunk written since checksums were added does (a
 mismatch, or a chunk cut short, is a :class:`~formats.errors.CorruptShardError` naming the file
 and the rows).
@@ -39,6 +39,8 @@ __all__ = ["ShardReader"]
 _NODE_COLUMNS = ("x1", "x2", "y1", "y2", "size", "depth", "edges")
 _MISSING = np.uint64(2**64 - 1)
 _KEEP_GROUPS = 2
+_DECODERS = {"zstd": numcodecs.Zstd, "blosc": numcodecs.Blosc}
+"""The compressors the direct path decodes (each reads its own parameters from the chunk)."""
 
 
 class _DirectArray:
@@ -57,7 +59,7 @@ class _DirectArray:
         self.shape = tuple(meta["shape"])
         self.chunk_rows = int(codec["chunk_shape"][0])
         self.row_shape = tuple(codec["chunk_shape"][1:])
-        self.zstd = "zstd" in names
+        compressor = next((n for n in names if n in _DECODERS), None)
         self.crc = "crc32c" in names
         self.verify = verify
         self.label = label
@@ -76,7 +78,7 @@ class _DirectArray:
         stored = self.index[:, 0] != _MISSING
         if stored.any() and int((self.index[stored, 0] + self.index[stored, 1]).max()) > source.size - index_bytes - 4:
             raise CorruptShardError(label, "its shard index points past the end of the file (truncated)")
-        self.codec = numcodecs.Zstd() if self.zstd else None
+        self.codec = _DECODERS[compressor]() if compressor else None
         self.stride = (
             self.chunk_rows * int(np.prod(self.row_shape, dtype=np.int64)) * self.dtype.itemsize + 4 * self.crc
         )
@@ -204,7 +206,8 @@ def _direct_ok(meta: dict) -> bool:
         grid = meta["chunk_grid"]["configuration"]["chunk_shape"]
         return (
             codec["name"] == "sharding_indexed"
-            and inner in (["bytes"], ["bytes", "zstd"], ["bytes", "crc32c"], ["bytes", "zstd", "crc32c"])
+            and inner[0] == "bytes"
+            and inner[1:] in ([], ["crc32c"], *([c] for c in _DECODERS), *([c, "crc32c"] for c in _DECODERS))
             and endian == "little"
             and index == ["bytes", "crc32c"]
             and conf.get("index_location", "end") == "end"

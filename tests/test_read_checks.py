@@ -12,7 +12,7 @@ import torch
 import zarr
 
 from formats import CorruptShardError, open_dataset
-from formats.writer import IMAGE_ZSTD_LEVEL, _image_zstd
+from formats.writer import IMAGE_BLOSC, image_codec
 from loaders import APFDataset, APFStream
 
 from . import builders
@@ -98,34 +98,46 @@ def test_images_compress_only_where_the_whole_shard_does():
     rng = np.random.default_rng(0)
     head = np.zeros((20_000, 8, 8, 3), np.uint8)  # 3.8 MB that compresses to nothing, then noise
     image = np.concatenate([head, rng.integers(0, 256, (200_000, 8, 8, 3), np.uint8)])
-    assert _image_zstd(image) is None
-    assert _image_zstd(np.zeros_like(image)) == IMAGE_ZSTD_LEVEL
+    assert image_codec(image) is None
+    codec = image_codec(np.zeros_like(image))
+    assert codec == {"name": "blosc", "configuration": {"typesize": 1, **IMAGE_BLOSC}}
+    assert image_codec(np.zeros((5000, 8, 8, 1), np.int16))["configuration"]["typesize"] == 2
 
 
 @pytest.mark.parametrize(
-    "dtype, zstd, shape",
+    "dtype, compressor, shape",
     [
-        (np.uint8, False, (1300, 4, 4, 3)),
-        (np.int16, True, (1300, 4, 4, 3)),
-        (np.float32, False, (1300, 4, 4, 3)),
-        (np.uint16, False, (1300, 4, 4)),
-        (np.uint8, True, (300, 2, 2, 2, 1)),
-        (np.uint8, False, (0, 4, 4, 3)),
+        (np.uint8, None, (1300, 4, 4, 3)),
+        (np.int16, "blosc", (1300, 4, 4, 3)),
+        (np.int16, "zstd", (1300, 4, 4, 3)),
+        (np.float32, None, (1300, 4, 4, 3)),
+        (np.float32, "blosc", (1300, 4, 4, 3)),
+        (np.uint16, None, (1300, 4, 4)),
+        (np.uint8, "zstd", (300, 2, 2, 2, 1)),
+        (np.uint8, "blosc", (300, 2, 2, 2, 1)),
+        (np.uint8, None, (0, 4, 4, 3)),
     ],
 )
-def test_shard_files_are_the_bytes_zarr_python_writes(tmp_path, dtype, zstd, shape):
+def test_shard_files_are_the_bytes_zarr_python_writes(tmp_path, dtype, compressor, shape):
     """The writer makes zarr.json and shard files without zarr-python: zarr-python, given the same
     array, writes the same chunk bytes and the same metadata (compared as zarr-python reads it,
     so that a later zarr-python's formatting cannot fail this), and reads ours back."""
-    from zarr.codecs import Crc32cCodec, ZstdCodec
+    from zarr.codecs import BloscCodec, Crc32cCodec, ZstdCodec
 
     from formats.writer import CHUNK_NODES, GROUP_JSON, _array_files, _put_files
 
     rng = np.random.default_rng(1)
     data = (rng.integers(0, 9, shape) * (rng.random((shape[0],) + (1,) * (len(shape) - 1)) < 0.5)).astype(dtype)
-    files = {"zarr.json": GROUP_JSON, **_array_files("a", data, 2 if zstd else None)}
+    blosc = {"typesize": np.dtype(dtype).itemsize, **IMAGE_BLOSC}
+    entry = {
+        None: None,
+        "zstd": {"name": "zstd", "configuration": {"level": 2, "checksum": False}},
+        "blosc": {"name": "blosc", "configuration": blosc},
+    }[compressor]
+    files = {"zarr.json": GROUP_JSON, **_array_files("a", data, entry)}
     _put_files(tmp_path / "ours", files)
-    codecs = [ZstdCodec(level=2), Crc32cCodec()] if zstd else [Crc32cCodec()]
+    first = {None: [], "zstd": [ZstdCodec(level=2)], "blosc": [BloscCodec(**blosc)]}[compressor]
+    codecs = [*first, Crc32cCodec()]
     theirs = zarr.open_group(zarr.storage.LocalStore(tmp_path / "theirs"), mode="w", zarr_format=3)
     chunk = min(CHUNK_NODES, max(shape[0], 1))
     per_file = -(-max(shape[0], 1) // chunk) * chunk
