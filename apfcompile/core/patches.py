@@ -24,6 +24,7 @@ All work is vectorised per leaf size: no Python loop runs per leaf.
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
 from formats.nodes import NodeTable
@@ -201,7 +202,8 @@ def mode_patches(
     for _ in range(int(factors.max()).bit_length() - 1):
         lows.append(_halve_with(np.minimum, lows[-1]))
         highs.append(_halve_with(np.maximum, highs[-1]))
-    table = np.append(labels, fill).astype(mask.dtype)  # dense index -> label; index -1 -> fill
+    table = np.append(labels, fill).astype(mask.dtype)  # dense index -> label; the padding's (k) -> fill
+    identity = padded.dtype == mask.dtype == np.uint8  # uint8 labels, no padding: indices are labels
     confusion = np.zeros((k, k), np.int64)
     diagonal = np.zeros(k + 1, np.int64)
     for f in np.unique(factors):
@@ -209,18 +211,18 @@ def mode_patches(
         level = f.bit_length() - 1
         sel = np.flatnonzero(factors == f)
         y0, x0 = leaves.y1[sel] // f, leaves.x1[sel] // f
-        lo = _aligned_cells(lows[level], y0, x0, patch_size).astype(np.int64)
-        hi = _aligned_cells(highs[level], y0, x0, patch_size)
-        best = np.where(lo == outside, -1, lo)  # uniform cells: their label (padding: -1)
-        uniform = lo.ravel() == hi.ravel()
-        diagonal += f * f * np.bincount(lo.ravel()[uniform], minlength=k + 1)
-        mixed = np.flatnonzero(~uniform)
-        if mixed.size:
+        best = _aligned_cells(lows[level], y0, x0, patch_size)  # a new array: mixed cells' winners go in
+        flat = best.reshape(-1)
+        if f == 1:  # cells are pixels: all uniform
+            diagonal += np.bincount(flat, minlength=k + 1)
+        else:
+            uniform = flat == _aligned_cells(highs[level], y0, x0, patch_size).reshape(-1)
+            diagonal += f * f * np.bincount(flat[uniform], minlength=k + 1)
+            mixed = np.flatnonzero(~uniform)
             leaf, cell = np.divmod(mixed, patch_size * patch_size)
             cy = leaves.y1[sel][leaf] + (cell // patch_size) * f
             cx = leaves.x1[sel][leaf] + (cell % patch_size) * f
             step = max(1, _MODE_CHUNK_PIXELS // max(f * f, k + 1))  # bounds pixels and counts per pass
-            flat = best.reshape(-1)
             span = np.arange(f)
             for start in range(0, mixed.size, step):
                 part = slice(start, start + step)
@@ -230,7 +232,7 @@ def mode_patches(
                 flat[mixed[part]] = winners
                 pairs = np.bincount((winners[:, None] * (k + 1) + votes).ravel(), minlength=k * (k + 1))
                 confusion += pairs.reshape(k, k + 1)[:, :k]  # (winner, pixel label); padding left out
-        out[sel] = table[best]
+        out[sel] = best if identity else table[best]
     confusion[np.arange(k), np.arange(k)] += diagonal[:k]
     return out, labels, confusion
 
@@ -242,8 +244,16 @@ def _aligned_cells(a: np.ndarray, y0: np.ndarray, x0: np.ndarray, p: int) -> np.
     return a.reshape((h // p, p, w // p, p) + a.shape[2:])[y0 // p, :, x0 // p, :]
 
 
+_BLOCK_2x2 = np.ones((2, 2), np.uint8)
+
+
 def _halve_with(op, a: np.ndarray) -> np.ndarray:
-    """``op`` (np.minimum or np.maximum) over the 2 x 2 blocks of ``a`` (even sides)."""
+    """``op`` (np.minimum or np.maximum) over the 2 x 2 blocks of ``a`` (even sides). 8/16-bit:
+    OpenCV's erosion / dilation by a 2 x 2 block anchored at its top-left, every other row and
+    column of it (a view), ~2.5x the four strided NumPy reads."""
+    if a.dtype in (np.uint8, np.uint16):
+        morph = cv2.erode if op is np.minimum else cv2.dilate
+        return morph(np.ascontiguousarray(a), _BLOCK_2x2, anchor=(0, 0), borderType=cv2.BORDER_REPLICATE)[0::2, 0::2]
     return op(op(a[0::2, 0::2], a[1::2, 0::2]), op(a[0::2, 1::2], a[1::2, 1::2]))
 
 
