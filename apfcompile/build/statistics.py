@@ -27,49 +27,25 @@ __all__ = ["add", "frame_stats", "summarise"]
 
 
 def _int_sums(x: np.ndarray, window: tuple[float, float] | None) -> tuple:
-    """(n, sum, sumsq, wsum, wsumsq) of one channel of an 8/16-bit integer array, exact (Python
-    integers; a window with fractional bounds gives float windowed sums)."""
+    """(n, sum, sumsq, wsum, wsumsq) of one channel of an 8/16-bit integer array, exact."""
     flat = np.ascontiguousarray(x).ravel()
-    if flat.dtype == np.uint8:  # a 256-bin histogram, then the sums over it
-        h = np.bincount(flat, minlength=256).astype(np.int64)
-        v = np.arange(256, dtype=np.int64)
-        out = [int(flat.size), int((h * v).sum()), int((h * v * v).sum())]
-        if window is None:
-            return (*out, None, None)
-        lo, hi = window
-        exact = float(lo).is_integer() and float(hi).is_integer()
-        w = np.clip(v, int(lo), int(hi)) if exact else np.clip(v.astype(np.float64), lo, hi)
-        sums = (h * w).sum(), (h * w * w).sum()
-        return (*out, *(int(t) if exact else float(t) for t in sums))
-    info = np.iinfo(flat.dtype)
-    out = [int(flat.size), *_exact_sums(flat, max(-info.min, info.max))]
+    if flat.dtype == np.int16:
+        h = np.bincount(flat.view(np.uint16) ^ np.uint16(0x8000), minlength=1 << 16)
+        v = np.arange(-(1 << 15), 1 << 15, dtype=np.int64)
+    else:
+        h = np.bincount(flat, minlength=np.iinfo(flat.dtype).max + 1)
+        v = np.arange(h.size, dtype=np.int64)
+    keep = np.flatnonzero(h)
+    h, v = h[keep].astype(np.int64), v[keep]
+    out = [int(h.sum()), int((h * v).sum()), int((h * v * v).sum())]
     if window is None:
         return (*out, None, None)
     lo, hi = window
     if float(lo).is_integer() and float(hi).is_integer():
-        lo, hi = int(lo), int(hi)
-        inside = info.min <= lo <= info.max and info.min <= hi <= info.max
-        clipped = np.clip(flat, lo, hi) if inside else np.clip(flat.astype(np.int64), lo, hi)
-        return (*out, *_exact_sums(clipped, max(abs(lo), abs(hi), info.max)))
-    w = np.clip(flat.astype(np.float64), lo, hi)
-    return (*out, float(w.sum()), float(np.dot(w, w)))
-
-
-_EXACT_BITS = 53  # float64 adds integers below 2**53 exactly, in any order
-
-
-def _exact_sums(flat: np.ndarray, top: int) -> tuple[int, int]:
-    """(sum, sum of squares) of a 1-D integer array whose values lie within ``[-top, top]``, as
-    Python integers: float64 arithmetic in chunks small enough that every partial sum of squares
-    stays below 2**53, so each is an exact integer whatever order BLAS adds in (2x a 65,536-bin
-    histogram; a 512 x 512 int16 slice is one chunk)."""
-    step = max(1, (1 << _EXACT_BITS) // max(top * top, 1))
-    total, squares = 0, 0
-    for start in range(0, flat.size, step):
-        part = flat[start : start + step].astype(np.float64)
-        total += int(part.sum())
-        squares += int(np.dot(part, part))
-    return total, squares
+        w = np.clip(v, int(lo), int(hi))
+        return (*out, int((h * w).sum()), int((h * w * w).sum()))
+    w = np.clip(v.astype(np.float64), lo, hi)
+    return (*out, float((h * w).sum()), float((h * w * w).sum()))
 
 
 def _float_sums(x: np.ndarray, window: tuple[float, float] | None) -> tuple:
