@@ -49,12 +49,13 @@ def _int_sums(x: np.ndarray, window: tuple[float, float] | None) -> tuple:
 
 
 def _float_sums(x: np.ndarray, window: tuple[float, float] | None) -> tuple:
+    # einsum, not np.dot: BLAS's own threads would spin beside the compile's workers
     flat = np.ascontiguousarray(x, np.float64).ravel()
-    out = [int(flat.size), float(flat.sum()), float(np.dot(flat, flat))]
+    out = [int(flat.size), float(flat.sum()), float(np.einsum("i,i->", flat, flat))]
     if window is None:
         return (*out, None, None)
     w = np.clip(flat, window[0], window[1])
-    return (*out, float(w.sum()), float(np.dot(w, w)))
+    return (*out, float(w.sum()), float(np.einsum("i,i->", w, w)))
 
 
 def _counts(labels: np.ndarray | None) -> dict[str, int]:
