@@ -204,8 +204,8 @@ def mode_patches(
         highs.append(_halve_with(np.maximum, highs[-1]))
     table = np.append(labels, fill).astype(mask.dtype)  # dense index -> label; the padding's (k) -> fill
     identity = padded.dtype == mask.dtype == np.uint8  # uint8 labels, no padding: indices are labels
-    confusion = np.zeros((k, k), np.int64)
     diagonal = np.zeros(k + 1, np.int64)
+    pairs = []  # (winner, pixel label) keys of mixed cells' pixels, counted once at the end
     for f in np.unique(factors):
         f = int(f)
         level = f.bit_length() - 1
@@ -222,17 +222,18 @@ def mode_patches(
             leaf, cell = np.divmod(mixed, patch_size * patch_size)
             cy = leaves.y1[sel][leaf] + (cell // patch_size) * f
             cx = leaves.x1[sel][leaf] + (cell % patch_size) * f
-            step = max(1, _MODE_CHUNK_PIXELS // max(f * f, k + 1))  # bounds pixels and counts per pass
+            step = max(1, _MODE_CHUNK_PIXELS // (f * f))  # bounds the pixels gathered per pass
             span = np.arange(f)
             for start in range(0, mixed.size, step):
                 part = slice(start, start + step)
-                pixels = padded[(cy[part, None] + span)[:, :, None], (cx[part, None] + span)[:, None, :]]
-                votes = pixels.reshape(-1, f * f).astype(np.int64)
+                votes = padded[(cy[part, None] + span)[:, :, None], (cx[part, None] + span)[:, None, :]]
+                votes = votes.reshape(-1, f * f)
                 winners = _count_mode(votes, k, ignore)
                 flat[mixed[part]] = winners
-                pairs = np.bincount((winners[:, None] * (k + 1) + votes).ravel(), minlength=k * (k + 1))
-                confusion += pairs.reshape(k, k + 1)[:, :k]  # (winner, pixel label); padding left out
+                pairs.append((winners[:, None].astype(np.int64) * (k + 1) + votes).ravel())
         out[sel] = best if identity else table[best]
+    counted = np.bincount(np.concatenate(pairs), minlength=k * (k + 1)) if pairs else np.zeros(k * (k + 1), np.int64)
+    confusion = counted.reshape(k, k + 1)[:, :k].copy()  # (winner, pixel label); padding left out
     confusion[np.arange(k), np.arange(k)] += diagonal[:k]
     return out, labels, confusion
 
@@ -260,12 +261,17 @@ def _halve_with(op, a: np.ndarray) -> np.ndarray:
 def _count_mode(cells: np.ndarray, k: int, ignore: int | None) -> np.ndarray:
     """Majority dense label of each row of ``cells`` (index ``k`` never votes; ``ignore`` only
     wins a cell with nothing else; ties to the smallest label). Every row holds at least one label
-    below ``k`` (a mixed cell), so every row has a winner."""
-    m = cells.shape[0]
-    k1 = k + 1
-    keys = cells + (np.arange(m, dtype=np.int64) * k1)[:, None]
-    counts = np.bincount(keys.ravel(), minlength=m * k1).reshape(m, k1)[:, :k]
+    below ``k`` (a mixed cell), so every row has a winner.
+
+    By sorting each row: the longest run of equal values wins, the first (smallest) of equally
+    long ones; the work does not depend on how many labels the mask has."""
+    m, n = cells.shape
+    ranked = np.sort(cells, axis=1)
+    steps = np.arange(n, dtype=np.int32)
+    starts = np.zeros((m, n), np.int32)
+    np.copyto(starts[:, 1:], steps[1:], where=ranked[:, 1:] != ranked[:, :-1])
+    score = 2 * (steps - np.maximum.accumulate(starts, axis=1) + 1)  # twice the run's length so far
+    score[ranked == k] = 0  # padding never votes
     if ignore is not None:
-        only_ignore = counts.sum(axis=1) == counts[:, ignore]
-        counts[~only_ignore, ignore] = 0
-    return counts.argmax(axis=1)
+        score[ranked == ignore] = 1  # beats only padding
+    return ranked[np.arange(m), score.argmax(axis=1)].astype(np.int64)
