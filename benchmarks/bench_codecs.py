@@ -4,9 +4,11 @@ For real data — the H&E region (2967 x 2220 from ../shared, else the bundled c
 bundled CT volume (30 slices, L = 64, with organ labels) and the nuclei image (L = 512, with
 instance labels) — prints the zstd-compressed size of each array as a share of its raw bytes, and
 zstd's decode speed; then, for masks as the loader reads them (chunks of 512 rows), the size and
-decode speed of zstd-1/3/9, lz4 and no codec (a copy). That is what the writer's rule rests on:
-compress images only where it saves >= 15 %, store masks raw (every codec here decodes masks
-slower than the loader's whole budget per sample allows), compress the node metadata (Parquet).
+decode speed of zstd-1/3/9, lz4 and no codec (a copy); then, for images in the same chunks, the
+size, encode and decode speed of zstd-2 (the image codec before) and blosc (LZ4 over bit-shuffled
+values, the writer's). That is what the writer's rule rests on: compress images only where it
+saves >= 15 %, with blosc; store masks raw (every codec here decodes masks slower than the
+loader's whole budget per sample allows), compress the node metadata (Parquet).
 Usage: python benchmarks/bench_codecs.py
 """
 
@@ -51,6 +53,23 @@ def chunked(arr: np.ndarray, codec, rows: int = 512) -> tuple[float, float]:
             np.frombuffer(c, np.uint8).copy() if codec is None else codec.decode(c)
         times.append(time.perf_counter() - t0)
     return sum(len(c) for c in packed) / raw, raw / sorted(times)[2] / 1e9
+
+
+def typed_chunks(arr: np.ndarray, codec, rows: int = 512) -> tuple[float, float, float]:
+    """(compressed / raw, encode GB/s, decode GB/s) of ``arr`` in chunks of ``rows`` rows kept as
+    typed arrays (blosc shuffles by the element size); medians of 5 passes."""
+    chunks = [np.ascontiguousarray(arr[i : i + rows]) for i in range(0, len(arr), rows)]
+    raw = sum(c.nbytes for c in chunks)
+    enc, dec = [], []
+    for _ in range(5):
+        t0 = time.perf_counter()
+        packed = [codec.encode(c) for c in chunks]
+        t1 = time.perf_counter()
+        for c in packed:
+            codec.decode(c)
+        enc.append(t1 - t0)
+        dec.append(time.perf_counter() - t1)
+    return sum(len(c) for c in packed) / raw, raw / sorted(enc)[2] / 1e9, raw / sorted(dec)[2] / 1e9
 
 
 def parquet_ratio(columns: dict[str, np.ndarray]) -> float:
@@ -110,6 +129,21 @@ def main() -> None:
         "zstd-9": numcodecs.Zstd(level=9),
         "lz4": numcodecs.LZ4(),
     }
+    ct_1024 = np.concatenate(
+        [
+            patchify(
+                np.ascontiguousarray(ct[:, :, z]), None, PatchParams.make(8, length=1024, window=(-175, 250))
+            ).patches
+            for z in range(ct.shape[2])
+        ]
+    )
+    images = [(n, i) for n, i, _, _ in cases] + [("CT 30 slices, L=1024", ct_1024)]
+    blosc = numcodecs.Blosc("lz4", 5, numcodecs.Blosc.BITSHUFFLE)
+    print("\nimages in 512-row chunks (size / raw, encode GB/s, decode GB/s):")
+    print(f"{'data':<22} {'zstd-2 (before)':>28} {'blosc lz4 bitshuffle (now)':>30}")
+    for name, image in images:
+        cells = [typed_chunks(image, c) for c in (numcodecs.Zstd(level=2), blosc)]
+        print(f"{name:<22} " + " ".join(f"{r:>8.3f} {e:>6.2f} {d:>6.2f}GB/s  " for r, e, d in cells))
     masks = [("H&E 3 classes, L=4096", he_mask)] + [(n, m) for n, _, m, _ in cases if m is not None]
     print("\nmasks in 512-row chunks (size / raw, decode GB/s):")
     print(f"{'data':<22} " + " ".join(f"{k:>15}" for k in codecs))
