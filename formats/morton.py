@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["morton3_decode", "morton3_encode", "morton_decode", "morton_encode"]
+__all__ = ["morton3_decode", "morton3_encode", "morton_decode", "morton_encode", "morton_encode16"]
 
 _MASKS = (
     (16, 0x0000FFFF0000FFFF),
@@ -61,6 +61,12 @@ def _compact(v: np.ndarray) -> np.ndarray:
 def morton_encode(y: np.ndarray, x: np.ndarray) -> np.ndarray:
     """Z-order code (uint64) of grid cells at row ``y``, column ``x`` (non-negative ints < 2^31)."""
     return _spread(np.asarray(x)) | (_spread(np.asarray(y)) << np.uint64(1))
+
+
+def morton_encode16(y: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """:func:`morton_encode` of cells whose row and column are below 2^16 (an IndexError
+    otherwise): one table lookup per coordinate."""
+    return _SPREAD16[x] | (_SPREAD16[y] << np.uint64(1))
 
 
 def morton_decode(code: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

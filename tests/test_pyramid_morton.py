@@ -6,7 +6,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from apfcompile.core.morton import morton_decode, morton_encode
+from apfcompile.core.morton import morton_decode, morton_encode, morton_encode16
 from apfcompile.core.pyramid import accumulator_dtype, sum_pyramid
 
 
@@ -67,3 +67,9 @@ def test_large_uint8_level_uses_bands_and_threads_exactly():
     pad[:2049, :2051] = a
     want = pad[0::2, 0::2] + pad[1::2, 0::2] + pad[0::2, 1::2] + pad[1::2, 1::2]
     np.testing.assert_array_equal(sum_pyramid(a, 1)[1], want)
+
+
+@given(st.lists(st.tuples(st.integers(0, 2**16 - 1), st.integers(0, 2**16 - 1)), min_size=1, max_size=50))
+def test_morton_of_16_bit_cells_is_the_general_code(points):
+    y, x = (np.array(v, dtype=np.int64) for v in zip(*points))
+    np.testing.assert_array_equal(morton_encode16(y, x), morton_encode(y, x))

@@ -39,7 +39,7 @@ from formats.nodes import NodeTable
 
 from ..choices import Policy
 from ..errors import ParameterError
-from .morton import morton_encode
+from .morton import morton_encode, morton_encode16
 from .pyramid import accumulator_dtype, halve
 
 __all__ = ["ForestParams", "Leaves", "build_forest", "default_tile_size"]
@@ -135,7 +135,10 @@ def _zkeys(level: _Level, iy: np.ndarray, ix: np.ndarray, depth_max: int, n_tx: 
     shift = depth_max - level.depth
     per_tile = 1 << level.depth
     tile = (iy // per_tile) * n_tx + ix // per_tile
-    local = morton_encode((iy % per_tile) << shift, (ix % per_tile) << shift)
+    if depth_max <= 16:  # local cells below 2^16: one table lookup per coordinate
+        local = morton_encode16((iy % per_tile) << shift, (ix % per_tile) << shift)
+    else:
+        local = morton_encode((iy % per_tile) << shift, (ix % per_tile) << shift)
     return tile.astype(np.uint64) * np.uint64(1 << (2 * depth_max)) + local
 
 
