@@ -7,6 +7,8 @@ import multiprocessing
 import os
 import time
 
+import pytest
+
 from apfcompile.build.executors import in_order, local_pool, start_workers
 
 
@@ -29,6 +31,24 @@ def test_workers_see_the_environment_set_after_the_fork_server_started(monkeypat
     monkeypatch.delenv("APF_TEST_GONE", raising=False)
     assert list(in_order(_env_value, ["APF_TEST_MARK"] * 3, 2)) == ["set after the server started"] * 3
     assert list(in_order(_env_value, ["APF_TEST_GONE"] * 2, 2)) == [None, None]
+
+
+def _server_environment(_: int) -> bytes:
+    with open(f"/proc/{os.getppid()}/environ", "rb") as f:  # a worker's parent: the fork server
+        return f.read()
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/environ"), reason="reads /proc")
+@pytest.mark.skipif("OPENBLAS_NUM_THREADS" in os.environ, reason="the caller chose a BLAS thread count")
+def test_the_fork_server_loads_blas_on_one_thread():
+    """Its NumPy reads OPENBLAS_NUM_THREADS when it loads: one thread per worker (a float64 np.dot
+    on two workers' spinning BLAS threads made -j 2 as slow as -j 1); this process's is unchanged."""
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        pytest.skip("no fork server on this platform")
+    with local_pool(2, None) as pool:
+        envs = list(in_order(_server_environment, [0, 1], 2, None, pool))
+    assert all(b"\x00OPENBLAS_NUM_THREADS=1\x00" in b"\x00" + env for env in envs)
+    assert "OPENBLAS_NUM_THREADS" not in os.environ
 
 
 def test_a_warmed_pool_leaves_no_worker_behind():

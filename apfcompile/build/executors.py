@@ -37,6 +37,9 @@ main script, which imports the command line) and the readers of many small frame
 PNG/JPEG, NumPy). TIFF's (tifffile: ~0.08 s), SimpleITK's and DICOM's are imported by the
 workers that need them: a slide takes seconds, where a volume's first slice takes milliseconds."""
 
+_ONE_THREAD = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+"""Thread counts the fork server starts with (where the caller has not set them)."""
+
 _METHOD = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
 
 
@@ -50,7 +53,15 @@ def start_workers(workers: int, scheduler: str | None) -> None:
 
     ctx = get_context(_METHOD)
     ctx.set_forkserver_preload(list(WORKER_MODULES))
-    forkserver.ensure_running()
+    # BLAS reads its thread count when NumPy loads, in the server: one thread per worker, as
+    # OpenCV gets, or each worker's spinning BLAS threads take the cores from the others.
+    added = {k: v for k, v in _ONE_THREAD.items() if k not in os.environ}
+    os.environ.update(added)
+    try:
+        forkserver.ensure_running()
+    finally:
+        for k in added:
+            os.environ.pop(k, None)
 
 
 @contextlib.contextmanager
