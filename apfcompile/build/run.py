@@ -367,9 +367,9 @@ class _ShardWriter:
             self.pool.shutdown(wait=True)
 
 
-_WRITER_MODULES = ("numcodecs", "pyarrow.parquet", "zarr")
-"""What writing shards needs and nothing before it does: about a third of a second of imports,
-done on a thread while the first inputs are decoded (OpenCV releases the GIL)."""
+_WRITER_MODULES = ("numcodecs", "pyarrow.parquet")
+"""What writing shards needs and nothing before it does, imported on a thread while the first
+inputs are decoded (OpenCV releases the GIL). Not zarr: the writer makes its files itself."""
 
 
 def _whole_inputs(results: Iterator[Result], n_parts: dict[int, int], counts: list[int], progress) -> Iterator[Result]:
