@@ -154,6 +154,19 @@ def test_the_ceiling_from_the_votes_is_the_rebuilt_masks_dice(h, w, classes, p_l
     np.testing.assert_allclose(got, want)
 
 
+def test_mode_in_small_passes_is_the_same(nuclei, monkeypatch):
+    """Mixed cells are gathered and their votes counted in passes of bounded size: any bound
+    gives the same patches and confusion."""
+    import apfcompile.core.patches as patches_mod
+
+    _, mask = nuclei
+    leaves = leaves_for(mask, length=300, min_size=8)
+    whole = mode_patches(mask, leaves, 4, None, 0)
+    monkeypatch.setattr(patches_mod, "_MODE_CHUNK_PIXELS", 64)
+    for got, want in zip(mode_patches(mask, leaves, 4, None, 0), whole):
+        np.testing.assert_array_equal(got, want)
+
+
 def test_mode_with_many_and_negative_labels():
     rng = np.random.default_rng(3)
     mask = rng.integers(-5, 200_000, (40, 40)).astype(np.int32)

@@ -205,7 +205,8 @@ def mode_patches(
     table = np.append(labels, fill).astype(mask.dtype)  # dense index -> label; the padding's (k) -> fill
     identity = padded.dtype == mask.dtype == np.uint8  # uint8 labels, no padding: indices are labels
     diagonal = np.zeros(k + 1, np.int64)
-    pairs = []  # (winner, pixel label) keys of mixed cells' pixels, counted once at the end
+    counted = np.zeros(k * (k + 1), np.int64)  # (winner, pixel label) of mixed cells' pixels
+    pairs, pending = [], 0  # their keys, counted once ~_MODE_CHUNK_PIXELS of them have gathered
     for f in np.unique(factors):
         f = int(f)
         level = f.bit_length() - 1
@@ -231,8 +232,13 @@ def mode_patches(
                 winners = _count_mode(votes, k, ignore)
                 flat[mixed[part]] = winners
                 pairs.append((winners[:, None].astype(np.int64) * (k + 1) + votes).ravel())
+                pending += pairs[-1].size
+                if pending >= _MODE_CHUNK_PIXELS:
+                    counted += np.bincount(np.concatenate(pairs), minlength=counted.size)
+                    pairs, pending = [], 0
         out[sel] = best if identity else table[best]
-    counted = np.bincount(np.concatenate(pairs), minlength=k * (k + 1)) if pairs else np.zeros(k * (k + 1), np.int64)
+    if pairs:
+        counted += np.bincount(np.concatenate(pairs), minlength=counted.size)
     confusion = counted.reshape(k, k + 1)[:, :k].copy()  # (winner, pixel label); padding left out
     confusion[np.arange(k), np.arange(k)] += diagonal[:k]
     return out, labels, confusion
