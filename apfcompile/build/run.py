@@ -45,10 +45,7 @@ __all__ = ["compile_dataset", "compile_items"]
 def compile_dataset(cfg: CompileConfig) -> Manifest:
     """Compile ``cfg.input`` into the dataset ``cfg.output``; returns the manifest written."""
     started = time.perf_counter()
-    if cfg.run.workers <= 1 or cfg.run.scheduler is not None:
-        # this process writes the shards; with a local pool it plans while the workers start, and
-        # imports on a thread would hold the interpreter it plans with
-        _import_in_background(_WRITER_MODULES)
+    _import_in_background(_WRITER_MODULES)
     data = cfg.data
     with pixel_limit(cfg.run.pixel_limit), symlink_policy(cfg.run.follow_symlinks):
         items, info = discover(
