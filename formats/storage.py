@@ -226,7 +226,9 @@ class _LocalFileSystem:
     def size(self, path: str) -> int:
         return os.path.getsize(path)
 
-    def cat_file(self, path: str) -> bytes:
+    def cat_file(self, path: str, start: int | None = None, end: int | None = None) -> bytes:
+        if start is not None or end is not None:
+            return self._fsspec().cat_file(path, start=start, end=end)
         with open(path, "rb") as f:
             return f.read()
 

@@ -30,6 +30,7 @@ def test_local_calls_answer_as_fsspec(tmp_path):
         assert ours.isfile(path) == theirs.isfile(path), rel
     assert ours.size(f"{root}/g.txt") == theirs.size(f"{root}/g.txt") == 5
     assert ours.cat_file(f"{root}/d/f.bin") == theirs.cat_file(f"{root}/d/f.bin")
+    assert ours.cat_file(f"{root}/g.txt", start=1, end=3) == theirs.cat_file(f"{root}/g.txt", start=1, end=3) == b"el"
     for rel in ("", "d", "g.txt"):
         path = f"{root}/{rel}".rstrip("/")
         assert sorted(ours.ls(path, detail=False)) == sorted(theirs.ls(path, detail=False)), rel
