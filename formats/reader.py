@@ -248,8 +248,11 @@ def parquet_table(data: bytes, label: object, columns: list[str] | None = None) 
     """A Parquet file's table from its bytes, page CRCs verified where written; a file pyarrow
     cannot read is a CorruptShardError naming ``label``."""
     try:
-        # ParquetFile, not read_table: the latter imports pyarrow.dataset (~0.1 s of every reader)
-        return pq.ParquetFile(pa.BufferReader(data), page_checksum_verification=True).read(columns=columns)
+        # ParquetFile, not read_table: the latter imports pyarrow.dataset (~0.1 s of every reader).
+        # One thread: pyarrow's pool threads release `data` (a Python buffer, GIL needed) after the
+        # read returns, and one doing so while the interpreter exits aborts the process.
+        file = pq.ParquetFile(pa.BufferReader(data), page_checksum_verification=True)
+        return file.read(columns=columns, use_threads=False)
     except (OSError, pa.ArrowException, ValueError, KeyError, IndexError) as exc:
         text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise CorruptShardError(label, f"not a readable Parquet file ({text})") from None

@@ -327,7 +327,8 @@ class ShardReader:
             cols = self._groups.get(g)
             if cols is None:
                 try:
-                    table = self._parquet.read_row_group(g, columns=list(self.columns))
+                    # one thread, as formats.reader.parquet_table (the file is a Python object)
+                    table = self._parquet.read_row_group(g, columns=list(self.columns), use_threads=False)
                 except (OSError, ValueError) as exc:  # pyarrow's: a page failing its CRC, bad metadata
                     raise CorruptShardError(self._nodes_label, f"row group {g}: {str(exc).splitlines()[0]}") from None
                 cols = {name: table[name].to_numpy() for name in self.columns}
