@@ -260,6 +260,8 @@ class _LocalFileSystem:
         return LocalFileSystem()  # fsspec caches the instance
 
     def __getattr__(self, name: str) -> object:
+        if name.startswith("__"):  # copy / pickle protocol lookups are this object's own
+            raise AttributeError(name)
         return getattr(self._fsspec(), name)
 
 

@@ -3,6 +3,7 @@ does, and a local compile (and its workers' imports) never loads fsspec, asyncio
 
 from __future__ import annotations
 
+import copy
 import subprocess
 import sys
 import warnings
@@ -49,6 +50,8 @@ def test_local_calls_answer_as_fsspec(tmp_path):
     ours.rm(f"{root}/h.bin")
     assert not theirs.exists(f"{root}/d") and not theirs.exists(f"{root}/h.bin")
     assert locate(tmp_path).fs.info(f"{root}/g.txt")["size"] == 5  # the rest: fsspec's own
+    copied = copy.deepcopy(locate(tmp_path))  # as Dask ships a Location to its workers
+    assert copied.fs.isfile(f"{root}/g.txt") and copied.fs.info(f"{root}/g.txt")["size"] == 5
 
 
 def test_a_local_compile_loads_neither_fsspec_nor_zarr(tmp_path):
