@@ -199,9 +199,8 @@ def _encoder(entry: dict | None) -> numcodecs.abc.Codec | None:
     conf = entry["configuration"]
     if entry["name"] == "zstd":
         return numcodecs.Zstd(level=conf["level"])
-    shuffle = {"noshuffle": numcodecs.Blosc.NOSHUFFLE, "shuffle": numcodecs.Blosc.SHUFFLE}
-    shuffle["bitshuffle"] = numcodecs.Blosc.BITSHUFFLE
-    return numcodecs.Blosc(conf["cname"], conf["clevel"], shuffle[conf["shuffle"]], conf["blocksize"])
+    shuffle = {"noshuffle": 0, "shuffle": 1, "bitshuffle": 2}[conf["shuffle"]]  # numcodecs.Blosc's
+    return numcodecs.Blosc(conf["cname"], conf["clevel"], shuffle, conf["blocksize"])
 
 
 def _array_files(name: str, data: np.ndarray, codec: dict | None) -> dict[str, bytes]:

@@ -195,6 +195,12 @@ def _check_size(path, expected: int) -> None:
         raise CorruptShardError(path, size_problem(size, expected))
 
 
+def _plain_inner(names: list[str]) -> bool:
+    """``bytes``, then at most one compressor the direct path decodes, then optionally ``crc32c``."""
+    rest = names[1:-1] if names[-1:] == ["crc32c"] else names[1:]
+    return names[:1] == ["bytes"] and len(rest) <= 1 and all(n in _DECODERS for n in rest)
+
+
 def _direct_ok(meta: dict) -> bool:
     """True when an array's zarr.json has exactly the layout _DirectArray reads."""
     try:
@@ -206,8 +212,7 @@ def _direct_ok(meta: dict) -> bool:
         grid = meta["chunk_grid"]["configuration"]["chunk_shape"]
         return (
             codec["name"] == "sharding_indexed"
-            and inner[0] == "bytes"
-            and inner[1:] in ([], ["crc32c"], *([c] for c in _DECODERS), *([c, "crc32c"] for c in _DECODERS))
+            and _plain_inner(inner)
             and endian == "little"
             and index == ["bytes", "crc32c"]
             and conf.get("index_location", "end") == "end"

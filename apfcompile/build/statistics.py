@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..inputs.labels import count_labels
+from ..inputs.labels import count_labels, histogram_u8
 
 __all__ = ["add", "frame_stats", "summarise"]
 
@@ -33,7 +33,7 @@ def _int_sums(x: np.ndarray, window: tuple[float, float] | None) -> tuple:
         h = np.bincount(flat.view(np.uint16) ^ np.uint16(0x8000), minlength=1 << 16)
         v = np.arange(-(1 << 15), 1 << 15, dtype=np.int64)
     else:
-        h = np.bincount(flat, minlength=np.iinfo(flat.dtype).max + 1)
+        h = histogram_u8(flat) if flat.dtype == np.uint8 else np.bincount(flat, minlength=1 << 16)
         v = np.arange(h.size, dtype=np.int64)
     keep = np.flatnonzero(h)
     h, v = h[keep].astype(np.int64), v[keep]

@@ -30,6 +30,7 @@ __all__ = [
     "ClassNames",
     "apply_label_map",
     "count_labels",
+    "histogram_u8",
     "name_classes",
     "read_class_names",
     "read_label_map",
@@ -121,19 +122,27 @@ def apply_label_map(mask: np.ndarray, mapping: Mapping[int, int] | None) -> np.n
     return out
 
 
+def histogram_u8(a: np.ndarray) -> np.ndarray:
+    """Count of each value 0..255 in a uint8 array: (256,) int64. OpenCV's histogram below 2**24
+    values (its float32 counts are exact there; 4x NumPy's bincount, which widens every value to
+    int64 first), NumPy's above."""
+    if a.size >= 1 << 24:
+        return np.bincount(a.ravel(), minlength=256)
+    import cv2
+
+    counts = cv2.calcHist([np.ascontiguousarray(a).reshape(1, -1)], [0], None, [256], [0, 256])
+    return counts.ravel().astype(np.int64)
+
+
 def count_labels(mask: np.ndarray) -> dict[int, int]:
     """Pixel count per label present in ``mask`` (an integer array)."""
     if mask.size == 0:
         return {}
-    if mask.dtype == np.uint8 and mask.size < 1 << 24:
-        # OpenCV's histogram, 4x NumPy's bincount (which widens every pixel to int64 first); its
-        # float32 counts are exact below 2**24 pixels
-        import cv2
-
-        counts = cv2.calcHist([np.ascontiguousarray(mask).reshape(1, -1)], [0], None, [256], [0, 256]).ravel()
+    if mask.dtype == np.uint8:
+        counts = histogram_u8(mask)
         found = np.flatnonzero(counts)
-        return dict(zip(found.tolist(), counts[found].astype(np.int64).tolist()))
-    if mask.dtype in (np.uint8, np.uint16):
+        return dict(zip(found.tolist(), counts[found].tolist()))
+    if mask.dtype == np.uint16:
         counts = np.bincount(mask.ravel(), minlength=1)
         found = np.flatnonzero(counts)
         return dict(zip(found.tolist(), counts[found].tolist()))
