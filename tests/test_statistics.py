@@ -183,3 +183,33 @@ def test_integer_sums_are_exact(dtype, n, window, seed):
     else:
         clipped = np.clip(np.array(values, np.float64), *window)
         np.testing.assert_allclose(got[3:], (clipped.sum(), (clipped**2).sum()), rtol=1e-12)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    dtype=st.sampled_from(["uint16", "int16"]),
+    shape=st.sampled_from([(1, 1), (3, 7), (64, 48), (512, 512), (2048, 2047), (3000, 3000)]),
+    extreme=st.sampled_from(["random", "min", "max", "both"]),
+    window=st.sampled_from([None, (-100.0, 200.0), (-32768.0, 32767.0), (0.5, 99.5), (-1e6, 1e6)]),
+    seed=st.integers(0, 2**31),
+)
+def test_sixteen_bit_sums_are_exact_on_either_path(dtype, shape, extreme, window, seed):
+    """16-bit frames are summed by OpenCV in float64 where that is exact, else by a histogram:
+    both give numpy's int64 sums, at the dtype's extremes and at sizes either side of the switch."""
+    info = np.iinfo(dtype)
+    rng = np.random.default_rng(seed)
+    a = rng.integers(info.min, info.max, shape, endpoint=True).astype(dtype)
+    if extreme in ("min", "both"):
+        a.flat[:: 2 if extreme == "both" else 1] = info.min
+    if extreme in ("max", "both"):
+        a.flat[1::2] = info.max
+    n, s, q, ws, wq = statistics._int_sums(a, window)
+    wide = a.astype(np.int64)
+    assert (n, s, q) == (a.size, int(wide.sum()), int((wide * wide).sum()))
+    if window is not None:
+        w = np.clip(wide.astype(np.float64), *window)
+        assert ws == pytest.approx(w.sum(), rel=1e-12, abs=1e-6)
+        assert wq == pytest.approx((w * w).sum(), rel=1e-12, abs=1e-6)
+        if float(window[0]).is_integer():
+            wi = np.clip(wide, int(window[0]), int(window[1]))
+            assert (ws, wq) == (int(wi.sum()), int((wi * wi).sum()))

@@ -178,9 +178,10 @@ def _compile_locked(
     keys: set[str] = set()  # every sample key: two samples may not share one
     unlabelled_seen = False
     progress = _progress(plan.total - sum(r.shard.samples for r in done.values()), run.progress, len(views))
-    # With worker processes this one mostly waits: it writes each shard on a thread while the next
-    # results come in (one write at a time, so at most one finished shard waits in memory).
-    writer = _ShardWriter(run.workers > 1 or run.scheduler is not None, written)
+    # Each shard is written on a thread while the next results come in (one write at a time, so at
+    # most one finished shard waits in memory): with worker processes this one mostly waits, and
+    # with none, compressing and writing (which release the GIL) overlap the next input's work.
+    writer = _ShardWriter(written)
     try:
         for result in _whole_inputs(
             in_order(compile_input, tasks, run.workers, run.scheduler, pool), n_parts, plan.counts, progress
@@ -340,18 +341,15 @@ def _files_whole(loc, rec: ShardRecord) -> bool:
 
 class _ShardWriter:
     """:func:`write_shard` calls, each result stored in ``written[k]``: on a thread, one at a
-    time, when ``background`` (the call returns once the previous write is done), else at once.
-    The bytes are the same either way: a shard's write depends on its records alone."""
+    time (a call returns once the previous write is done). The bytes are those of a write in
+    line: a shard's write depends on its records alone."""
 
-    def __init__(self, background: bool, written: dict[int, ShardInfo]) -> None:
+    def __init__(self, written: dict[int, ShardInfo]) -> None:
         self.written = written
-        self.pool = ThreadPoolExecutor(1, thread_name_prefix="apf-writer") if background else None
+        self.pool = ThreadPoolExecutor(1, thread_name_prefix="apf-writer")
         self.pending: tuple[int, Future] | None = None
 
     def write(self, k: int, *args: object, **kwargs: object) -> None:
-        if self.pool is None:
-            self.written[k] = write_shard(*args, **kwargs)
-            return
         self.finish()
         self.pending = (k, self.pool.submit(write_shard, *args, **kwargs))
 
@@ -363,8 +361,7 @@ class _ShardWriter:
             self.written[k] = future.result()
 
     def close(self) -> None:
-        if self.pool is not None:
-            self.pool.shutdown(wait=True)
+        self.pool.shutdown(wait=True)
 
 
 _WRITER_MODULES = ("numcodecs", "pyarrow.parquet")
