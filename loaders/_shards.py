@@ -31,10 +31,11 @@ from formats import Dataset
 from formats.errors import CorruptShardError, size_problem
 from formats.nodes import NodeTable
 from formats.reader import check_file_bytes, parquet_table
+from formats.sequence import ROW_DTYPES
 
 from ._ranges import CachedFile, MappedFile, RangeFile, RemoteFile
 
-__all__ = ["ShardReader"]
+__all__ = ["ShardReader", "row_fields_of"]
 
 _NODE_COLUMNS = ("x1", "x2", "y1", "y2", "size", "depth", "edges")
 _MISSING = np.uint64(2**64 - 1)
@@ -83,6 +84,8 @@ class _DirectArray:
             self.chunk_rows * int(np.prod(self.row_shape, dtype=np.int64)) * self.dtype.itemsize + 4 * self.crc
         )
         """Bytes of one stored inner chunk when it is not compressed (rows [+ crc32c])."""
+        self._not_whole, self._not_following = back_to_back_counts(self.index, self.stride, self.codec is None)
+        self._offsets = self.index[:, 0].tolist()
 
     def read_into(self, start: int, stop: int, out: np.ndarray) -> None:
         """Rows [start, stop) into ``out`` (n, *row_shape): one copy, each chunk's crc32c checked."""
@@ -91,15 +94,16 @@ class _DirectArray:
             return
         c = self.chunk_rows
         first, last = start // c, (stop - 1) // c
+        if self._uniform(first, last):  # one read of the chunks, a strided view of it
+            span = self.source.read(self._offsets[first], (last + 1 - first) * self.stride)
+            self._copy_uniform(np.frombuffer(span, np.uint8), first, start, stop, out)
+            return
         entries = self.index[first : last + 1]
         stored = entries[:, 0] != _MISSING
         if stored.any():  # one read spanning the chunks (zarr lays them out in order)
             lo = int(entries[stored, 0].min())
             span = self.source.read(lo, int((entries[stored, 0] + entries[stored, 1]).max()) - lo)
             span = np.frombuffer(span, np.uint8)
-            if self.codec is None and self._uniform(entries):
-                self._copy_uniform(span, first, start, stop, out)
-                return
         for k in range(first, last + 1):
             offset, nbytes = self.index[k]
             lo_row, hi_row = max(start, k * c), min(stop, (k + 1) * c)
@@ -115,12 +119,10 @@ class _DirectArray:
             chunk = np.frombuffer(raw, self.dtype).reshape((c,) + self.row_shape)
             dst[...] = chunk[lo_row - k * c : hi_row - k * c]
 
-    def _uniform(self, entries: np.ndarray) -> bool:
-        """Whether ``entries`` (index rows of consecutive chunks) are stored back to back, each
-        the full raw chunk [+ its crc32c]: then the span is an (n, :attr:`stride`) byte array."""
-        return bool(
-            (entries[:, 1] == self.stride).all() and (np.diff(entries[:, 0].astype(np.int64)) == self.stride).all()
-        )
+    def _uniform(self, first: int, last: int) -> bool:
+        """Whether chunks ``first..last`` are stored back to back, each the full raw chunk [+ its
+        crc32c]: then their bytes are an (n, :attr:`stride`) byte array."""
+        return back_to_back(self._not_whole, self._not_following, first, last)
 
     def _copy_uniform(self, span: np.ndarray, first: int, start: int, stop: int, out: np.ndarray) -> None:
         """:meth:`read_into` for uncompressed chunks stored back to back, every chunk's crc32c
@@ -183,6 +185,30 @@ class _DirectArray:
         out = np.empty((stop - start,) + self.row_shape, self.dtype)
         self.read_into(start, stop, out)
         return out
+
+
+def back_to_back_counts(index: np.ndarray, stride: int, raw: bool) -> tuple[list[int], list[int]]:
+    """Prefix counts over a shard index (n, 2) of (offset, nbytes) rows: chunks not stored whole
+    (missing, compressed — every chunk when not ``raw`` — or not ``stride`` bytes), and chunks not
+    starting where the one before ends. :func:`back_to_back` reads them in O(1)."""
+    whole = (index[:, 1] == stride) & (index[:, 0] != _MISSING) & raw
+    follows = np.zeros(len(index), bool)
+    follows[1:] = index[1:, 0] == index[:-1, 0] + np.uint64(stride)
+    return np.concatenate([[0], np.cumsum(~whole)]).tolist(), np.concatenate([[0], np.cumsum(~follows)]).tolist()
+
+
+def back_to_back(not_whole: list[int], not_following: list[int], first: int, last: int) -> bool:
+    """Whether chunks ``first..last`` are each stored whole, one right after the other."""
+    return not_whole[last + 1] == not_whole[first] and not_following[last + 1] == not_following[first + 1]
+
+
+def row_fields_of(nodes: NodeTable) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``size``, ``center``, ``box`` of ``nodes`` in the batch's dtypes (see ``row_fields``)."""
+    return (
+        nodes.size.astype(ROW_DTYPES["size"], copy=False),
+        nodes.center.astype(ROW_DTYPES["center"]),
+        nodes.box.astype(ROW_DTYPES["box"], copy=False),
+    )
 
 
 def _check_size(path, expected: int) -> None:
@@ -267,6 +293,7 @@ class ShardReader:
 
         self.columns = _NODE_COLUMNS + (("z1", "z2") if dataset.manifest.dims == 3 else ())
         self.nodes: dict[str, np.ndarray] | None = None
+        self._fields: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         if loc.local is not None:  # local: the shard's node table once (checked whole), then slices of it
             record = info.files.get("nodes.parquet")
             path = loc.local / info.path / "nodes.parquet"
@@ -309,6 +336,19 @@ class ShardReader:
     def node_rows(self, start: int, count: int) -> NodeTable:
         """The node table of rows [start, start + count) (centres derived from the boxes)."""
         return NodeTable.from_columns(self._node_columns(start, count))
+
+    def row_fields(self, start: int, count: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``size`` (n,), ``center`` (n, dims) and ``box`` (n, 2 * dims) of rows [start, start +
+        count) in the batch's dtypes (:data:`formats.sequence.ROW_DTYPES`). A local shard's are
+        made for all its rows once, so a sample costs three slices."""
+        if self._fields is None and self.nodes is not None:
+            self._fields = row_fields_of(NodeTable.from_columns(self.nodes))
+            box = self._fields[2]  # the node columns become views of it: only the centres cost memory
+            for j, name in enumerate(("x1", "x2", "y1", "y2", "z1", "z2")[: box.shape[1]]):
+                self.nodes[name] = box[:, j]
+        if self._fields is not None:
+            return tuple(a[start : start + count] for a in self._fields)
+        return row_fields_of(self.node_rows(start, count))
 
     def _node_columns(self, start: int, count: int) -> dict[str, np.ndarray]:
         if self.nodes is not None:

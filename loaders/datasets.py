@@ -53,7 +53,7 @@ from formats.errors import CorruptShardError
 from formats.sequence import DROP_RULES, PAD_ROW, ROW_DTYPES, select_rows
 from formats.storage import locate
 
-from ._shards import ShardReader
+from ._shards import ShardReader, row_fields_of
 from .statistics import normalization
 
 __all__ = ["APFDataset", "APFStream", "SkippedSampleWarning"]
@@ -242,15 +242,16 @@ class _Reader:
             reader = self._reader_of(row)
             ids[i] = f.sample[row]
             try:
-                nodes = reader.node_rows(start, n)
                 if n > total:  # drop rows: read them all, keep the chosen ones
+                    nodes = reader.node_rows(start, n)
                     keep = select_rows(nodes.edges, nodes.size, total, self.drop, (self.seed, self.epoch, int(ids[i])))
-                    nodes = nodes.take(keep)
+                    per_row = row_fields_of(nodes.take(keep))
                     image[i] = reader.rows("image", start, start + n)[keep]
                     if mask is not None:
                         mask[i] = reader.rows("mask", start, start + n)[keep]
                     n = total
                 else:
+                    per_row = reader.row_fields(start, n)
                     reader.read_into("image", start, start + n, image[i, :n])
                     if mask is not None:
                         reader.read_into("mask", start, start + n, mask[i, :n])
@@ -259,9 +260,7 @@ class _Reader:
             for name, a in fields.items():  # padding rows (written once: the arrays start empty)
                 if a is not None and n < total:
                     a[i, n:] = PAD_ROW[name]
-            size[i, :n] = nodes.size
-            center[i, :n] = nodes.center
-            box[i, :n] = nodes.box
+            size[i, :n], center[i, :n], box[i, :n] = per_row
             valid[i, :n] = True
         # (B, L, C, p, p [, p]): a view of the channels-last rows, no copy
         image_t = new.tensor(image).permute(0, 1, 2 + dims, *range(2, 2 + dims))

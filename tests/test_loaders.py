@@ -16,7 +16,7 @@ from torch.utils.data import DataLoader
 
 from apfcompile import CompileConfig, compile_dataset
 from apfcompile import reconstruct as reconstruct_np
-from formats import DatasetNotFoundError
+from formats import DatasetNotFoundError, open_dataset
 from loaders import APFDataset, APFStream, collate, dice, reconstruct
 
 from . import builders, oracle
@@ -349,3 +349,22 @@ def test_prefetch_stops_cleanly_and_resumes(ct_dataset):
     assert [u["id"].tolist() for u in first] + rest == whole
     with pytest.raises(ValueError, match="prefetch"):
         APFStream(ct_dataset, prefetch=-1)
+
+
+@pytest.mark.parametrize("length", [None, 24])
+def test_batch_rows_are_the_samples_stored_nodes(ct_dataset, length):
+    """size, centre and box of every batch row are the sample's stored node columns, on the
+    direct path (whole sequences) and when rows are dropped to ``length`` (the kept rows' own)."""
+    stored = open_dataset(ct_dataset)
+    stream = APFStream(ct_dataset, length=length, batch_size=5, shuffle=False, drop="priority")
+    for batch in stream:
+        for b, sample_id in enumerate(batch["id"].tolist()):
+            sample = stored.read_sample(sample_id)
+            n = int(batch["valid"][b].sum())
+            boxes = batch["box"][b, :n].numpy()
+            table = {tuple(r) for r in sample.nodes.box.tolist()}
+            assert {tuple(r) for r in boxes.tolist()} <= table and (n == len(table) or length == n)
+            by_box = {tuple(r): i for i, r in enumerate(sample.nodes.box.tolist())}
+            rows = [by_box[tuple(r)] for r in boxes.tolist()]
+            np.testing.assert_array_equal(batch["size"][b, :n].numpy(), sample.nodes.size[rows])
+            np.testing.assert_array_equal(batch["center"][b, :n].numpy(), sample.nodes.center[rows].astype(np.float32))

@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 import torch
 import zarr
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from formats import CorruptShardError, open_dataset
 from formats.writer import IMAGE_BLOSC, image_codec
@@ -189,3 +191,33 @@ def test_whole_chunk_reads_are_exact_and_checked_in_place(tmp_path):
             with pytest.raises(CorruptShardError) as err:
                 read()
             assert f"patches.zarr/{name}" in str(err.value) and repr(rows[1]["key"]) in str(err.value)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    chunks=st.lists(st.sampled_from(["whole", "missing", "short", "gap"]), min_size=1, max_size=12),
+    raw=st.booleans(),
+    data=st.data(),
+)
+def test_back_to_back_runs_match_a_scan_of_the_index(chunks, raw, data):
+    """The O(1) test of whether chunks first..last lie whole, back to back (the loader's one-copy
+    path) agrees with a scan of the index rows, for shard indexes with missing, short and moved chunks."""
+    from loaders._shards import _MISSING, back_to_back, back_to_back_counts
+
+    stride, offset, rows = 100, 0, []
+    for kind in chunks:
+        if kind == "missing":
+            rows.append((int(_MISSING), int(_MISSING)))
+            continue
+        offset += 7 if kind == "gap" else 0
+        size = stride - 3 if kind == "short" else stride
+        rows.append((offset, size))
+        offset += size
+    index = np.array(rows, np.uint64)
+    not_whole, not_following = back_to_back_counts(index, stride, raw)
+    first = data.draw(st.integers(0, len(rows) - 1))
+    last = data.draw(st.integers(first, len(rows) - 1))
+    part = index[first : last + 1]
+    scan = raw and all(int(n) == stride and int(o) != int(_MISSING) for o, n in part)
+    scan = scan and all(int(b) == int(a) + stride for a, b in zip(part[:-1, 0], part[1:, 0]))
+    assert back_to_back(not_whole, not_following, first, last) == scan
