@@ -415,8 +415,10 @@ def compile(input: str, output: str, **options: object) -> None:
     next compile. Remote slides are read tile by tile:
     only the pyramid level used is fetched.
     """
+    from .build.allocator import keep_freed_memory
     from .build.executors import start_workers
 
+    keep_freed_memory()  # this process is the command's own: its frames reuse freed memory
     start_workers(options["workers"], options["scheduler"])  # its imports overlap what follows
     from .build.config import CompileConfig
     from .build.run import compile_dataset

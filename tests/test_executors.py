@@ -9,6 +9,7 @@ import time
 
 import pytest
 
+from apfcompile.build.allocator import ENVIRONMENT
 from apfcompile.build.executors import in_order, local_pool, start_workers
 
 
@@ -51,6 +52,9 @@ def test_the_fork_server_loads_blas_on_one_thread():
     with local_pool(2, None) as pool:
         envs = list(in_order(_server_environment, [0, 1], 2, None, pool))
     assert all(b"\x00OPENBLAS_NUM_THREADS=1\x00" in b"\x00" + env for env in envs)
+    for name, value in ENVIRONMENT.items():  # glibc's malloc thresholds, read when it started
+        if name not in before:
+            assert all(f"\x00{name}={value}\x00".encode() in b"\x00" + env for env in envs)
     assert dict(os.environ) == before
 
 

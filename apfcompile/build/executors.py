@@ -22,6 +22,7 @@ from multiprocessing import get_context
 from typing import TypeVar
 
 from ..errors import ParameterError
+from .allocator import ENVIRONMENT
 
 __all__ = ["in_order", "local_pool", "start_workers"]
 
@@ -38,7 +39,8 @@ PNG/JPEG, NumPy). TIFF's (tifffile: ~0.08 s), SimpleITK's and DICOM's are import
 workers that need them: a slide takes seconds, where a volume's first slice takes milliseconds."""
 
 _ONE_THREAD = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-"""Thread counts the fork server starts with (where the caller has not set them)."""
+"""Thread counts the fork server starts with (where the caller has not set them), beside
+:data:`~apfcompile.build.allocator.ENVIRONMENT`."""
 
 _METHOD = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
 
@@ -54,8 +56,9 @@ def start_workers(workers: int, scheduler: str | None) -> None:
     ctx = get_context(_METHOD)
     ctx.set_forkserver_preload(list(WORKER_MODULES))
     # BLAS reads its thread count when NumPy loads, in the server: one thread per worker, as
-    # OpenCV gets, or each worker's spinning BLAS threads take the cores from the others.
-    added = {k: v for k, v in _ONE_THREAD.items() if k not in os.environ}
+    # OpenCV gets, or each worker's spinning BLAS threads take the cores from the others; glibc
+    # reads its malloc thresholds at start (the workers keep freed memory for their next frames).
+    added = {k: v for k, v in {**_ONE_THREAD, **ENVIRONMENT}.items() if k not in os.environ}
     os.environ.update(added)
     try:
         forkserver.ensure_running()

@@ -4,9 +4,8 @@ Per frame (a slice, an image), from the pixels as read (a slide: the pyramid lev
 core: the canvas, band by band), padding never included:
 
 - per channel: pixel count, sum and sum of squares, in the input's units (HU for CT). Integer
-  images (uint8, uint16, int16) are summed exactly: uint8 through a histogram, 16-bit frames by
-  blocks whose sums are integers below 2**53 (exact in float64) or, for a window that is not two
-  integers, through a histogram (Python integers in the end); float32 images in float64;
+  images (uint8, uint16, int16) are summed exactly through a histogram (Python integers in the
+  end); float32 images in float64;
 - the same after the edge window, for frames that have a fixed one (CT, ``--window``): values
   clipped to ``[lo, hi]``;
 - per mask label: pixels of the mask as read, and *cells* — pixels of the stored mask patches
@@ -20,7 +19,6 @@ scheduler, so float sums are identical too. :func:`summarise` turns partials int
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 
 from ..inputs.labels import count_labels, histogram_u8
@@ -28,40 +26,8 @@ from ..inputs.labels import count_labels, histogram_u8
 __all__ = ["add", "frame_stats", "summarise"]
 
 
-_BLOCK = 1 << 20
-"""Pixels summed at a time by :func:`_blocked_sums`: a block's sum of 16-bit squares stays below
-2**52, so OpenCV's float64 sums of its integers are exact, whatever their order."""
-
-
-def _blocked_sums(x: np.ndarray, window: tuple[float, float] | None) -> tuple | None:
-    """:func:`_int_sums` of a 16-bit array, exact: per block of at most ``_BLOCK`` pixels the
-    values and their squares (in float64) summed by OpenCV — every partial sum an integer below
-    2**53 — then added as Python integers (3x the histogram on a 512^2 CT slice). None for a
-    window that is not two integers within the dtype (the histogram's)."""
-    info = np.iinfo(x.dtype)
-    if window is not None:
-        lo, hi = window
-        if not (float(lo).is_integer() and float(hi).is_integer() and info.min <= lo <= hi <= info.max):
-            return None
-    flat = x.reshape(-1)
-    out = [x.size, 0, 0, None if window is None else 0, None if window is None else 0]
-    for i in range(0, flat.size, _BLOCK):
-        wide = flat[i : i + _BLOCK].astype(np.float64)  # (OpenCV sums 16-bit ints in int32 blocks: overflow)
-        squares = np.empty_like(wide)
-        for k in (0, 1) if window is not None else (0,):
-            if k:
-                np.clip(wide, window[0], window[1], out=wide)
-            out[1 + 2 * k] += int(cv2.sumElems(wide)[0])
-            out[2 + 2 * k] += int(cv2.sumElems(np.multiply(wide, wide, out=squares))[0])
-    return tuple(out)
-
-
 def _int_sums(x: np.ndarray, window: tuple[float, float] | None) -> tuple:
     """(n, sum, sumsq, wsum, wsumsq) of one channel of an 8/16-bit integer array, exact."""
-    if x.dtype in (np.int16, np.uint16):
-        out = _blocked_sums(np.ascontiguousarray(x), window)
-        if out is not None:
-            return out
     flat = np.ascontiguousarray(x).ravel()
     if flat.dtype == np.int16:
         h = np.bincount(flat.view(np.uint16) ^ np.uint16(0x8000), minlength=1 << 16)
