@@ -63,7 +63,7 @@ def test_the_readme_evaluation_example_runs(tmp_path, capsys, monkeypatch):
     from apfcompile.demo import run_demo
 
     run_demo(tmp_path / "apf-demo", echo=lambda s: None)
-    text = README.read_text()
+    text = README.read_text(encoding="utf-8")
     section = text[text.index("## Splits, statistics, evaluation against the ceiling") :]
     code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
     monkeypatch.chdir(tmp_path)

@@ -322,3 +322,26 @@ def test_a_volume_without_an_orientation_is_sliced_as_stored_and_says_so(tmp_pat
     assert manifest.parameters["orientation_unknown"] == ["ct.nii.gz"]
     assert manifest.totals["samples"] == 30
     compile_(builders.btcv(tmp_path / "btcv", cases=1), tmp_path / "ok")  # oriented: no warning
+
+
+def test_names_files_are_utf8_whatever_the_locale_a_reader_library_left(tmp_path):
+    """Some reader libraries set the C locale (ASCII) in-process while reading a volume; a classes
+    file and a split file read after that are still UTF-8 (they were read in the locale's encoding,
+    so non-ASCII class names failed, or worse, decoded wrongly)."""
+    import locale
+
+    from apfcompile.build.splits import read_split_file
+    from apfcompile.inputs.labels import read_class_names
+
+    names = tmp_path / "classes.json"
+    names.write_text('{"0": "Hintergrund", "1": "Bauchspeicheldrüse"}', encoding="utf-8")
+    splits = tmp_path / "splits.csv"
+    splits.write_text("key,split\nfall_ä,train\n", encoding="utf-8")
+    before = locale.setlocale(locale.LC_CTYPE)
+    try:
+        locale.setlocale(locale.LC_CTYPE, "C")
+        got = read_class_names(names)
+        split = read_split_file(splits)
+    finally:
+        locale.setlocale(locale.LC_CTYPE, before)
+    assert "Bauchspeicheldrüse" in str(got) and split == {"fall_ä": "train"}

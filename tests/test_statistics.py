@@ -189,16 +189,23 @@ def test_integer_sums_are_exact(dtype, n, window, seed):
 @given(
     dtype=st.sampled_from(["uint16", "int16"]),
     shape=st.sampled_from([(1, 1), (3, 7), (64, 48), (512, 512), (2048, 2047), (3000, 3000)]),
-    extreme=st.sampled_from(["random", "min", "max", "both"]),
+    extreme=st.sampled_from(["random", "min", "max", "both", "ct", "ct-edge"]),
     window=st.sampled_from([None, (-100.0, 200.0), (-32768.0, 32767.0), (0.5, 99.5), (-1e6, 1e6)]),
     seed=st.integers(0, 2**31),
 )
 def test_sixteen_bit_sums_are_exact(dtype, shape, extreme, window, seed):
-    """16-bit frames' sums and sums of squares equal numpy's int64 sums, at the dtype's extremes,
-    on frames of up to 9 M pixels, with windows inside, across and beyond the dtype's range."""
+    """16-bit frames' sums and sums of squares equal numpy's int64 sums, on either path (OpenCV
+    within its limits, a histogram beyond): at the dtype's extremes, over CT's range, at the edge of
+    OpenCV's limits, on frames of up to 9 M pixels, with windows inside, across and beyond the
+    dtype's range."""
     info = np.iinfo(dtype)
     rng = np.random.default_rng(seed)
     a = rng.integers(info.min, info.max, shape, endpoint=True).astype(dtype)
+    if extreme.startswith("ct"):  # Hounsfield units; or the largest range OpenCV's sums may take
+        edge = int(min(2**31 / a.size, (2**48 / a.size) ** 0.5)) - 1 if extreme == "ct-edge" else 3071
+        edge = min(edge, info.max)
+        a = rng.integers(max(-edge, info.min), edge, shape, endpoint=True).astype(dtype)
+        a.flat[0] = max(-edge, info.min) if dtype == "int16" else edge
     if extreme in ("min", "both"):
         a.flat[:: 2 if extreme == "both" else 1] = info.min
     if extreme in ("max", "both"):
@@ -213,3 +220,15 @@ def test_sixteen_bit_sums_are_exact(dtype, shape, extreme, window, seed):
         if float(window[0]).is_integer():
             wi = np.clip(wide, int(window[0]), int(window[1]))
             assert (ws, wq) == (int(wi.sum()), int((wi * wi).sum()))
+
+
+def test_a_ct_slice_is_summed_by_opencv_and_extremes_by_the_histogram(monkeypatch):
+    """The fast path is the one a CT slice takes (so the test above exercises it), and a frame
+    at int16's extremes falls back to the histogram."""
+    taken = []
+    real = statistics._opencv_sums
+    monkeypatch.setattr(statistics, "_opencv_sums", lambda x, w: taken.append(real(x, w)) or taken[-1])
+    slice_ = np.random.default_rng(0).integers(-1024, 3072, (512, 512)).astype(np.int16)
+    statistics._int_sums(slice_, (-175.0, 250.0))
+    statistics._int_sums(np.full((512, 512), -32768, np.int16), None)
+    assert taken[0] is not None and taken[1] is None

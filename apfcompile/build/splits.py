@@ -67,7 +67,7 @@ def parse_split(text: str | Sequence[tuple[str, float]]) -> tuple[tuple[str, flo
 def read_split_file(path: str | Path) -> dict[str, str]:
     """key -> split from a CSV of ``key,split`` rows (a header row ``key,split`` is skipped)."""
     try:
-        text = Path(path).read_text()
+        text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(path, f"cannot be read ({exc})", "give a CSV of key,split rows") from None
     rows = [r for r in csv.reader(io.StringIO(text)) if r and any(c.strip() for c in r)]

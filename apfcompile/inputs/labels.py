@@ -40,7 +40,7 @@ __all__ = [
 def _read_pairs(path: Path, what: str) -> list[tuple[str, str]]:
     """(key, value) pairs from a JSON object or a two-column CSV (a header row is skipped)."""
     try:
-        text = Path(path).read_text()
+        text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(path, f"cannot be read ({exc})", f"give a JSON or CSV file of {what}") from None
     if Path(path).suffix.lower() == ".json" or text.lstrip().startswith("{"):
