@@ -304,6 +304,10 @@ class ShardReader:
                 check_file_bytes(path, data, record)
             table = parquet_table(data, path, list(self.columns))
             self.nodes = {name: table[name].to_numpy() for name in self.columns}
+            self._fields = row_fields_of(NodeTable.from_columns(self.nodes))
+            box = self._fields[2]  # the node columns become views of it: only the centres cost memory
+            for j, name in enumerate(("x1", "x2", "y1", "y2", "z1", "z2")[: box.shape[1]]):
+                self.nodes[name] = box[:, j]
         else:  # object storage: only the row groups a sample needs
             parquet = source("nodes.parquet")
             if parquet is None:  # not in the manifest's file list: ask the store for its size
@@ -340,12 +344,7 @@ class ShardReader:
     def row_fields(self, start: int, count: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``size`` (n,), ``center`` (n, dims) and ``box`` (n, 2 * dims) of rows [start, start +
         count) in the batch's dtypes (:data:`formats.sequence.ROW_DTYPES`). A local shard's are
-        made for all its rows once, so a sample costs three slices."""
-        if self._fields is None and self.nodes is not None:
-            self._fields = row_fields_of(NodeTable.from_columns(self.nodes))
-            box = self._fields[2]  # the node columns become views of it: only the centres cost memory
-            for j, name in enumerate(("x1", "x2", "y1", "y2", "z1", "z2")[: box.shape[1]]):
-                self.nodes[name] = box[:, j]
+        made for all its rows when it opens, so a sample costs three slices."""
         if self._fields is not None:
             return tuple(a[start : start + count] for a in self._fields)
         return row_fields_of(self.node_rows(start, count))
