@@ -6,14 +6,13 @@ block freed so far) from fresh mappings, and returns the heap's free top beyond 
 each frame's arrays were faulted in again, page by page: ~3.5 µs a 4 KiB page on the development
 VM, ~320,000 faults in a compile of 800 CT slices. With the thresholds raised — blocks under 32 MiB
 from the heap, up to 256 MiB of free heap kept — the faults drop fourfold (83,000), that compile
-runs 7 % faster with ``-j 1`` and 9 % with ``-j 2``, and its peak RSS is unchanged (440 MB);
+takes 0.915x the time with ``-j 1`` and 0.951x with ``-j 2``, and its peak RSS is unchanged;
 blocks of 32 MiB and more (a slide's bands) are still mapped and unmapped on their own.
 
 glibc only (elsewhere, where ``mallopt`` refuses, or where the environment already sets either
-threshold, nothing changes). The command line sets it
-for its own process (:func:`keep_freed_memory`) and for the worker processes it starts
-(:data:`ENVIRONMENT`, which glibc reads when a process starts); a library caller's process is left
-as its owner configured it.
+threshold, nothing changes). The command line sets it for its own process
+(:func:`keep_freed_memory`) and for the worker processes it starts (:data:`ENVIRONMENT`, which
+glibc reads when a process starts); a library caller's process is left as its owner configured it.
 """
 
 from __future__ import annotations
