@@ -56,11 +56,12 @@ def _opencv_sums(x: np.ndarray, window: tuple[float, float] | None) -> tuple | N
 
 def _int_sums(x: np.ndarray, window: tuple[float, float] | None) -> tuple:
     """(n, sum, sumsq, wsum, wsumsq) of one channel of an 8/16-bit integer array, exact."""
+    x = np.ascontiguousarray(x)  # (a channel of a multichannel image: copied once, for either path)
     if x.ndim == 2 and x.size and x.dtype in (np.int16, np.uint16):
-        out = _opencv_sums(np.ascontiguousarray(x), window)
+        out = _opencv_sums(x, window)
         if out is not None:
             return out
-    flat = np.ascontiguousarray(x).ravel()
+    flat = x.ravel()
     if flat.dtype == np.int16:
         h = np.bincount(flat.view(np.uint16) ^ np.uint16(0x8000), minlength=1 << 16)
         v = np.arange(-(1 << 15), 1 << 15, dtype=np.int64)
