@@ -92,7 +92,7 @@ def main() -> None:
     path = labelled_dataset()
     n = open_dataset(path).manifest.totals["samples"]
     npy_dir = CACHE / "peers_labelled" / "npy"
-    npy_rows(lambda: records(path), npy_dir, n, 0, 0) if not (npy_dir / "done").exists() else None
+    npy_rows(lambda: records(path), npy_dir, n, 1, 0) if not (npy_dir / "done").exists() else None
     name = torch.cuda.get_device_name() if dev.type == "cuda" else "CPU (trial run)"
     print(f"{name}, torch {torch.__version__}; {n} labelled records, L = {L}, batch {BATCH}")
     rows = []

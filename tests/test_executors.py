@@ -86,3 +86,12 @@ def test_a_pool_closed_before_its_workers_started_raises_nothing_on_any_thread(m
             pass
     time.sleep(0.5)  # let every starter thread finish
     assert errors == []
+
+
+def test_workers_share_the_cores_for_opencv_threads(monkeypatch):
+    """-j 2 on 16 cores gives each worker 8 OpenCV threads (-j 1 has all 16 in one process); -j at
+    or above the core count gives each one, never more threads than cores."""
+    from apfcompile.build import executors
+
+    monkeypatch.setattr(executors.os, "sched_getaffinity", lambda pid: set(range(16)), raising=False)
+    assert [executors.threads_per_worker(j) for j in (1, 2, 3, 16, 64)] == [16, 8, 5, 1, 1]

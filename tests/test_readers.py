@@ -137,3 +137,92 @@ def test_volume_slices_are_made_contiguous_exactly(dtype, shape, flip, seed):
         out = _contiguous(vol[:, :, j])
         assert out.flags.c_contiguous and out.dtype == vol.dtype
         np.testing.assert_array_equal(out, vol[:, :, j])
+
+
+def _saved_volume(folder, axes, flips, gz, dtype="int16", scaled=False):
+    import nibabel as nib
+
+    data = np.random.default_rng(0).integers(0, 100, (5, 6, 7)).astype(dtype)
+    affine = np.eye(4)
+    affine[:3, :3] = 0
+    for stored, ras in enumerate(axes):
+        affine[ras, stored] = -1.0 if flips[stored] else 1.0
+    img = nib.Nifti1Image(data, affine)
+    if scaled:
+        img.header.set_slope_inter(2.0, 1.0)
+    path = folder / ("v.nii.gz" if gz else "v.nii")
+    nib.save(img, path)
+    return path
+
+
+def _assert_streamed_as_read(path, z0, z1, block):
+    from apfcompile.inputs.readers import nifti
+
+    whole = nifti.read(path, (z0, z1))
+    got = list(nifti.slice_blocks(path, (z0, z1), block))
+    assert all(1 <= b.shape[2] <= block for b in got)
+    assert sum(b.shape[2] for b in got) == whole.shape[2]
+    if got:
+        streamed = np.concatenate(got, axis=2)
+        assert streamed.dtype == whole.dtype
+        np.testing.assert_array_equal(streamed, whole)
+
+
+@pytest.mark.parametrize("flips", [(a, b, c) for a in (0, 1) for b in (0, 1) for c in (0, 1)])
+@pytest.mark.parametrize("axes", [(0, 1, 2), (1, 0, 2), (0, 2, 1), (2, 1, 0), (1, 2, 0), (2, 0, 1)])
+def test_streamed_blocks_are_the_slices_read_gives(tmp_path, axes, flips):
+    """Blocks of slices read front to back from one stream are exactly :func:`nifti.read`'s slices,
+    in every orientation a volume can be saved in; the reader declines (None: ``read`` reads it)
+    exactly where the file does not store canonical slices in canonical order."""
+    from apfcompile.inputs.readers import nifti
+
+    path = _saved_volume(tmp_path, axes, flips, gz=sum(flips) % 2 == 0)
+    streamable = axes[2] == 2 and not flips[2]
+    assert (nifti.slice_blocks(path, (1, 6), 2) is not None) == streamable
+    (tmp_path / "scaled").mkdir()
+    assert nifti.slice_blocks(_saved_volume(tmp_path / "scaled", axes, flips, gz=True, scaled=True), (0, 7), 2) is None
+    if streamable:
+        _assert_streamed_as_read(path, 1, 6, 2)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    flips=st.tuples(st.booleans(), st.booleans()),
+    transposed=st.booleans(),
+    gz=st.booleans(),
+    dtype=st.sampled_from(["uint8", "int16", "float32"]),
+    cut=st.tuples(st.integers(0, 9), st.integers(0, 9)),
+    block=st.integers(1, 8),
+)
+def test_streamed_blocks_any_range_and_block(tmp_path_factory, flips, transposed, gz, dtype, cut, block):
+    """Any range of slices (empty, past the end) in blocks of any size: the slices ``read`` gives."""
+    axes = (1, 0, 2) if transposed else (0, 1, 2)
+    path = _saved_volume(tmp_path_factory.mktemp("vol"), axes, (*flips, False), gz, dtype)
+    z0, z1 = sorted(cut)
+    _assert_streamed_as_read(path, z0, z1, block)
+
+
+def test_streamed_volume_frames_equal_whole_reads(monkeypatch):
+    """A labelled CT volume's frames, read a block ahead on a thread, are the frames the whole
+    read gives (keys, pixels, labels, spacing), for the whole volume and for a part of it."""
+    from apfcompile.demo import sample_path
+    from apfcompile.inputs import frames as frames_module
+    from apfcompile.inputs.layouts import InputItem
+    from apfcompile.inputs.locations import Place
+
+    image, labels = Place.of(sample_path("ct_abdomen.nii.gz")), Place.of(sample_path("ct_abdomen_seg.nii.gz"))
+    item = InputItem("ct", "ct_abdomen.nii.gz", image, (labels,), "volume")
+    volume, labels_volume = read_array(image), read_array(labels)
+    for part in (None, range(7, 23)):
+        monkeypatch.setattr(frames_module, "READ_AHEAD_VOXELS", 3 * 122 * 101)  # blocks of 3 slices
+        streamed = list(frames_module.load_frames(item, frames=part))
+        monkeypatch.setattr(frames_module, "volume_slice_blocks", lambda *a: None)
+        whole = list(frames_module.load_frames(item, frames=part))
+        monkeypatch.undo()
+        zs = range(30) if part is None else part
+        assert [f.key for f in streamed] == [f.key for f in whole] == [f"ct/z{z:03d}" for z in zs]
+        for z, a, b in zip(zs, streamed, whole):
+            np.testing.assert_array_equal(a.image, volume[:, :, z])
+            np.testing.assert_array_equal(a.mask, labels_volume[:, :, z])
+            np.testing.assert_array_equal(b.image, volume[:, :, z])
+            assert a.spacing == b.spacing and a.slice_index == b.slice_index == z

@@ -55,9 +55,10 @@ def start_workers(workers: int, scheduler: str | None) -> None:
 
     ctx = get_context(_METHOD)
     ctx.set_forkserver_preload(list(WORKER_MODULES))
-    # BLAS reads its thread count when NumPy loads, in the server: one thread per worker, as
-    # OpenCV gets, or each worker's spinning BLAS threads take the cores from the others; glibc
-    # reads its malloc thresholds at start (the workers keep freed memory for their next frames).
+    # BLAS reads its thread count when NumPy loads, in the server: one thread per worker (the
+    # compile's arrays are too small for BLAS threads to pay), or each worker's spinning BLAS
+    # threads take the cores from the others; glibc reads its malloc thresholds at start (the
+    # workers keep freed memory for their next frames).
     added = {k: v for k, v in {**_ONE_THREAD, **ENVIRONMENT}.items() if k not in os.environ}
     os.environ.update(added)
     try:
@@ -77,7 +78,10 @@ def local_pool(workers: int, scheduler: str | None) -> Iterator[ProcessPoolExecu
         return
     start_workers(workers, scheduler)
     pool = ProcessPoolExecutor(
-        max_workers=workers, mp_context=get_context(_METHOD), initializer=_worker_init, initargs=(dict(os.environ),)
+        max_workers=workers,
+        mp_context=get_context(_METHOD),
+        initializer=_worker_init,
+        initargs=(dict(os.environ), threads_per_worker(workers)),
     )
     if _METHOD == "forkserver":  # a fork is cheap: start every worker now (spawned ones start on demand)
         # on a thread: a fork waits for the server to finish its imports, this process need not
@@ -195,13 +199,24 @@ def _warm(pool: ProcessPoolExecutor, workers: int) -> None:
         pass
 
 
-def _worker_init(environ: dict[str, str]) -> None:
+def threads_per_worker(workers: int) -> int:
+    """OpenCV threads for each of ``workers`` pool workers: the cores this process may run on,
+    shared out (at least one). ``-j 2`` on 16 cores gives each worker 8, as ``-j 1`` has all 16 in
+    this process; ``-j`` at or above the core count gives one, so threads never outnumber cores."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # no affinity masks (macOS, Windows)
+        cores = os.cpu_count() or 1
+    return max(1, cores // max(1, workers))
+
+
+def _worker_init(environ: dict[str, str], threads: int = 1) -> None:
     """A worker's set-up: this process's environment as it is now (the fork server's is the one
     it had when the server started: credentials or options set since would be missing), and
-    OpenCV on one thread (one process per core already)."""
+    OpenCV on ``threads`` threads (:func:`threads_per_worker`)."""
     if os.environ != environ:
         os.environ.clear()
         os.environ.update(environ)
     import cv2
 
-    cv2.setNumThreads(1)
+    cv2.setNumThreads(threads)

@@ -33,6 +33,7 @@ from .readers import (
     suffix_of,
     volume_header,
     volume_oriented,
+    volume_slice_blocks,
 )
 
 __all__ = ["Frame", "Volume", "count_frames", "is_stack", "load_frames", "load_volume", "mask_label_bytes"]
@@ -311,16 +312,69 @@ def _spacing(path: Place) -> tuple[float, float, float] | None:
 
 
 def _volume_frames(
-    item: InputItem, data: np.ndarray, mask: np.ndarray | None, first: int, spacing: tuple | None
+    item: InputItem,
+    blocks: Iterable[tuple[np.ndarray, np.ndarray | None]],
+    first: int,
+    spacing: tuple | None,
 ) -> Iterator[Frame]:
-    """One slice at a time (each made contiguous only when its turn comes). A volume whose header
-    names no orientation is sliced as stored, with a note saying so."""
+    """One slice at a time (each made contiguous only when its turn comes) from blocks of
+    consecutive slices (X x Y x k image, X x Y x k mask or None) starting at slice ``first``. A
+    volume whose header names no orientation is sliced as stored, with a note saying so."""
     notes = _orientation_notes(item)
-    for j in range(data.shape[2]):
-        z = first + j
-        img = _as_image(_contiguous(data[:, :, j]), item.image)
-        m = None if mask is None else as_labels(_contiguous(mask[:, :, j]), item.masks[0], img.shape[:2])
-        yield Frame(f"{item.key}/z{z:03d}", img, m, 2, z, spacing=spacing, notes=notes)
+    z = first
+    for data, mask in blocks:
+        for j in range(data.shape[2]):
+            img = _as_image(_contiguous(data[:, :, j]), item.image)
+            m = None if mask is None else as_labels(_contiguous(mask[:, :, j]), item.masks[0], img.shape[:2])
+            yield Frame(f"{item.key}/z{z:03d}", img, m, 2, z, spacing=spacing, notes=notes)
+            z += 1
+
+
+READ_AHEAD_VOXELS = 1 << 21
+"""Voxels of one block of slices read ahead (8 slices of 512^2): small enough that the first
+frame starts at once and that two blocks in memory cost little, large enough that handing blocks
+between threads costs nothing beside the frames' work."""
+
+
+def _streamed_volume(item: InputItem, part: range | None) -> Iterator[Frame] | None:
+    """The frames of a NIfTI volume (and its label volume) on a local disk, read a block of slices
+    ahead on a thread while the frames of the block before are worked on (gzip decompression runs
+    outside the GIL); None where either file cannot be read so (:func:`volume_slice_blocks`)."""
+    shape = volume_header(item.image)[0]
+    if len(shape) != 3:
+        return None
+    z0, z1 = (0, shape[2]) if part is None else (max(0, part.start), min(part.stop, shape[2]))
+    block = max(1, READ_AHEAD_VOXELS // max(1, shape[0] * shape[1]))
+    images = volume_slice_blocks(item.image, z0, z1, block)
+    if images is None:
+        return None
+    masks = None
+    if item.masks:
+        labels = volume_header(item.masks[0])[0]
+        if len(labels) != 3:
+            return None
+        if labels != shape:
+            have = (*labels[:2], max(0, min(z1, labels[2]) - z0))
+            raise InputError(
+                item.masks[0], f"label volume {have} differs from its image volume {(*shape[:2], z1 - z0)}"
+            )
+        masks = volume_slice_blocks(item.masks[0], z0, z1, block)
+        if masks is None:
+            return None
+    pairs = zip(images, masks) if masks is not None else ((b, None) for b in images)
+    return _volume_frames(item, _read_ahead(pairs), z0, _spacing(item.image))
+
+
+def _read_ahead(items: Iterator):
+    """``items``, each next one made on a thread while the caller works on the one before."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    done = object()
+    with ThreadPoolExecutor(1, thread_name_prefix="apf-read-ahead") as pool:
+        pending = pool.submit(next, items, done)
+        while (item := pending.result()) is not done:
+            pending = pool.submit(next, items, done)
+            yield item
 
 
 _TRANSPOSABLE = {np.dtype(t) for t in ("uint8", "int8", "uint16", "int16", "int32", "float32", "float64")}
@@ -551,6 +605,10 @@ def load_frames(
     if item.kind == "image" and not item.channels and suffix_of(item.image) in SLIDE_SUFFIXES:
         return _tiff_image(item, resolution)
     part = frames if item.kind == "volume" else None
+    if item.kind == "volume" and not item.channels:
+        streamed = _streamed_volume(item, part)
+        if streamed is not None:
+            return streamed
     data = _stacked(item, part)
     mask = _read(item.masks[0], part) if item.masks else None
     if item.kind == "volume":
@@ -558,7 +616,7 @@ def load_frames(
             data = data[:, :, None]
         if mask is not None and mask.shape[:3] != data.shape[:3]:
             raise InputError(item.masks[0], f"label volume {mask.shape} differs from its image volume {data.shape}")
-        return _volume_frames(item, data, mask, 0 if part is None else part.start, _spacing(item.image))
+        return _volume_frames(item, [(data, mask)], 0 if part is None else part.start, _spacing(item.image))
     notes: tuple[tuple[str, str], ...] = ()
     if data.ndim == 3:  # H x W x C or C x H x W: the rule of apfcompile.inputs.channels
         hw = None if mask is None else tuple(mask.shape[:2])

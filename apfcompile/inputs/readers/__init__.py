@@ -26,6 +26,7 @@ from __future__ import annotations
 import importlib
 import os
 import posixpath
+from collections.abc import Iterator
 from pathlib import Path, PurePath
 from types import ModuleType
 
@@ -44,6 +45,7 @@ __all__ = [
     "read_array",
     "read_slide_level",
     "read_volume_slices",
+    "volume_slice_blocks",
     "volume_header",
     "volume_oriented",
     "reader_module",
@@ -103,6 +105,27 @@ def read_volume_slices(path: Place, z0: int, z1: int) -> np.ndarray:
     return _read(path, lambda source: reader_module(READERS[suffix_of(path)]).read(source, (z0, z1)))
 
 
+def volume_slice_blocks(path: Place, z0: int, z1: int, block: int) -> Iterator[np.ndarray] | None:
+    """The slices :func:`read_volume_slices` gives, in blocks of at most ``block`` slices read front
+    to back from one open stream (a gzip file decompressed once, never held whole); None where the
+    volume's reader cannot (not a NIfTI file on a local disk, or one :func:`.nifti.slice_blocks`
+    declines). Errors as :func:`read_array`'s: the header's now, the voxels' when their block is read."""
+    if READERS.get(suffix_of(path)) != "nifti" or path.local is None:
+        return None
+    local = path.local
+    blocks = _read_header(path, lambda source: reader_module("nifti").slice_blocks(local, (z0, z1), block))
+    return None if blocks is None else _named_errors(path, blocks)
+
+
+def _named_errors(path: Place, blocks: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
+    try:
+        yield from blocks
+    except UnreadableInputError:
+        raise
+    except Exception as exc:
+        raise _input_error(path, exc) from exc
+
+
 def volume_header(path: Place) -> tuple[tuple[int, ...], tuple[float, float, float] | None]:
     """A volume's RAS+ shape and voxel size (mm) from its header; errors as :func:`read_array`'s."""
     return _read_header(path, lambda source: reader_module(READERS[suffix_of(path)]).header(source))
@@ -154,21 +177,25 @@ def _read_header(path: Place, reader):
             out = reader(source)
         except UnreadableInputError:
             raise
-        except MemoryNeeded as exc:
-            raise InputError(
-                path, str(exc), "compile it on a machine with more memory, or check the file's header"
-            ) from None
-        except TooManyPixels as exc:
-            gb = exc.pixels * 3 / 1e9
-            raise InputError(
-                path,
-                str(exc),
-                f"if the file is genuine, raise --max-pixels (it needs ~{gb:,.0f} GB of memory as RGB); "
-                "else the file's header is corrupt",
-            ) from None
-        except Exception as exc:  # the libraries raise many kinds; all mean "cannot read this file"
-            detail = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
-            raise UnreadableInputError(
-                path, f"cannot be read as {suffix} ({detail})", "check that the file is complete and of that format"
-            ) from exc
+        except Exception as exc:
+            raise _input_error(path, exc) from exc
     return out
+
+
+def _input_error(path: Place, exc: Exception) -> InputError:
+    """The one error line a reader's failure on ``path`` becomes."""
+    if isinstance(exc, MemoryNeeded):
+        return InputError(path, str(exc), "compile it on a machine with more memory, or check the file's header")
+    if isinstance(exc, TooManyPixels):
+        gb = exc.pixels * 3 / 1e9
+        return InputError(
+            path,
+            str(exc),
+            f"if the file is genuine, raise --max-pixels (it needs ~{gb:,.0f} GB of memory as RGB); "
+            "else the file's header is corrupt",
+        )
+    # the libraries raise many kinds; all mean "cannot read this file"
+    detail = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+    return UnreadableInputError(
+        path, f"cannot be read as {suffix_of(path)} ({detail})", "check that the file is complete and of that format"
+    )

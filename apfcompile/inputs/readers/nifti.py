@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import io
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -125,3 +126,51 @@ def read(source: Path | BinaryIO, slices: tuple[int, int] | None = None) -> np.n
     # A view (flips, transposes) of the stored array: NIfTI voxels come Fortran-ordered, so a slice
     # along axis 2 stays one contiguous block; a C-ordered copy would make every slice a strided gather.
     return orientations.apply_orientation(data, ornt)
+
+
+def slice_blocks(source: Path, slices: tuple[int, int] | None, block: int) -> Iterator[np.ndarray] | None:
+    """Canonical slices ``[z0, z1)`` (all with None) in blocks of at most ``block`` slices, each
+    X x Y x k and equal to :func:`read`'s slices, read front to back from one open stream: a gzip
+    file is decompressed once, a block at a time, never held whole. None where a volume cannot be
+    read so, and :func:`read` reads it: more or fewer than three axes, scaled or byte-swapped
+    voxels, or slices that the file does not store in canonical order (its axis 2 is not the
+    canonical axis 2, or runs the other way). The header is read now, the voxels as blocks are asked for."""
+    img = load(source)
+    ornt = _orientation(img)
+    proxy = img.dataobj
+    dtype = np.dtype(proxy.dtype)
+    if (
+        len(img.shape) != 3
+        or not dtype.isnative
+        or (ornt is not None and (ornt[2, 0] != 2 or ornt[2, 1] < 0))
+        or float(proxy.slope) != 1.0
+        or float(proxy.inter) != 0.0
+        or getattr(proxy, "order", "F") != "F"
+    ):
+        return None
+    x, y, n = img.shape
+    z0, z1 = (0, n) if slices is None else (max(0, slices[0]), min(slices[1], n))
+    check_pixels((x, y, max(z1 - z0, 0)), dtype.itemsize)
+    return _blocks(source, int(proxy.offset), dtype, (x, y), range(z0, z1), max(1, block), ornt)
+
+
+def _blocks(
+    source: Path, offset: int, dtype: np.dtype, xy: tuple[int, int], z: range, block: int, ornt: np.ndarray | None
+) -> Iterator[np.ndarray]:
+    per = xy[0] * xy[1] * dtype.itemsize  # bytes of one stored slice
+    gz = source.suffix.lower() == ".gz"
+    with (
+        igzip.open(source, "rb") if gz and igzip is not None else gzip.open(source, "rb") if gz else open(source, "rb")
+    ) as f:
+        f.seek(offset + z.start * per)  # gzip: decompresses what comes before, once
+        for a in range(z.start, z.stop, block):
+            k = min(block, z.stop - a)
+            buf = np.empty(k * per, np.uint8)
+            view, got = memoryview(buf), 0
+            while got < buf.size:
+                n = f.readinto(view[got:])
+                if not n:
+                    raise ValueError(f"the file ends inside slice {a + got // per} of {z.stop}; it is truncated")
+                got += n
+            data = buf.view(dtype).reshape(xy + (k,), order="F")
+            yield data if ornt is None else orientations.apply_orientation(data, ornt)
