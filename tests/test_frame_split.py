@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import shutil
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -50,16 +52,23 @@ def test_one_volume_on_two_workers_writes_the_bytes_of_one(tmp_path, monkeypatch
     src = one_volume(tmp_path / "in")
     kw = dict(modality="ct", length=48, shard_samples=7, views=views)
     compile_dataset(CompileConfig.from_options(src, tmp_path / "one", workers=1, **kw))
-    seen, staged = [], []
+    seen, staged, shared = [], [], []
     real = run_mod.in_order
 
     def spy(fn, tasks, workers, scheduler=None, pool=None):
         seen.append([t.frames for t in tasks])
         staged.append([t.stage[1] if t.stage else [] for t in tasks])
+        shared.extend(sorted(Path(p).name for p in t.plain) for t in tasks)
         return real(fn, tasks, workers, scheduler, pool)
 
     monkeypatch.setattr(run_mod, "in_order", spy)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
     compile_dataset(CompileConfig.from_options(src, tmp_path / "two", workers=2, **kw))
+    # every part read the image and labels decompressed once, by this process; nothing of it stays
+    assert shared == [["ct.nii.gz", "ct_mask.nii.gz"]] * len(seen[0]) and not list(
+        (tmp_path / "tmp").glob("apfcompile-*")
+    )
     if views:  # shard boundaries fall between a frame's two views: even parts; the shards wholly
         # inside one part are still written by its worker
         assert seen == [[range(0, 7), range(7, 15), range(15, 22), range(22, 30)]]
@@ -70,12 +79,14 @@ def test_one_volume_on_two_workers_writes_the_bytes_of_one(tmp_path, monkeypatch
     assert builders.tree_bytes(tmp_path / "two") == builders.tree_bytes(tmp_path / "one")
 
 
-def test_shards_a_worker_wrote_are_discarded_when_another_part_fails(tmp_path):
+def test_shards_a_worker_wrote_are_discarded_when_another_part_fails(tmp_path, monkeypatch):
     """The volume's last slices are cut off: the parts before them write their whole shards, the
     last part fails, the input fails whole: nothing of it is committed, no staged folder stays."""
     src = one_volume(tmp_path / "in")
     raw = (src / "ct.nii.gz").read_bytes()
     (src / "ct.nii.gz").write_bytes(raw[: int(len(raw) * 0.6)])
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
     kw = dict(modality="ct", length=48, shard_samples=7, workers=2, on_error="skip")
     manifest = compile_dataset(CompileConfig.from_options(src, tmp_path / "ds", **kw))
     assert manifest.totals["samples"] == 0 and [f.source for f in manifest.failures] == ["ct.nii.gz"]
@@ -83,6 +94,7 @@ def test_shards_a_worker_wrote_are_discarded_when_another_part_fails(tmp_path):
     with pytest.raises(Exception, match="ct.nii.gz"):
         compile_dataset(CompileConfig.from_options(src, tmp_path / "fail", **{**kw, "on_error": "fail"}))
     assert not list((tmp_path / "fail" / "shards").glob("*/shard.json"))
+    assert not list((tmp_path / "tmp").glob("apfcompile-*"))  # the shared decompression's files are gone too
 
 
 def test_a_failing_part_fails_the_whole_input():

@@ -25,6 +25,7 @@ from formats.spec import shard_folder
 
 from ..errors import APFError, APFWarning, CompileError, OutputFullError
 from ..inputs.frames import has_labels, is_stack
+from ..inputs.inflate import Inflater
 from ..inputs.layouts import InputItem, LayoutInfo, discover
 from ..inputs.locations import symlink_policy
 from ..inputs.readers.limits import pixel_limit
@@ -140,11 +141,17 @@ def _compile_locked(
         "mask_fill": fill,
         "dims": dims,
     }
-    tasks = []
+    cuts_of = {}
     for i in todo:
         cuts = plan.shard_parts(i, len(views)) if can_stage and parts > 1 else None
         if cuts is None or len(cuts) < run.workers:  # too few shards to keep every worker busy
             cuts = plan.frame_parts(i, len(views), parts)
+        cuts_of[i] = cuts
+    cut = [items[i] for i in todo if len(cuts_of[i]) > 1]
+    shared = _shared_decompression(cut) if run.scheduler is None and data.mode != "volume" else None
+    tasks = []
+    for i in todo:
+        cuts = cuts_of[i]
         for part in cuts:
             whole = [] if part is None or not can_stage else plan.whole_shards(i, part, len(views))
             whole = [k for k in whole if k not in done]
@@ -161,6 +168,7 @@ def _compile_locked(
                     reserved,
                     None if split_plan is None else split_plan[i],
                     (str(loc.local), whole, writer_options, {k: folders[k] for k in whole}) if whole else None,
+                    shared.plain if shared is not None and len(cuts) > 1 else None,
                 )
             )
     n_parts = {i: sum(t.index == i for t in tasks) for i in todo}
@@ -183,6 +191,8 @@ def _compile_locked(
     # with none, compressing and writing (which release the GIL) overlap the next input's work.
     writer = _ShardWriter(written)
     try:
+        if shared is not None:
+            shared.start()  # decompressing while the first parts start
         for result in _whole_inputs(
             in_order(compile_input, tasks, run.workers, run.scheduler, pool), n_parts, plan.counts, progress
         ):
@@ -284,6 +294,8 @@ def _compile_locked(
     finally:
         writer.close()
         progress.close()
+        if shared is not None:
+            shared.close()
 
     per_input: dict[str, dict[str, dict]] = {}
     for k in sorted(written):
@@ -325,6 +337,27 @@ def _compile_locked(
     for line in dataset_warnings(out):
         warnings.warn(line, APFWarning, stacklevel=2)
     return manifest
+
+
+def _shared_decompression(cut: list[InputItem]) -> Inflater | None:
+    """One decompression, started now, of the local ``.nii.gz`` files of the volumes cut into parts
+    for a local pool, which every part reads (:mod:`apfcompile.inputs.inflate`); None if none."""
+    from ..inputs.readers import nifti
+
+    sources = []
+    for item in cut:
+        if item.kind != "volume" or item.channels or item.problem:
+            continue
+        for place in (item.image, *item.masks[:1]):
+            path = place.local
+            if path is None or not path.name.lower().endswith(".nii.gz"):
+                continue
+            try:
+                if nifti.streamable(path):
+                    sources.append(path)
+            except Exception:  # an unreadable header: the part that reads it reports it
+                continue
+    return Inflater(sources) if sources else None
 
 
 def _files_whole(loc, rec: ShardRecord) -> bool:

@@ -81,6 +81,9 @@ class Task:
     come from this task,
     which the worker stages itself (:func:`formats.writer.stage_shard`); the main process commits
     them once the whole input is done, or discards them if it failed."""
+    plain: dict[str, str] | None = None
+    """Local ``.nii.gz`` path -> its bytes, decompressed once by the main process for every part
+    of the volume (:class:`~apfcompile.inputs.inflate.Inflater`); None: each part reads the ``.gz``."""
 
     def split_of(self, frame: int) -> dict:
         """The record fields ``split`` and ``split_group`` of one frame."""
@@ -310,7 +313,8 @@ def _in_memory(task: Task, result: Result) -> list[SampleRecord]:
     out = []
     offset = 0 if task.frames is None else task.frames.start
     ct_by_rule = 0
-    for j, frame in enumerate(load_frames(item, data.resolution, data.paip_label, task.frames, data.channel_order)):
+    frames = load_frames(item, data.resolution, data.paip_label, task.frames, data.channel_order, task.plain)
+    for j, frame in enumerate(frames):
         f = offset + j
         for note in frame.notes:
             if note not in result.notes:

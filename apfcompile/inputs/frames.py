@@ -336,16 +336,17 @@ frame starts at once and that two blocks in memory cost little, large enough tha
 between threads costs nothing beside the frames' work."""
 
 
-def _streamed_volume(item: InputItem, part: range | None) -> Iterator[Frame] | None:
+def _streamed_volume(item: InputItem, part: range | None, plain: dict[str, str]) -> Iterator[Frame] | None:
     """The frames of a NIfTI volume (and its label volume) on a local disk, read a block of slices
     ahead on a thread while the frames of the block before are worked on (gzip decompression runs
-    outside the GIL); None where either file cannot be read so (:func:`volume_slice_blocks`)."""
+    outside the GIL); None where either file cannot be read so (:func:`volume_slice_blocks`).
+    ``plain``: local ``.gz`` path -> its shared decompression (:mod:`apfcompile.inputs.inflate`)."""
     shape = volume_header(item.image)[0]
     if len(shape) != 3:
         return None
     z0, z1 = (0, shape[2]) if part is None else (max(0, part.start), min(part.stop, shape[2]))
     block = max(1, READ_AHEAD_VOXELS // max(1, shape[0] * shape[1]))
-    images = volume_slice_blocks(item.image, z0, z1, block)
+    images = volume_slice_blocks(item.image, z0, z1, block, plain.get(str(item.image.local)))
     if images is None:
         return None
     masks = None
@@ -358,7 +359,7 @@ def _streamed_volume(item: InputItem, part: range | None) -> Iterator[Frame] | N
             raise InputError(
                 item.masks[0], f"label volume {have} differs from its image volume {(*shape[:2], z1 - z0)}"
             )
-        masks = volume_slice_blocks(item.masks[0], z0, z1, block)
+        masks = volume_slice_blocks(item.masks[0], z0, z1, block, plain.get(str(item.masks[0].local)))
         if masks is None:
             return None
     pairs = zip(images, masks) if masks is not None else ((b, None) for b in images)
@@ -587,13 +588,16 @@ def load_frames(
     paip_label: PaipLabel = "both",
     frames: range | None = None,
     channel_order: ChannelOrder = "auto",
+    plain: dict[str, str] | None = None,
 ) -> Iterable[Frame]:
     """Read an input's frames (see the module docstring), one at a time for volumes and stacks;
     errors name the file.
 
     ``frames``: only these frames of a volume or a stack (a contiguous range of slice or sample
     indices; reading only them), for work split by frame; None: every frame. ``channel_order``:
-    where 3-D image arrays keep their channels (:mod:`apfcompile.inputs.channels`)."""
+    where 3-D image arrays keep their channels (:mod:`apfcompile.inputs.channels`). ``plain``:
+    local ``.nii.gz`` path -> the same bytes being decompressed once for every part of a volume
+    (:class:`apfcompile.inputs.inflate.Inflater`), read from instead where given."""
     if item.problem:
         raise InputError(item.image, item.problem)
     if item.kind == "memory":
@@ -606,7 +610,7 @@ def load_frames(
         return _tiff_image(item, resolution)
     part = frames if item.kind == "volume" else None
     if item.kind == "volume" and not item.channels:
-        streamed = _streamed_volume(item, part)
+        streamed = _streamed_volume(item, part, plain or {})
         if streamed is not None:
             return streamed
     data = _stacked(item, part)

@@ -105,15 +105,19 @@ def read_volume_slices(path: Place, z0: int, z1: int) -> np.ndarray:
     return _read(path, lambda source: reader_module(READERS[suffix_of(path)]).read(source, (z0, z1)))
 
 
-def volume_slice_blocks(path: Place, z0: int, z1: int, block: int) -> Iterator[np.ndarray] | None:
+def volume_slice_blocks(
+    path: Place, z0: int, z1: int, block: int, plain: str | None = None
+) -> Iterator[np.ndarray] | None:
     """The slices :func:`read_volume_slices` gives, in blocks of at most ``block`` slices read front
     to back from one open stream (a gzip file decompressed once, never held whole); None where the
     volume's reader cannot (not a NIfTI file on a local disk, or one :func:`.nifti.slice_blocks`
-    declines). Errors as :func:`read_array`'s: the header's now, the voxels' when their block is read."""
+    declines). Errors as :func:`read_array`'s: the header's now, the voxels' when their block is read.
+    ``plain``: the file's bytes decompressed once for every reader (:mod:`apfcompile.inputs.inflate`)."""
     if READERS.get(suffix_of(path)) != "nifti" or path.local is None:
         return None
     local = path.local
-    blocks = _read_header(path, lambda source: reader_module("nifti").slice_blocks(local, (z0, z1), block))
+    shared = None if plain is None else Path(plain)
+    blocks = _read_header(path, lambda source: reader_module("nifti").slice_blocks(local, (z0, z1), block, shared))
     return None if blocks is None else _named_errors(path, blocks)
 
 

@@ -128,13 +128,24 @@ def read(source: Path | BinaryIO, slices: tuple[int, int] | None = None) -> np.n
     return orientations.apply_orientation(data, ornt)
 
 
-def slice_blocks(source: Path, slices: tuple[int, int] | None, block: int) -> Iterator[np.ndarray] | None:
+def open_gzip(path: Path) -> BinaryIO:
+    """A ``.gz`` file opened for reading, through ISA-L where it is installed."""
+    return igzip.open(path, "rb") if igzip is not None else gzip.open(path, "rb")
+
+
+def slice_blocks(
+    source: Path, slices: tuple[int, int] | None, block: int, plain: Path | None = None
+) -> Iterator[np.ndarray] | None:
     """Canonical slices ``[z0, z1)`` (all with None) in blocks of at most ``block`` slices, each
     X x Y x k and equal to :func:`read`'s slices, read front to back from one open stream: a gzip
     file is decompressed once, a block at a time, never held whole. None where a volume cannot be
     read so, and :func:`read` reads it: more or fewer than three axes, scaled or byte-swapped
     voxels, or slices that the file does not store in canonical order (its axis 2 is not the
-    canonical axis 2, or runs the other way). The header is read now, the voxels as blocks are asked for."""
+    canonical axis 2, or runs the other way). The header is read now, the voxels as blocks are asked for.
+
+    ``plain``: the bytes of a ``.gz`` ``source`` decompressed by another thread or process, still
+    being written (:mod:`apfcompile.inputs.inflate`): blocks are read from it once it holds them,
+    and from ``source`` itself if it never will."""
     img = load(source)
     ornt = _orientation(img)
     proxy = img.dataobj
@@ -151,20 +162,32 @@ def slice_blocks(source: Path, slices: tuple[int, int] | None, block: int) -> It
     x, y, n = img.shape
     z0, z1 = (0, n) if slices is None else (max(0, slices[0]), min(slices[1], n))
     check_pixels((x, y, max(z1 - z0, 0)), dtype.itemsize)
-    return _blocks(source, int(proxy.offset), dtype, (x, y), range(z0, z1), max(1, block), ornt)
+    return _blocks(source, int(proxy.offset), dtype, (x, y), range(z0, z1), max(1, block), ornt, plain)
 
 
 def _blocks(
-    source: Path, offset: int, dtype: np.dtype, xy: tuple[int, int], z: range, block: int, ornt: np.ndarray | None
+    source: Path,
+    offset: int,
+    dtype: np.dtype,
+    xy: tuple[int, int],
+    z: range,
+    block: int,
+    ornt: np.ndarray | None,
+    plain: Path | None,
 ) -> Iterator[np.ndarray]:
+    from ..inflate import wait_until
+
     per = xy[0] * xy[1] * dtype.itemsize  # bytes of one stored slice
     gz = source.suffix.lower() == ".gz"
-    with (
-        igzip.open(source, "rb") if gz and igzip is not None else gzip.open(source, "rb") if gz else open(source, "rb")
-    ) as f:
+    f = open(plain, "rb") if plain is not None else open_gzip(source) if gz else open(source, "rb")
+    try:
         f.seek(offset + z.start * per)  # gzip: decompresses what comes before, once
         for a in range(z.start, z.stop, block):
             k = min(block, z.stop - a)
+            if plain is not None and not wait_until(plain, offset + (a + k) * per):
+                f.close()  # the shared decompression stopped short: the file's own read, and its error
+                f, plain = open_gzip(source), None
+                f.seek(offset + a * per)
             buf = np.empty(k * per, np.uint8)
             view, got = memoryview(buf), 0
             while got < buf.size:
@@ -174,3 +197,14 @@ def _blocks(
                 got += n
             data = buf.view(dtype).reshape(xy + (k,), order="F")
             yield data if ornt is None else orientations.apply_orientation(data, ornt)
+    finally:
+        f.close()
+
+
+def streamable(source: Path) -> bool:
+    """Whether :func:`slice_blocks` reads this file (from its header alone)."""
+    blocks = slice_blocks(source, (0, 0), 1)
+    if blocks is None:
+        return False
+    blocks.close()
+    return True

@@ -1,0 +1,91 @@
+"""One decompression of a gzipped volume shared by its parts: the same bytes, or the file's own error."""
+
+from __future__ import annotations
+
+import gzip
+import shutil
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from apfcompile.demo import sample_path
+from apfcompile.inputs import inflate
+from apfcompile.inputs.inflate import Inflater, wait_until
+from apfcompile.inputs.readers import nifti
+
+
+def _gz(tmp_path: Path) -> Path:
+    path = tmp_path / "ct.nii.gz"
+    shutil.copyfile(sample_path("ct_abdomen.nii.gz"), path)
+    return path
+
+
+def _wait_done(plain: Path) -> None:
+    assert wait_until(plain, 1 << 62) is False  # returns once the writer is done (never that long)
+
+
+def test_inflated_bytes_are_the_gz_contents_and_the_folder_goes(tmp_path, monkeypatch):
+    monkeypatch.setattr(inflate, "CHUNK", 4096)  # many chunks
+    src = _gz(tmp_path)
+    with Inflater([src, src]) as shared:
+        assert list(shared.plain) == [str(src)]
+        plain = Path(shared.plain[str(src)])
+        _wait_done(plain)
+        assert plain.read_bytes() == gzip.decompress(src.read_bytes())
+        assert plain.with_name(plain.name + ".done").exists()
+        folder = shared.folder
+    assert not folder.exists()
+
+
+def test_a_truncated_gz_is_marked_failed_and_its_readers_meet_its_own_error(tmp_path):
+    src = _gz(tmp_path)
+    src.write_bytes(src.read_bytes()[: src.stat().st_size * 2 // 3])
+    with Inflater([src]) as shared:
+        plain = Path(shared.plain[str(src)])
+        _wait_done(plain)
+        assert plain.with_name(plain.name + ".failed").exists()
+        with pytest.raises(Exception) as shared_error:
+            list(nifti.slice_blocks(src, None, 4, plain))
+    with pytest.raises(Exception) as own_error:
+        list(nifti.slice_blocks(src, None, 4))
+    assert type(shared_error.value) is type(own_error.value) and str(shared_error.value) == str(own_error.value)
+
+
+def test_a_reader_waits_for_its_bytes_and_falls_back_where_the_writer_stopped(tmp_path):
+    """Blocks read from a file still being written (a writer thread appending slowly) are the
+    slices ``read`` gives; where the writer stops half way and says so, the rest comes from the .gz."""
+    src = _gz(tmp_path)
+    data = gzip.decompress(src.read_bytes())
+    expected = nifti.read(src, (3, 27))
+    for stop_at in (None, len(data) // 2):
+        plain = tmp_path / f"plain-{stop_at}.raw"
+        plain.write_bytes(b"")
+
+        def writer(plain=plain, stop_at=stop_at):
+            end = len(data) if stop_at is None else stop_at
+            with open(plain, "ab", buffering=0) as out:
+                for a in range(0, end, 50_000):
+                    out.write(data[a : min(a + 50_000, end)])
+                    time.sleep(0.002)
+            plain.with_name(plain.name + (".done" if stop_at is None else ".failed")).touch()
+
+        thread = threading.Thread(target=writer)
+        thread.start()
+        got = np.concatenate(list(nifti.slice_blocks(src, (3, 27), 5, plain)), axis=2)
+        thread.join()
+        np.testing.assert_array_equal(got, expected)
+
+
+def test_wait_until_answers_for_done_short_and_failed_files(tmp_path):
+    plain = tmp_path / "x.raw"
+    plain.write_bytes(b"abc")
+    assert wait_until(plain, 3)
+    (tmp_path / "x.raw.done").touch()
+    assert not wait_until(plain, 4)  # finished short: never
+    other = tmp_path / "y.raw"
+    other.write_bytes(b"a")
+    (tmp_path / "y.raw.failed").touch()
+    assert not wait_until(other, 2)
