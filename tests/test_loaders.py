@@ -57,6 +57,33 @@ def test_every_frame_once_per_epoch(ct_dataset, workers, batch):
     assert frames == reference  # the worker count does not change the order
 
 
+def test_a_worker_batch_is_the_in_process_batch_in_one_shared_segment(ct_dataset):
+    """Batches made in DataLoader workers equal, field by field (dtype, shape, values), the ones
+    made in this process; each arrives as two blocks of shared memory (the per-row fields views of
+    one, the per-sample fields of the other: keeping ids keeps no pixels), not one segment per
+    field; in this process each field has its own memory."""
+    stream = APFStream(ct_dataset, length=40, batch_size=5, seed=1)
+    here = list(DataLoader(stream, batch_size=None, num_workers=0))
+    there = list(DataLoader(stream, batch_size=None, num_workers=2))
+    assert len(here) == len(there) == 12
+    for a, b in zip(here, there):
+        assert list(a) == list(b) and a["key"] == b["key"]
+        tensors = [k for k, v in a.items() if isinstance(v, torch.Tensor)]
+        assert {"image", "mask", "box", "canvas", "scale", "ceiling", "labelled"} <= set(tensors)
+        for k in tensors:
+            assert a[k].dtype == b[k].dtype and a[k].shape == b[k].shape, k
+            assert (
+                torch.equal(a[k].nan_to_num(), b[k].nan_to_num())
+                if a[k].is_floating_point()
+                else torch.equal(a[k], b[k])
+            ), k
+        rows = ("image", "mask", "size", "center", "box", "valid")
+        assert len({b[k].untyped_storage().data_ptr() for k in rows}) == 1
+        assert len({b[k].untyped_storage().data_ptr() for k in tensors if k not in rows}) == 1
+        assert b["id"].untyped_storage().nbytes() < 1024  # a sample's own fields: a few bytes each
+        assert len({a[k].untyped_storage().data_ptr() for k in tensors}) == len(tensors)
+
+
 def test_ranks_times_workers_cover_the_dataset_equally(ct_dataset):
     per_rank = []
     for rank in range(2):
