@@ -89,3 +89,26 @@ def test_wait_until_answers_for_done_short_and_failed_files(tmp_path):
     other.write_bytes(b"a")
     (tmp_path / "y.raw.failed").touch()
     assert not wait_until(other, 2)
+
+
+def test_without_a_writable_temporary_folder_the_parts_read_the_gz_themselves(tmp_path, monkeypatch):
+    """No temporary folder to decompress into: the compile neither fails nor changes a byte."""
+    from apfcompile import CompileConfig, compile_dataset
+
+    from . import builders
+
+    src = tmp_path / "in"
+    src.mkdir()
+    shutil.copyfile(sample_path("ct_abdomen.nii.gz"), src / "ct.nii.gz")
+    shutil.copyfile(sample_path("ct_abdomen_seg.nii.gz"), src / "ct_mask.nii.gz")
+    kw = dict(modality="ct", length=48, shard_samples=7)
+    compile_dataset(CompileConfig.from_options(src, tmp_path / "one", workers=1, **kw))
+
+    class NoTemporaryFolder:  # the inflater's view of tempfile only (the pool needs the real one)
+        @staticmethod
+        def mkdtemp(*args, **kwargs):
+            raise PermissionError(13, "Permission denied", "/tmp")
+
+    monkeypatch.setattr(inflate, "tempfile", NoTemporaryFolder)
+    compile_dataset(CompileConfig.from_options(src, tmp_path / "two", workers=2, **kw))
+    assert builders.tree_bytes(tmp_path / "two") == builders.tree_bytes(tmp_path / "one")

@@ -357,7 +357,12 @@ def _shared_decompression(cut: list[InputItem]) -> Inflater | None:
                     sources.append(path)
             except Exception:  # an unreadable header: the part that reads it reports it
                 continue
-    return Inflater(sources) if sources else None
+    if not sources:
+        return None
+    try:
+        return Inflater(sources)
+    except OSError:  # no writable temporary folder: each part reads the .gz itself, as before
+        return None
 
 
 def _files_whole(loc, rec: ShardRecord) -> bool:

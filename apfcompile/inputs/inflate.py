@@ -113,4 +113,7 @@ class Inflater:
                         written += out.write(view[written:n])
         except Exception:  # any failure: the readers fall back to the .gz and meet it there
             pass
-        failed.touch()
+        try:
+            failed.touch()
+        except OSError:  # a disk too full for an empty file: readers fall back once it stops growing
+            pass
