@@ -112,3 +112,39 @@ def test_without_a_writable_temporary_folder_the_parts_read_the_gz_themselves(tm
     monkeypatch.setattr(inflate, "tempfile", NoTemporaryFolder)
     compile_dataset(CompileConfig.from_options(src, tmp_path / "two", workers=2, **kw))
     assert builders.tree_bytes(tmp_path / "two") == builders.tree_bytes(tmp_path / "one")
+
+
+def test_a_released_copy_is_gone_and_the_others_stay(tmp_path):
+    a = _gz(tmp_path)
+    b = tmp_path / "labels.nii.gz"
+    shutil.copyfile(sample_path("ct_abdomen_seg.nii.gz"), b)
+    with Inflater([a, b]) as shared:
+        pa, pb = Path(shared.plain[str(a)]), Path(shared.plain[str(b)])
+        _wait_done(pa)
+        _wait_done(pb)
+        shared.release([a])
+        assert not pa.exists() and not pa.with_name(pa.name + ".done").exists()
+        assert pb.read_bytes() == gzip.decompress(b.read_bytes())
+
+
+def test_a_compile_releases_each_volumes_copies_once_its_parts_are_done(tmp_path, monkeypatch):
+    """Two volumes cut into parts: each one's copies are released when its last part is in (the
+    temporary folder holds only the volumes in work), before the compile ends."""
+    from apfcompile import CompileConfig, compile_dataset
+
+    src = tmp_path / "in"
+    src.mkdir()
+    for name in ("a", "b"):
+        shutil.copyfile(sample_path("ct_abdomen.nii.gz"), src / f"{name}.nii.gz")
+        shutil.copyfile(sample_path("ct_abdomen_seg.nii.gz"), src / f"{name}_mask.nii.gz")
+    released = []
+    real = Inflater.release
+
+    def spy(self, sources):
+        released.append(sorted(p.name for p in sources))
+        assert self.folder.exists()
+        real(self, sources)
+
+    monkeypatch.setattr(Inflater, "release", spy)
+    compile_dataset(CompileConfig.from_options(src, tmp_path / "ds", workers=2, modality="ct", length=48))
+    assert released == [["a.nii.gz", "a_mask.nii.gz"], ["b.nii.gz", "b_mask.nii.gz"]]

@@ -197,6 +197,8 @@ def _compile_locked(
             in_order(compile_input, tasks, run.workers, run.scheduler, pool), n_parts, plan.counts, progress
         ):
             item = items[result.index]
+            if shared is not None:  # every part of the input is done: its shared copies can go
+                shared.release([p.local for p in (item.image, *item.masks[:1]) if p.local is not None])
             first_shard = plan.firsts[result.index] // per
             error = result.error or names.refused(result.labels, item)
             staged = {k: (info_k, (dt, ch)) for k, info_k, dt, ch, _ in result.staged}

@@ -90,6 +90,16 @@ class Inflater:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def release(self, sources: list[Path]) -> None:
+        """Remove the plain copies of ``sources`` once every reader of them is done (a temporary
+        folder may be memory, as tmpfs: only the volumes in work occupy it). A copy still being
+        written is unlinked now and its space freed when its writer ends."""
+        for source in sources:
+            plain = self.plain.get(str(source))
+            if plain is not None:
+                for path in (Path(plain), *_markers(Path(plain))):
+                    path.unlink(missing_ok=True)
+
     def close(self) -> None:
         self._stop.set()
         self._pool.shutdown(wait=True, cancel_futures=True)
