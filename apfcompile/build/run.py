@@ -149,6 +149,7 @@ def _compile_locked(
         cuts_of[i] = cuts
     cut = [items[i] for i in todo if len(cuts_of[i]) > 1]
     shared = _shared_decompression(cut) if run.scheduler is None and data.mode != "volume" else None
+    last_use = {str(p.local): i for i in todo for p in (items[i].image, *items[i].masks[:1]) if p.local is not None}
     tasks = []
     for i in todo:
         cuts = cuts_of[i]
@@ -197,8 +198,9 @@ def _compile_locked(
             in_order(compile_input, tasks, run.workers, run.scheduler, pool), n_parts, plan.counts, progress
         ):
             item = items[result.index]
-            if shared is not None:  # every part of the input is done: its shared copies can go
-                shared.release([p.local for p in (item.image, *item.masks[:1]) if p.local is not None])
+            if shared is not None:  # every part of the input is done: copies no later input reads can go
+                files = (item.image, *item.masks[:1])
+                shared.release([p.local for p in files if last_use.get(str(p.local)) == result.index])
             first_shard = plan.firsts[result.index] // per
             error = result.error or names.refused(result.labels, item)
             staged = {k: (info_k, (dt, ch)) for k, info_k, dt, ch, _ in result.staged}
