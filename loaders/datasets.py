@@ -238,9 +238,9 @@ class _Reader:
             "valid": ((b, total), ROW_DTYPES["valid"]),
         }
         sample_specs = {
-            "canvas": (f.canvas[rows].shape, f.canvas.dtype),
-            "original": (f.original[rows].shape, f.original.dtype),
-            "scale": (f.scale[rows].shape, f.scale.dtype),
+            "canvas": ((b, *f.canvas.shape[1:]), f.canvas.dtype),
+            "original": ((b, *f.original.shape[1:]), f.original.dtype),
+            "scale": ((b, *f.scale.shape[1:]), f.scale.dtype),
             "ceiling": ((b,), f.ceiling.dtype),
             "id": ((b,), np.int64),
         }

@@ -13,6 +13,7 @@ import nibabel as nib
 import numpy as np
 from nibabel import orientations
 
+from ..inflate import wait_until
 from .limits import check_pixels
 
 # nibabel logs header fixes ("sizeof_hdr should be 348...") to stderr; what matters reaches users
@@ -175,8 +176,6 @@ def _blocks(
     ornt: np.ndarray | None,
     plain: Path | None,
 ) -> Iterator[np.ndarray]:
-    from ..inflate import wait_until
-
     per = xy[0] * xy[1] * dtype.itemsize  # bytes of one stored slice
     gz = source.suffix.lower() == ".gz"
     f = open(plain, "rb") if plain is not None else open_gzip(source) if gz else open(source, "rb")
