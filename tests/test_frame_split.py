@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import locale
 import shutil
 import tempfile
 from pathlib import Path
@@ -175,25 +176,31 @@ def write_dicom_series(volume: np.ndarray, spacing: float, folder, uid: str = "1
     sitk = pytest.importorskip("SimpleITK")
     folder.mkdir(parents=True)
     lps = volume[::-1, ::-1, :]  # RAS -> LPS: flip x and y; DICOM rows run along y, columns along x
-    writer = sitk.ImageFileWriter()
-    writer.KeepOriginalImageUIDOn()
-    for k in range(lps.shape[2]):
-        sl = sitk.GetImageFromArray(np.ascontiguousarray(lps[:, :, k].T))  # (rows=y, cols=x)
-        sl.SetSpacing((spacing, spacing))
-        for tag, value in (
-            ("0008|0060", "CT"),
-            ("0020|000d", uid + ".1"),
-            ("0020|000e", uid + ".2"),
-            ("0008|0018", f"{uid}.3.{k}"),
-            ("0020|0013", str(k + 1)),
-            ("0020|0032", f"0\\0\\{k * spacing}"),
-            ("0020|0037", "1\\0\\0\\0\\1\\0"),
-            ("0028|0030", f"{spacing}\\{spacing}"),
-            ("0018|0050", str(spacing)),
-        ):
-            sl.SetMetaData(tag, value)
-        writer.SetFileName(str(folder / f"IM{k:04d}.dcm"))
-        writer.Execute(sl)
+    # GDCM's writer sets the C locale for the whole process (the reader does not): restored after,
+    # or every later test in this process reads text as ASCII
+    before = locale.setlocale(locale.LC_CTYPE)
+    try:
+        writer = sitk.ImageFileWriter()
+        writer.KeepOriginalImageUIDOn()
+        for k in range(lps.shape[2]):
+            sl = sitk.GetImageFromArray(np.ascontiguousarray(lps[:, :, k].T))  # (rows=y, cols=x)
+            sl.SetSpacing((spacing, spacing))
+            for tag, value in (
+                ("0008|0060", "CT"),
+                ("0020|000d", uid + ".1"),
+                ("0020|000e", uid + ".2"),
+                ("0008|0018", f"{uid}.3.{k}"),
+                ("0020|0013", str(k + 1)),
+                ("0020|0032", f"0\\0\\{k * spacing}"),
+                ("0020|0037", "1\\0\\0\\0\\1\\0"),
+                ("0028|0030", f"{spacing}\\{spacing}"),
+                ("0018|0050", str(spacing)),
+            ):
+                sl.SetMetaData(tag, value)
+            writer.SetFileName(str(folder / f"IM{k:04d}.dcm"))
+            writer.Execute(sl)
+    finally:
+        locale.setlocale(locale.LC_CTYPE, before)
 
 
 def test_a_dicom_series_folder_is_one_volume_like_its_nifti(tmp_path):
