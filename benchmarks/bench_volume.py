@@ -23,7 +23,7 @@ from pathlib import Path
 import cv2
 import nibabel as nib
 import numpy as np
-from common import CACHE, timed_process
+from common import CACHE, cores_busy, timed_busy, timed_process
 
 from apfcompile.demo import sample_path
 
@@ -80,22 +80,31 @@ def main() -> None:
         outs = {j: Path(tmp) / f"j{j}" for j in jobs}
         cmds = {j: [exe, "compile", str(src), str(outs[j]), "-j", str(j), "-L", str(args.length)] for j in jobs}
         timed_process(cmds[1])  # warm the page cache
-        times: dict[int, list[float]] = {j: [] for j in jobs}
+        runs: dict[int, list[tuple[float, float | None]]] = {j: [] for j in jobs}
         for _ in range(args.repeat):
             for j in jobs:
                 # a fresh OUTPUT each run (not --overwrite: replacing a dataset writes its shards
                 # beside the old ones, under other folder names, so the bytes would not compare)
                 shutil.rmtree(outs[j], ignore_errors=True)
-                times[j].append(timed_process(cmds[j]))
+                runs[j].append(timed_busy(cmds[j]))
         same = len({digest(outs[j]) for j in jobs}) == 1
+    times = {j: [wall for wall, _ in v] for j, v in runs.items()}
+    busy = {j: cores_busy(v) for j, v in runs.items()}
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     t1 = statistics.median(times[1])
     print(f"-j 1: {t1:.1f} s ({args.slices / t1:.0f} slices/s)")
     for j in jobs[1:]:
         ratio = statistics.median(a / b for a, b in zip(times[1], times[j]))
         tj = statistics.median(times[j])
         goal = " (goal >= 1.7x)" if j == 2 else ""
-        runs = ", ".join(f"{a / b:.2f}" for a, b in zip(times[1], times[j]))
-        print(f"-j {j}: {tj:.1f} s ({args.slices / tj:.0f} slices/s), speed-up {ratio:.2f}x{goal}; runs {runs}")
+        pairs = ", ".join(f"{a / b:.2f}" for a, b in zip(times[1], times[j]))
+        print(f"-j {j}: {tj:.1f} s ({args.slices / tj:.0f} slices/s), speed-up {ratio:.2f}x{goal}; runs {pairs}")
+    if None not in busy.values():
+        kept = ", ".join(f"-j {j} {busy[j]:.2f}" for j in jobs)
+        print(
+            f"cores kept busy (machine CPU seconds / wall): {kept} of {cores}; the most -j 2 can gain "
+            f"on {min(cores, 2)} cores doing -j 1's work: {min(cores, 2) / busy[1]:.2f}x"
+        )
     print(f"outputs byte-identical: {same}")
 
 

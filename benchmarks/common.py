@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import gc
+import os
 import statistics
 import subprocess
 import time
@@ -95,7 +96,34 @@ def bytecode_cached() -> None:
 def timed_process(cmd: list[str]) -> float:
     """Wall seconds of one whole process (start-up included), its output discarded; the modules'
     bytecode is cached first (:func:`bytecode_cached`)."""
+    return timed_busy(cmd)[0]
+
+
+def machine_busy_s() -> float | None:
+    """CPU seconds this machine's cores have been busy since boot, all processes (Linux's
+    ``/proc/stat``: user + nice + system + irq + softirq + steal); None where there is none."""
+    try:
+        with open("/proc/stat") as f:
+            fields = f.readline().split()[1:9]
+        user, nice, system, _idle, _iowait, irq, softirq, steal = (int(v) for v in fields)
+        return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError):
+        return None
+
+
+def timed_busy(cmd: list[str]) -> tuple[float, float | None]:
+    """(wall seconds, CPU seconds the whole machine was busy meanwhile) of one whole process: the
+    second counts its pool workers too (a fork server's children are not this process's), and
+    anything else running, so take it on an otherwise idle machine. None where unknown."""
     bytecode_cached()
-    t0 = time.perf_counter()
+    b0, t0 = machine_busy_s(), time.perf_counter()
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return time.perf_counter() - t0
+    wall, b1 = time.perf_counter() - t0, machine_busy_s()
+    return wall, None if b0 is None or b1 is None else b1 - b0
+
+
+def cores_busy(runs: list[tuple[float, float | None]]) -> float | None:
+    """Median cores kept busy (busy CPU seconds / wall seconds) over :func:`timed_busy` runs."""
+    if any(cpu is None for _, cpu in runs):
+        return None
+    return statistics.median(cpu / wall for wall, cpu in runs)

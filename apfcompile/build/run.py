@@ -39,6 +39,7 @@ from .plan import choose_mask_dtype, make_plan
 from .samples import Result, Task, compile_input
 from .splits import plan_splits
 from .statistics import add, summarise
+from .transfer import compile_exported, imported, transfer_folder
 
 __all__ = ["compile_dataset", "compile_items"]
 
@@ -62,18 +63,25 @@ def compile_items(
     what :func:`compile_dataset` does once it has found its inputs, and what
     :func:`apfcompile.write_dataset` does with inputs made in memory."""
     started = time.perf_counter() if started is None else started
-    with local_pool(cfg.run.workers, cfg.run.scheduler) as pool:  # workers start while this one plans
-        return _compile_pooled(items, info, cfg, started, pool)
+    run = cfg.run
+    with (
+        transfer_folder(run.scheduler is None and run.workers > 1) as transfer,
+        local_pool(run.workers, run.scheduler) as pool,  # workers start while this one plans
+    ):
+        return _compile_pooled(items, info, cfg, started, pool, transfer)
 
 
-def _compile_pooled(items: list[InputItem], info: LayoutInfo, cfg: CompileConfig, started: float, pool) -> Manifest:
-    """:func:`compile_items` with its local pool (or None)."""
+def _compile_pooled(
+    items: list[InputItem], info: LayoutInfo, cfg: CompileConfig, started: float, pool, transfer: str | None
+) -> Manifest:
+    """:func:`compile_items` with its local pool (or None) and the folder its workers leave their
+    results' arrays in (:mod:`.transfer`; or None)."""
     loc = cfg.output.location()
     prepare_output(loc, cfg.run.resume, cfg.run.overwrite)  # checks only: nothing is removed
     lock = lock_output(loc)
     try:
         with pixel_limit(cfg.run.pixel_limit):
-            return _compile_locked(items, info, cfg, started, loc, pool)
+            return _compile_locked(items, info, cfg, started, loc, pool, transfer)
     except OSError as exc:
         if exc.errno not in (errno.ENOSPC, errno.EDQUOT) or isinstance(exc, APFError):
             raise
@@ -86,7 +94,13 @@ def _compile_pooled(items: list[InputItem], info: LayoutInfo, cfg: CompileConfig
 
 
 def _compile_locked(
-    items: list[InputItem], info: LayoutInfo, cfg: CompileConfig, started: float, loc, pool=None
+    items: list[InputItem],
+    info: LayoutInfo,
+    cfg: CompileConfig,
+    started: float,
+    loc,
+    pool=None,
+    transfer: str | None = None,
 ) -> Manifest:
     """:func:`compile_items` once this process holds OUTPUT's lock."""
     data, run, out = cfg.data, cfg.run, cfg.output
@@ -170,6 +184,7 @@ def _compile_locked(
                     None if split_plan is None else split_plan[i],
                     (str(loc.local), whole, writer_options, {k: folders[k] for k in whole}) if whole else None,
                     shared.plain if shared is not None and len(cuts) > 1 else None,
+                    transfer,
                 )
             )
     n_parts = {i: sum(t.index == i for t in tasks) for i in todo}
@@ -194,9 +209,9 @@ def _compile_locked(
     try:
         if shared is not None:
             shared.start()  # decompressing while the first parts start
-        for result in _whole_inputs(
-            in_order(compile_input, tasks, run.workers, run.scheduler, pool), n_parts, plan.counts, progress
-        ):
+        work = compile_exported if transfer is not None and len(tasks) > 1 else compile_input  # > 1: pooled
+        results = (imported(r) for r in in_order(work, tasks, run.workers, run.scheduler, pool))
+        for result in _whole_inputs(results, n_parts, plan.counts, progress):
             item = items[result.index]
             if shared is not None:  # every part of the input is done: copies no later input reads can go
                 files = (item.image, *item.masks[:1])

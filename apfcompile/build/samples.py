@@ -22,7 +22,7 @@ from __future__ import annotations
 import errno
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
@@ -43,6 +43,9 @@ from ..inputs.readers.limits import pixel_limit
 from ..inputs.sources import SlideHeader, is_slide_input, mask_labels, open_slide_sources, read_slide_header
 from .config import DataConfig, RunConfig, View
 from .statistics import add, frame_stats
+
+if TYPE_CHECKING:
+    from .transfer import Shared
 
 __all__ = ["OUT_OF_CORE_LABELS", "OUT_OF_CORE_PIXELS", "Result", "Route", "Task", "choose_route", "compile_input"]
 
@@ -84,6 +87,9 @@ class Task:
     plain: dict[str, str] | None = None
     """Local ``.nii.gz`` path -> its bytes, decompressed once by the main process for every part
     of the volume (:class:`~apfcompile.inputs.inflate.Inflater`); None: each part reads the ``.gz``."""
+    transfer: str | None = None
+    """The compile's shared-memory folder, where a pool worker leaves its result's arrays
+    (:mod:`.transfer`); None: they travel with the result."""
 
     def split_of(self, frame: int) -> dict:
         """The record fields ``split`` and ``split_group`` of one frame."""
@@ -108,6 +114,9 @@ class Result:
     """Samples whose RGB image had R = G = B everywhere and is stored as one channel."""
     staged: list[tuple] = field(default_factory=list)
     """``(shard, ShardInfo, image dtype, channels, samples)`` of each shard the worker staged."""
+    shared: Shared | None = None
+    """Where the records' arrays are while the result travels from a pool worker
+    (:mod:`.transfer`); None once they are back in the records, or when they never left."""
 
     @property
     def labels(self) -> dict[int, int]:
