@@ -255,6 +255,24 @@ def test_killed_at_random_moments_then_resumed_gives_the_same_bytes(btcv, tmp_pa
         assert kill_and_resume(cmd, float(delay)), delay
         assert builders.tree_bytes(out) == builders.tree_bytes(root / "whole"), delay
         assert not (out / ".apf.lock").exists()
+        assert _orphaned_result_folders() == [], delay  # the killed compile's, removed by the resume
+
+
+def _orphaned_result_folders() -> list[str]:
+    """The shared-memory result folders (:mod:`apfcompile.build.transfer`) of compiles whose
+    process is gone."""
+    from apfcompile.build import transfer
+
+    gone = []
+    for folder in transfer.SHARED_MEMORY.glob("apf-results-*") if transfer.SHARED_MEMORY.is_dir() else ():
+        pid = folder.name.split("-")[2]
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            gone.append(folder.name)
+        except (OSError, ValueError):
+            continue
+    return gone
 
 
 # -- nobody where they don't belong ----------------------------------------------------------------

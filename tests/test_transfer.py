@@ -108,6 +108,25 @@ def test_the_folder_goes_with_what_is_left_in_it():
         assert none is None
 
 
+def test_folders_of_compiles_that_are_gone_are_removed_and_live_ones_kept(tmp_path, monkeypatch):
+    """A compile killed outright leaves its folder (shared memory stays taken until it is removed):
+    the next pooled compile removes it, and leaves a running compile's folder alone."""
+    import subprocess
+    import sys
+
+    monkeypatch.setattr(transfer, "SHARED_MEMORY", tmp_path)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    orphan = tmp_path / f"apf-results-{int(dead.stdout)}-abc"
+    live = tmp_path / f"apf-results-{os.getppid()}-def"
+    other = tmp_path / "apf-results-notapid"
+    for folder in (orphan, live, other):
+        folder.mkdir()
+        (folder / "0-x").write_bytes(b"left")
+    with transfer_folder(True) as folder:
+        assert os.path.basename(folder).startswith(f"apf-results-{os.getpid()}-")
+        assert not orphan.exists() and live.exists() and other.exists()
+
+
 def _result(n: int = 4096) -> Result:
     rng = np.random.default_rng(0)
     return Result(0, records=[_record(i, n, rng, dims=2, labelled=True, dtype="int16") for i in range(2)])
