@@ -79,6 +79,15 @@ def test_a_reader_waits_for_its_bytes_and_falls_back_where_the_writer_stopped(tm
         np.testing.assert_array_equal(got, expected)
 
 
+def test_a_copy_not_started_yet_is_not_waited_for_the_gz_is_read(tmp_path):
+    """A part whose volume the shared decompression has not reached (it takes its files in
+    order, a few at a time, and more volumes are in work) reads the .gz itself at once: no error,
+    no wait. Failed before the fix: FileNotFoundError for the copy (seen with -j 8 on 8 volumes)."""
+    src = _gz(tmp_path)
+    got = np.concatenate(list(nifti.slice_blocks(src, (3, 27), 5, tmp_path / "not-yet.raw")), axis=2)
+    np.testing.assert_array_equal(got, nifti.read(src, (3, 27)))
+
+
 def test_wait_until_answers_for_done_short_and_failed_files(tmp_path):
     plain = tmp_path / "x.raw"
     plain.write_bytes(b"abc")
@@ -104,12 +113,10 @@ def test_without_a_writable_temporary_folder_the_parts_read_the_gz_themselves(tm
     kw = dict(modality="ct", length=48, shard_samples=7)
     compile_dataset(CompileConfig.from_options(src, tmp_path / "one", workers=1, **kw))
 
-    class NoTemporaryFolder:  # the inflater's view of tempfile only (the pool needs the real one)
-        @staticmethod
-        def mkdtemp(*args, **kwargs):
-            raise PermissionError(13, "Permission denied", "/tmp")
+    def no_folder(parent, prefix):  # the compile's scratch folders only (the pool needs tempfile)
+        raise PermissionError(13, "Permission denied", "/tmp")
 
-    monkeypatch.setattr(inflate, "tempfile", NoTemporaryFolder)
+    monkeypatch.setattr(inflate, "owned_folder", no_folder)
     compile_dataset(CompileConfig.from_options(src, tmp_path / "two", workers=2, **kw))
     assert builders.tree_bytes(tmp_path / "two") == builders.tree_bytes(tmp_path / "one")
 
@@ -125,6 +132,28 @@ def test_a_released_copy_is_gone_and_the_others_stay(tmp_path):
         shared.release([a])
         assert not pa.exists() and not pa.with_name(pa.name + ".done").exists()
         assert pb.read_bytes() == gzip.decompress(b.read_bytes())
+
+
+def test_volumes_waiting_for_their_shared_copy_compile_the_bytes_of_one_process(tmp_path, monkeypatch):
+    """Four volumes cut into parts for four workers, the shared decompression held back until the
+    parts have started (as when it is busy with the volumes before): every part reads its .gz
+    itself and the dataset is the one -j 1 writes."""
+    from apfcompile import CompileConfig, compile_dataset
+
+    from . import builders
+
+    src = tmp_path / "in"
+    src.mkdir()
+    for name in "abcd":
+        shutil.copyfile(sample_path("ct_abdomen.nii.gz"), src / f"{name}.nii.gz")
+        shutil.copyfile(sample_path("ct_abdomen_seg.nii.gz"), src / f"{name}_mask.nii.gz")
+    kw = dict(modality="ct", length=48, shard_samples=7)
+    compile_dataset(CompileConfig.from_options(src, tmp_path / "one", workers=1, **kw))
+    started = []
+    monkeypatch.setattr(Inflater, "start", lambda self: started.append(self))  # never decompresses
+    compile_dataset(CompileConfig.from_options(src, tmp_path / "four", workers=4, **kw))
+    assert started  # the volumes were cut into parts and given copies that never came
+    assert builders.tree_bytes(tmp_path / "four") == builders.tree_bytes(tmp_path / "one")
 
 
 def test_a_compile_releases_each_volumes_copies_once_its_parts_are_done(tmp_path, monkeypatch):

@@ -162,7 +162,7 @@ def _compile_locked(
             cuts = plan.frame_parts(i, len(views), parts)
         cuts_of[i] = cuts
     cut = [items[i] for i in todo if len(cuts_of[i]) > 1]
-    shared = _shared_decompression(cut) if run.scheduler is None and data.mode != "volume" else None
+    shared = _shared_decompression(cut, run.workers) if run.scheduler is None and data.mode != "volume" else None
     last_use = {str(p.local): i for i in todo for p in (items[i].image, *items[i].masks[:1]) if p.local is not None}
     tasks = []
     for i in todo:
@@ -358,9 +358,10 @@ def _compile_locked(
     return manifest
 
 
-def _shared_decompression(cut: list[InputItem]) -> Inflater | None:
+def _shared_decompression(cut: list[InputItem], workers: int) -> Inflater | None:
     """One decompression, started now, of the local ``.nii.gz`` files of the volumes cut into parts
-    for a local pool, which every part reads (:mod:`apfcompile.inputs.inflate`); None if none."""
+    for a local pool, which every part reads (:mod:`apfcompile.inputs.inflate`), on a thread a file
+    up to one a worker; None if none."""
     from ..inputs.readers import nifti
 
     sources = []
@@ -379,7 +380,9 @@ def _shared_decompression(cut: list[InputItem]) -> Inflater | None:
     if not sources:
         return None
     try:
-        return Inflater(sources)
+        # a thread a file up to one a worker: the parts of as many volumes as are in work find
+        # their copies started (a part whose copy has not started reads its .gz itself)
+        return Inflater(sources, max(2, min(len(set(sources)), workers)))
     except OSError:  # no writable temporary folder: each part reads the .gz itself, as before
         return None
 

@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import CompileError
+from ..scratch import owned_folder
 from .samples import Result, Task, compile_input
 
 __all__ = ["Shared", "compile_exported", "exported", "imported", "transfer_folder"]
@@ -59,14 +60,12 @@ def transfer_folder(enabled: bool) -> Iterator[str | None]:
     """A new folder in shared memory for one compile's results, removed on leaving with whatever
     is left in it; None where there is none to make (``enabled`` False, no ``/dev/shm``, not
     writable). Leave it after the pool has shut down: a worker still finishing a task may write a
-    file into it until then. The folder's name carries this process's id; folders left by
-    compiles whose process is gone (killed: shared memory is only freed by removing them) are
-    removed first."""
+    file into it until then. Folders left by killed compiles are removed first
+    (:func:`~apfcompile.scratch.owned_folder`)."""
     folder = None
     if enabled and SHARED_MEMORY.is_dir():
-        _remove_orphans()
         try:
-            folder = tempfile.mkdtemp(prefix=f"{_PREFIX}{os.getpid()}-", dir=SHARED_MEMORY)
+            folder = owned_folder(SHARED_MEMORY, "apf-results-")
         except OSError:
             folder = None
     try:
@@ -74,29 +73,6 @@ def transfer_folder(enabled: bool) -> Iterator[str | None]:
     finally:
         if folder is not None:
             shutil.rmtree(folder, ignore_errors=True)
-
-
-_PREFIX = "apf-results-"
-
-
-def _remove_orphans() -> None:
-    """Remove this user's result folders whose compile process no longer runs."""
-    try:
-        entries = list(os.scandir(SHARED_MEMORY))
-    except OSError:
-        return
-    for entry in entries:
-        if not entry.name.startswith(_PREFIX):
-            continue
-        pid = entry.name[len(_PREFIX) :].split("-", 1)[0]
-        try:
-            if not pid.isdigit() or entry.stat(follow_symlinks=False).st_uid != os.getuid():
-                continue
-            os.kill(int(pid), 0)
-        except ProcessLookupError:  # its compile is gone
-            shutil.rmtree(entry.path, ignore_errors=True)
-        except OSError:  # alive under another user, or unreadable: not ours to judge
-            continue
 
 
 def _arrays(result: Result) -> Iterator[tuple[int, str, np.ndarray]]:

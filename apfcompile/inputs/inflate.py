@@ -19,11 +19,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+from ..scratch import owned_folder
 
 __all__ = ["Inflater", "wait_until"]
 
@@ -74,7 +75,7 @@ class Inflater:
     """
 
     def __init__(self, sources: list[Path], threads: int = 2) -> None:
-        self.folder = Path(tempfile.mkdtemp(prefix="apfcompile-inflate-"))
+        self.folder = Path(owned_folder(None, "apfcompile-inflate-"))
         self.plain = {str(p): str(self.folder / f"{i}.raw") for i, p in enumerate(dict.fromkeys(sources))}
         self._stop = threading.Event()
         self._pool = ThreadPoolExecutor(max(1, threads), thread_name_prefix="apf-inflate")

@@ -146,7 +146,8 @@ def slice_blocks(
 
     ``plain``: the bytes of a ``.gz`` ``source`` decompressed by another thread or process, still
     being written (:mod:`apfcompile.inputs.inflate`): blocks are read from it once it holds them,
-    and from ``source`` itself if it never will."""
+    and from ``source`` itself if it never will, or if it is not there yet when the first block
+    is asked for (its decompression has not started: the others come first)."""
     img = load(source)
     ornt = _orientation(img)
     proxy = img.dataobj
@@ -178,7 +179,14 @@ def _blocks(
 ) -> Iterator[np.ndarray]:
     per = xy[0] * xy[1] * dtype.itemsize  # bytes of one stored slice
     gz = source.suffix.lower() == ".gz"
-    f = open(plain, "rb") if plain is not None else open_gzip(source) if gz else open(source, "rb")
+    f = None
+    if plain is not None:
+        try:
+            f = open(plain, "rb")
+        except FileNotFoundError:  # the shared decompression has not reached this file yet: no wait
+            plain = None
+    if f is None:
+        f = open_gzip(source) if gz else open(source, "rb")
     try:
         f.seek(offset + z.start * per)  # gzip: decompresses what comes before, once
         for a in range(z.start, z.stop, block):
