@@ -146,7 +146,7 @@ def imported(result: Result) -> Result:
         os.unlink(shared.path)
     except OSError as exc:  # removed under the compile (e.g. logind's RemoveIPC at logout)
         raise CompileError(
-            f"{shared.path}: a worker's samples in shared memory are gone ({exc.strerror.lower()}); run "
+            f"{shared.path}: a worker's samples in shared memory are gone ({(exc.strerror or str(exc)).lower()}); run "
             "the same command with --resume (the shards finished so far are kept)"
         ) from None
     buffer = np.frombuffer(mapped, np.uint8)
