@@ -92,6 +92,62 @@ def test_same_bytes_whatever_the_worker_count(tmp_path):
     assert builders.tree_bytes(tmp_path / "one") == builders.tree_bytes(tmp_path / "two")
 
 
+def test_shards_written_several_at_once_are_the_bytes_of_one_at_a_time(tmp_path, monkeypatch):
+    """Three writer threads (what many workers get): the same dataset, byte for byte; a full disk
+    in the middle of the writes is the one error it always is, and --resume finishes the same."""
+    import errno
+    import os
+    import threading
+    import time
+
+    import formats.writer as writer
+    from apfcompile.build import run
+    from apfcompile.errors import OutputFullError
+
+    src = builders.btcv(tmp_path / "btcv", cases=3)
+    opts = dict(length=48, shard_samples=7, workers=1)
+    compile_(src, tmp_path / "one", **opts)
+    monkeypatch.setattr(run, "writer_threads", lambda workers: 3)
+    real_write, lock, now, most = run.write_shard, threading.Lock(), [0], [0]
+
+    def slow_write(*args, **kwargs):  # slow enough that the compile runs ahead of its writes
+        with lock:
+            now[0] += 1
+            most[0] = max(most[0], now[0])
+        time.sleep(0.3)
+        try:
+            return real_write(*args, **kwargs)
+        finally:
+            with lock:
+                now[0] -= 1
+
+    monkeypatch.setattr(run, "write_shard", slow_write)
+    compile_(src, tmp_path / "three", **opts)
+    assert most[0] == 3  # three writes at once, never more
+    assert builders.tree_bytes(tmp_path / "three") == builders.tree_bytes(tmp_path / "one")
+    monkeypatch.setattr(run, "write_shard", real_write)
+    real, calls = writer.put_file, []
+
+    def full_at_the_20th(path, data):
+        calls.append(path)
+        if len(calls) == 20:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+        return real(path, data)
+
+    monkeypatch.setattr(writer, "put_file", full_at_the_20th)
+    with pytest.raises(OutputFullError, match="no space left on device"):
+        compile_(src, tmp_path / "full", **opts)
+    monkeypatch.setattr(writer, "put_file", real)
+    compile_(src, tmp_path / "full", resume=True, **opts)
+    assert builders.tree_bytes(tmp_path / "full") == builders.tree_bytes(tmp_path / "one")
+
+
+def test_writer_threads_grow_with_many_workers_only():
+    from apfcompile.build.run import writer_threads
+
+    assert [writer_threads(j) for j in (1, 2, 8, 11, 12, 16, 24, 64)] == [1, 1, 1, 1, 2, 2, 4, 4]
+
+
 def test_resume_after_a_crash_equals_an_uninterrupted_compile(tmp_path, monkeypatch):
     import apfcompile.build.run as compile_mod
 

@@ -203,9 +203,10 @@ def _compile_locked(
     unlabelled_seen = False
     progress = _progress(plan.total - sum(r.shard.samples for r in done.values()), run.progress, len(views))
     # Each shard is written on a thread while the next results come in (one write at a time, so at
-    # most one finished shard waits in memory): with worker processes this one mostly waits, and
-    # with none, compressing and writing (which release the GIL) overlap the next input's work.
-    writer = _ShardWriter(written)
+    # most one finished shard waits in memory; a few at once for many workers): with worker
+    # processes this one mostly waits, and with none, compressing and writing (which release the
+    # GIL) overlap the next input's work.
+    writer = _ShardWriter(written, writer_threads(run.workers))
     try:
         if shared is not None:
             shared.start()  # decompressing while the first parts start
@@ -400,28 +401,43 @@ def _files_whole(loc, rec: ShardRecord) -> bool:
 
 
 class _ShardWriter:
-    """:func:`write_shard` calls, each result stored in ``written[k]``: on a thread, one at a
-    time (a call returns once the previous write is done). The bytes are those of a write in
-    line: a shard's write depends on its records alone."""
+    """:func:`write_shard` calls, each result stored in ``written[k]``: on up to ``threads``
+    threads (a call returns once fewer than ``threads`` writes are in flight, so at most that many
+    finished shards wait in memory). The bytes are those of writes in line: a shard's write
+    depends on its records alone, and the manifest is written after the last."""
 
-    def __init__(self, written: dict[int, ShardInfo]) -> None:
+    def __init__(self, written: dict[int, ShardInfo], threads: int = 1) -> None:
         self.written = written
-        self.pool = ThreadPoolExecutor(1, thread_name_prefix="apf-writer")
-        self.pending: tuple[int, Future] | None = None
+        self.threads = max(1, threads)
+        self.pool = ThreadPoolExecutor(self.threads, thread_name_prefix="apf-writer")
+        self.pending: list[tuple[int, Future]] = []
 
     def write(self, k: int, *args: object, **kwargs: object) -> None:
-        self.finish()
-        self.pending = (k, self.pool.submit(write_shard, *args, **kwargs))
+        while len(self.pending) >= self.threads:
+            self._wait_oldest()
+        self.pending.append((k, self.pool.submit(write_shard, *args, **kwargs)))
 
     def finish(self) -> None:
-        """Wait for the write in flight; its error, if any, is raised here."""
-        if self.pending is not None:
-            k, future = self.pending
-            self.pending = None
-            self.written[k] = future.result()
+        """Wait for the writes in flight; the first error, if any, is raised here."""
+        while self.pending:
+            self._wait_oldest()
+
+    def _wait_oldest(self) -> None:
+        k, future = self.pending.pop(0)
+        self.written[k] = future.result()
 
     def close(self) -> None:
         self.pool.shutdown(wait=True)
+
+
+def writer_threads(workers: int) -> int:
+    """Threads that write shards for a compile with ``workers`` pool workers: one up to 11
+    workers, then one per 6, at most 4. A 256-sample CT shard takes one thread 0.23-0.30 s on the
+    2-core development machine (compression, checksums, Parquet: ``benchmarks/bench_writer.py``),
+    i.e. at most ~850-1,100 slices/s, which ten or so workers outrun; two writes at once take
+    0.55x the time of two in a row there (the work releases the GIL). Each thread can hold one
+    finished shard's records in memory."""
+    return max(1, min(4, workers // 6))
 
 
 _WRITER_MODULES = ("numcodecs", "pyarrow.parquet")
