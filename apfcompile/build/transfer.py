@@ -9,10 +9,11 @@ and the pipe carries only their layout; the main process maps the file, removes 
 takes the arrays as views of the mapping (:func:`imported`), so they cost it no copy at all.
 
 Contract: ``imported(exported(result, folder))`` equals ``result`` array for array (values, shapes,
-dtypes; the arrays are writable, copy-on-write views of the file); with no folder, a failed write
-(shared memory full) or nothing to move, :func:`exported` returns the result as it was and it
-travels through the pipe as before. A file nobody imports (a compile stopped early) goes with
-its folder, which the compile removes when it ends (:func:`transfer_folder`).
+dtypes; the arrays are writable, copy-on-write views of the file); with no folder, little room
+left in shared memory (other programs need it too), a failed write or nothing to move,
+:func:`exported` returns the result as it was and it travels through the pipe as before. A file
+nobody imports (a compile stopped early) goes with its folder, which the compile removes when it
+ends (:func:`transfer_folder`).
 """
 
 from __future__ import annotations
@@ -40,6 +41,9 @@ SHARED_MEMORY = Path("/dev/shm")
 
 MIN_BYTES = 1 << 16
 """Results with fewer array bytes than this use the pipe (a file costs more than it saves)."""
+
+KEEP_FREE = 256 << 20
+"""Shared memory a worker leaves free whatever the file system's size (:func:`_room_for`)."""
 
 _ALIGN = 64
 _COLUMNS = ("x1", "x2", "y1", "y2", "size", "depth", "tile", "edges", "z1", "z2")
@@ -107,6 +111,8 @@ def exported(result: Result, folder: str | None) -> Result:
     for i, name, a in arrays:
         layout.append((i, name, offset, tuple(a.shape), a.dtype.str))
         offset += -(-a.nbytes // _ALIGN) * _ALIGN
+    if not _room_for(folder, offset):
+        return result
     path = None
     try:
         fd, path = tempfile.mkstemp(prefix=f"{result.index}-", dir=folder)
@@ -131,6 +137,18 @@ def exported(result: Result, folder: str | None) -> Result:
         gone = {name: None for name in _COLUMNS if getattr(rec.nodes, name) is not None}
         records[i] = replace(rec, image=None, mask=None, nodes=replace(rec.nodes, **gone))
     return replace(result, records=records, shared=Shared(path, tuple(layout)))
+
+
+def _room_for(folder: str, nbytes: int) -> bool:
+    """Whether ``nbytes`` more in ``folder``'s file system leave it a good share free: a quarter
+    of it and :data:`KEEP_FREE` at least. Other programs need shared memory too (a training job's
+    DataLoader workers, on the same node); a small one (Docker's default is 64 MB) is left to them."""
+    try:
+        st = os.statvfs(folder)
+    except OSError:
+        return False
+    free, total = st.f_bavail * st.f_frsize, st.f_blocks * st.f_frsize
+    return free - nbytes >= max(total // 4, KEEP_FREE)
 
 
 def imported(result: Result) -> Result:
