@@ -6,8 +6,13 @@ temporary folder (:mod:`apfcompile.inputs.inflate`) and its pool workers' result
 memory (:mod:`apfcompile.build.transfer`). Both go when the compile ends, failures included; a
 compile killed outright (SIGKILL, the out-of-memory killer) cannot remove them, and what it left
 stays taken: on a tmpfs such as ``/dev/shm``, memory, until the machine restarts. So each
-folder's name carries its process id (``PREFIX<pid>-<random>``), and :func:`owned_folder`
+folder's name says whose it is, ``PREFIX<namespace>-<pid>-<random>``, and :func:`owned_folder`
 first removes this user's folders of the same prefix whose process no longer runs.
+
+``namespace`` is the process-id namespace (Linux: the inode of ``/proc/self/ns/pid``; 0 where
+there is none): containers that share ``/tmp`` or ``/dev/shm`` (``docker --ipc=host``, as PyTorch
+training containers often run) each number their processes afresh, so a folder is judged only
+by a compile that sees the same process ids; the others' are left alone.
 """
 
 from __future__ import annotations
@@ -17,34 +22,55 @@ import shutil
 import tempfile
 from pathlib import Path
 
-__all__ = ["owned_folder", "remove_orphans"]
+__all__ = ["orphaned", "owned_folder", "owner", "remove_orphans"]
+
+
+def owner(pid: int | None = None) -> str:
+    """``<namespace>-<pid>`` of this process (or of ``pid`` in this process's namespace)."""
+    try:
+        namespace = os.stat("/proc/self/ns/pid").st_ino
+    except OSError:
+        namespace = 0
+    return f"{namespace}-{os.getpid() if pid is None else pid}"
 
 
 def owned_folder(parent: str | os.PathLike | None, prefix: str) -> str:
-    """A new folder ``PARENT/PREFIX<this pid>-<random>`` (``parent`` None: the system's temporary
+    """A new folder ``PARENT/PREFIX<owner>-<random>`` (``parent`` None: the system's temporary
     folder), made after :func:`remove_orphans`; raises ``OSError`` where it cannot be made."""
     parent = tempfile.gettempdir() if parent is None else os.fspath(parent)
     remove_orphans(parent, prefix)
-    return tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-", dir=parent)
+    return tempfile.mkdtemp(prefix=f"{prefix}{owner()}-", dir=parent)
 
 
-def remove_orphans(parent: str | os.PathLike, prefix: str) -> None:
-    """Remove the folders ``PARENT/PREFIX<pid>-*`` of this user whose process ``pid`` is gone;
-    those of live processes, of other users and of other names are left alone."""
+def orphaned(parent: str | os.PathLike, prefix: str) -> list[Path]:
+    """The folders ``PARENT/PREFIX<namespace>-<pid>-*`` of this user and this process-id
+    namespace whose process ``pid`` is gone (those of live processes, other users, other
+    namespaces and other names are not)."""
+    here = owner().split("-")[0]
     try:
         entries = list(os.scandir(parent))
     except OSError:
-        return
+        return []
+    gone = []
     for entry in entries:
         if not entry.name.startswith(prefix):
             continue
-        pid = entry.name[len(prefix) :].split("-", 1)[0]
+        namespace, _, rest = entry.name[len(prefix) :].partition("-")
+        pid = rest.partition("-")[0]
         try:
-            if not pid.isdigit() or entry.stat(follow_symlinks=False).st_uid != os.getuid():
+            if namespace != here or not pid.isdigit() or not entry.is_dir(follow_symlinks=False):
+                continue
+            if entry.stat(follow_symlinks=False).st_uid != os.getuid():
                 continue
             os.kill(int(pid), 0)
         except ProcessLookupError:  # its compile is gone
-            if entry.is_dir(follow_symlinks=False):
-                shutil.rmtree(Path(entry.path), ignore_errors=True)
+            gone.append(Path(entry.path))
         except OSError:  # alive under another user, or unreadable: not ours to judge
             continue
+    return gone
+
+
+def remove_orphans(parent: str | os.PathLike, prefix: str) -> None:
+    """Remove :func:`orphaned` folders, with what is in them."""
+    for folder in orphaned(parent, prefix):
+        shutil.rmtree(folder, ignore_errors=True)

@@ -262,17 +262,9 @@ def _orphaned_result_folders() -> list[str]:
     """The shared-memory result folders (:mod:`apfcompile.build.transfer`) of compiles whose
     process is gone."""
     from apfcompile.build import transfer
+    from apfcompile.scratch import orphaned
 
-    gone = []
-    for folder in transfer.SHARED_MEMORY.glob("apf-results-*") if transfer.SHARED_MEMORY.is_dir() else ():
-        pid = folder.name.split("-")[2]
-        try:
-            os.kill(int(pid), 0)
-        except ProcessLookupError:
-            gone.append(folder.name)
-        except (OSError, ValueError):
-            continue
-    return gone
+    return [p.name for p in orphaned(transfer.SHARED_MEMORY, "apf-results-")]
 
 
 # -- nobody where they don't belong ----------------------------------------------------------------

@@ -16,6 +16,7 @@ from apfcompile.build.samples import Result
 from apfcompile.build.transfer import exported, imported, transfer_folder
 from apfcompile.demo import sample_path
 from apfcompile.errors import CompileError
+from apfcompile.scratch import owner
 from formats import SampleRecord
 from formats.nodes import NodeTable
 
@@ -116,14 +117,14 @@ def test_folders_of_compiles_that_are_gone_are_removed_and_live_ones_kept(tmp_pa
 
     monkeypatch.setattr(transfer, "SHARED_MEMORY", tmp_path)
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    orphan = tmp_path / f"apf-results-{int(dead.stdout)}-abc"
-    live = tmp_path / f"apf-results-{os.getppid()}-def"
+    orphan = tmp_path / f"apf-results-{owner(int(dead.stdout))}-abc"
+    live = tmp_path / f"apf-results-{owner(os.getppid())}-def"
     other = tmp_path / "apf-results-notapid"
     for folder in (orphan, live, other):
         folder.mkdir()
         (folder / "0-x").write_bytes(b"left")
     with transfer_folder(True) as folder:
-        assert os.path.basename(folder).startswith(f"apf-results-{os.getpid()}-")
+        assert os.path.basename(folder).startswith(f"apf-results-{owner()}-")
         assert not orphan.exists() and live.exists() and other.exists()
 
 
@@ -198,7 +199,7 @@ def test_a_pooled_compile_brings_its_samples_through_shared_memory_with_the_byte
     for name in ("a", "b"):
         shutil.copyfile(sample_path("ct_abdomen.nii.gz"), src / f"{name}.nii.gz")
         shutil.copyfile(sample_path("ct_abdomen_seg.nii.gz"), src / f"{name}_mask.nii.gz")
-    ours = f"apf-results-{os.getpid()}-"
+    ours = f"apf-results-{owner()}-"
     with transfer_folder(True) as probe:  # the real shared memory: the workers judge its room
         if probe is None or not transfer._room_for(probe, 64 << 20):
             pytest.skip("no shared memory with room on this machine: results take the pipe")
