@@ -46,6 +46,8 @@ def orphaned(parent: str | os.PathLike, prefix: str) -> list[Path]:
     """The folders ``PARENT/PREFIX<namespace>-<pid>-*`` of this user and this process-id
     namespace whose process ``pid`` is gone (those of live processes, other users, other
     namespaces and other names are not)."""
+    if os.name != "posix":  # os.kill(pid, 0) is a liveness test on POSIX only (on Windows, Ctrl+C)
+        return []
     here = owner().split("-")[0]
     try:
         entries = list(os.scandir(parent))
